@@ -1,0 +1,16 @@
+-- Constraints on relation $1 (oid), NOT NULL excepted (a column property in PostgreSQL 15).
+SELECT con.conname::text,
+       con.contype::text,
+       pg_get_constraintdef(con.oid)                                           AS definition,
+       ARRAY(SELECT a.attname::text
+             FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, pos)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.pos)                                                   AS columns,
+       (SELECT ic.relname::text FROM pg_class ic WHERE ic.oid = con.conindid)  AS index_name,
+       con.condeferrable,
+       con.condeferred,
+       obj_description(con.oid, 'pg_constraint')                               AS comment,
+       con.contype = 'f' AND con.confrelid = con.conrelid                      AS self_reference
+FROM pg_constraint con
+WHERE con.conrelid = $1
+ORDER BY con.contype, con.conname

@@ -1,0 +1,24 @@
+-- Indexes on relation $1 (oid). `prefix` is what pg_get_indexdef puts before the access
+-- method, so the rest of the definition can be re-attached to another table.
+SELECT ic.relname::text                                                        AS name,
+       pg_get_indexdef(i.indexrelid)                                           AS definition,
+       format('CREATE %sINDEX %I ON %I.%I USING ',
+              CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+              ic.relname, n.nspname, c.relname)                                AS prefix,
+       i.indisunique,
+       EXISTS (SELECT 1 FROM pg_constraint con
+               WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid) AS backs_constraint,
+       i.indisvalid,
+       ARRAY(SELECT coalesce(a.attname::text, '')
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE k.pos <= i.indnkeyatts
+             ORDER BY k.pos)                                                   AS key_columns,
+       i.indpred IS NOT NULL                                                   AS partial,
+       obj_description(i.indexrelid, 'pg_class')                               AS comment
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.indrelid = $1
+ORDER BY ic.relname

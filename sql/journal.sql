@@ -1,0 +1,58 @@
+-- hyperswap's journal: one row per plan, its tables, their backfill ranges, and an
+-- event log. Created once per database; every statement is idempotent.
+CREATE SCHEMA IF NOT EXISTS hyperswap;
+COMMENT ON SCHEMA hyperswap IS 'hyperswap journal (schema version 1): plans, tables, backfill ranges, events, and the copy trigger functions';
+
+CREATE TABLE IF NOT EXISTS hyperswap.plans (
+    name             text PRIMARY KEY,
+    plan_sha256      text        NOT NULL,
+    plan_text        text        NOT NULL,
+    phase            text        NOT NULL,
+    started_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    cutover_at       timestamptz,
+    -- The exact SQL `hyperswap rollback` runs, written by the cutover transaction.
+    reverse_sql      text,
+    parity_passed_at timestamptz,
+    parity_digest    text
+);
+
+CREATE TABLE IF NOT EXISTS hyperswap.tables (
+    plan_name   text   NOT NULL REFERENCES hyperswap.plans (name) ON DELETE CASCADE,
+    ord         int    NOT NULL,
+    source      text   NOT NULL,
+    target      text   NOT NULL,
+    retired     text   NOT NULL,
+    key_column  text   NOT NULL,
+    time_column text   NOT NULL,
+    -- Estimated source rows when the backfill started, for progress and ETA.
+    rows_total  bigint,
+    PRIMARY KEY (plan_name, ord)
+);
+
+-- Backfill work, as key ranges: bounds are the key's text form, so any key type fits.
+-- A batch and the advance of its range's cursor commit in one transaction.
+CREATE TABLE IF NOT EXISTS hyperswap.ranges (
+    plan_name   text        NOT NULL,
+    ord         int         NOT NULL,
+    range_no    int         NOT NULL,
+    lo          text,                      -- inclusive lower bound; NULL: from the start
+    hi          text        NOT NULL,      -- inclusive upper bound, captured at start
+    cursor      text,                      -- last key copied; NULL: none yet
+    rows_copied bigint      NOT NULL DEFAULT 0,
+    batches     bigint      NOT NULL DEFAULT 0,
+    done        boolean     NOT NULL DEFAULT false,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (plan_name, ord, range_no),
+    FOREIGN KEY (plan_name, ord) REFERENCES hyperswap.tables (plan_name, ord) ON DELETE CASCADE
+);
+
+CREATE TABLE IF NOT EXISTS hyperswap.events (
+    id        bigserial PRIMARY KEY,
+    plan_name text        NOT NULL,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    phase     text        NOT NULL,
+    message   text        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_plan_idx ON hyperswap.events (plan_name, id);

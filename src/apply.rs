@@ -1,0 +1,256 @@
+//! The state machine behind `plan apply`: one loop, one arm per phase, each arm doing
+//! its work and committing the next phase in the same transaction as its last write.
+//! A run stopped anywhere (kill -9, lost connection, Ctrl-C) resumes from the journal.
+
+use tokio_postgres::Client;
+
+use crate::backfill::{self, Backfill};
+use crate::conn::ConnectOptions;
+use crate::cutover;
+use crate::error::{Context, Error, Result};
+use crate::journal::{self, PlanRecord};
+use crate::model::Job;
+use crate::parity::{self, ParityReport};
+use crate::phase::{Phase, Until};
+use crate::plan::Plan;
+use crate::progress::{Cancel, Progress};
+use crate::stmt::{self, backoff, is_lock_conflict, lock_holders, set_lock_timeout, LockPolicy, SqlLog, Stmt};
+use crate::{target, trigger, validate};
+
+/// What a run of `plan apply` ended with.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    pub phase: Phase,
+    /// The parity check this run made, if any; unequal means the run stopped before cutover.
+    pub parity: Option<ParityReport>,
+}
+
+/// Phase 1's statements: every target, in one transaction.
+pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    std::iter::once(set_lock_timeout(lock.lock_timeout)).chain(jobs.iter().flat_map(target::statements)).collect()
+}
+
+/// Phase 2's statements: every copy trigger, in one transaction.
+pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    std::iter::once(set_lock_timeout(lock.lock_timeout))
+        .chain(jobs.iter().flat_map(|j| trigger::statements(j, plan, &j.forward())))
+        .collect()
+}
+
+pub fn lock_policy(plan: &Plan) -> LockPolicy {
+    LockPolicy {
+        lock_timeout: plan.cutover.lock_timeout,
+        attempts: plan.cutover.attempts,
+        backoff: plan.cutover.backoff,
+    }
+}
+
+/// Refuses a plan file that changed since its run started.
+pub fn check_frozen(plan: &Plan, record: Option<&PlanRecord>) -> Result<()> {
+    match record {
+        Some(r) if r.sha256 != plan.sha256 => Err(Error::invalid(
+            format!(
+                "plan file {} changed since plan `{}` started (journal sha256 {}, file sha256 {}); a plan is frozen once it runs",
+                plan.path.display(),
+                plan.name,
+                &r.sha256[..12],
+                &plan.sha256[..12]
+            ),
+            "restore the file as it was (the journal keeps its text: SELECT plan_text FROM hyperswap.plans WHERE name = '<plan>'), or give the changed plan a new `name`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub struct Apply<'a> {
+    pub connect: &'a ConnectOptions,
+    pub plan: &'a Plan,
+    pub until: Until,
+    pub log: SqlLog,
+    pub progress: &'a dyn Progress,
+    pub cancel: Cancel,
+}
+
+impl Apply<'_> {
+    pub async fn run(self) -> Result<ApplyOutcome> {
+        let mut client = self.connect.connect(&format!("hyperswap apply {}", self.plan.name)).await?;
+        journal::lock_plan(&client, &self.plan.name).await?;
+        let record = journal::load(&client, &self.plan.name).await?;
+        check_frozen(self.plan, record.as_ref())?;
+        let start = record.as_ref().map(|r| r.phase);
+        let jobs = validate::resolve(&client, self.plan, start).await?;
+        if record.is_none() {
+            journal::ensure(&mut client).await?;
+            journal::create(&mut client, self.plan, &jobs).await?;
+        }
+        self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned)).await
+    }
+
+    async fn drive(&self, client: &mut Client, jobs: &[Job], mut phase: Phase) -> Result<ApplyOutcome> {
+        let name = &self.plan.name;
+        let lock = lock_policy(self.plan);
+        let stop = self.until.phase();
+        let mut parity: Option<ParityReport> = None;
+        while rank(phase) < rank(stop) {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            phase = match phase {
+                // Nothing created yet: create every target in one transaction.
+                Phase::Planned => {
+                    self.progress.step("creating the target hypertables");
+                    let stmts = create_phase(jobs, &lock);
+                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::TargetCreated, None).await?;
+                    Phase::TargetCreated
+                }
+                // Targets exist and are empty: install the copy triggers.
+                Phase::TargetCreated => {
+                    self.progress.step("installing the copy triggers");
+                    let stmts = trigger_phase(name, jobs, &lock);
+                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::TriggerInstalled, None).await?;
+                    Phase::TriggerInstalled
+                }
+                // Triggers committed: capture the key ranges to copy.
+                Phase::TriggerInstalled => {
+                    backfill::prepare(client, &self.log, name, jobs).await?;
+                    Phase::Backfilling
+                }
+                // Ranges recorded: copy the batches not yet committed.
+                Phase::Backfilling => {
+                    let run = Backfill {
+                        client,
+                        log: &self.log,
+                        plan: name,
+                        jobs,
+                        opts: &self.plan.backfill,
+                        progress: self.progress,
+                        cancel: &self.cancel,
+                    };
+                    run.run().await?;
+                    Phase::Backfilled
+                }
+                // Everything copied (or cutover undone): analyze, then check parity.
+                Phase::Backfilled | Phase::RolledBack => {
+                    let report = self.verify(client, jobs, phase).await?;
+                    let equal = report.equal;
+                    parity = Some(report);
+                    if !equal {
+                        return Ok(ApplyOutcome { phase, parity });
+                    }
+                    journal::set_phase(&*client, name, Phase::Verified).await?;
+                    Phase::Verified
+                }
+                // Verified: check once more in this run, then cut over.
+                Phase::Verified => {
+                    if parity.is_none() {
+                        let report = self.verify(client, jobs, phase).await?;
+                        if !report.equal {
+                            return Ok(ApplyOutcome { phase, parity: Some(report) });
+                        }
+                        parity = Some(report);
+                    }
+                    self.progress.step("cutting over");
+                    let stmts = cutover::statements(name, jobs, &lock);
+                    let reverse = cutover::script(&cutover::reverse_statements(name, jobs, &lock));
+                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::CutOver, Some(&reverse)).await?;
+                    Phase::CutOver
+                }
+                Phase::CutOver => unreachable!("the loop stops at cutover"),
+            };
+        }
+        Ok(ApplyOutcome { phase, parity })
+    }
+
+    async fn verify(&self, client: &mut Client, jobs: &[Job], phase: Phase) -> Result<ParityReport> {
+        self.progress.step("analyzing the targets and checking parity");
+        for job in jobs {
+            stmt::exec(&*client, &self.log, &parity::analyze_statement(job)).await?;
+        }
+        let report = parity::check(client, &self.log, &self.plan.name, jobs, phase).await?;
+        if report.equal {
+            parity::record_pass(client, &self.plan.name).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// Order of phases for `--until`; a rolled-back plan stands where backfill ended.
+fn rank(phase: Phase) -> u8 {
+    match phase {
+        Phase::Planned => 0,
+        Phase::TargetCreated => 1,
+        Phase::TriggerInstalled => 2,
+        Phase::Backfilling => 3,
+        Phase::Backfilled | Phase::RolledBack => 4,
+        Phase::Verified => 5,
+        Phase::CutOver => 6,
+    }
+}
+
+/// Runs `stmts` and the move to phase `to` in one transaction, waiting at most the
+/// policy's lock_timeout for locks each attempt and retrying with jittered backoff.
+/// `reverse_sql` is stored with the phase (the cutover records its rollback).
+#[allow(clippy::too_many_arguments)]
+pub async fn locked_tx(
+    client: &mut Client,
+    log: &SqlLog,
+    lock: &LockPolicy,
+    jobs: &[Job],
+    stmts: &[Stmt],
+    plan: &str,
+    to: Phase,
+    reverse_sql: Option<&str>,
+) -> Result<()> {
+    let tables: Vec<String> = jobs.iter().flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()]).collect();
+    for attempt in 1..=lock.attempts {
+        match try_tx(client, log, stmts, plan, to, reverse_sql).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_lock_conflict(&e) => {
+                let holders = lock_holders(client, &tables).await.unwrap_or_default();
+                let who = if holders.is_empty() { "no holder seen any more".to_string() } else { holders.join("; ") };
+                tracing::warn!(
+                    "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
+                    lock.attempts,
+                    lock.lock_timeout
+                );
+                journal::event(&*client, plan, to, &format!("attempt {attempt} blocked by: {who}")).await?;
+                if attempt < lock.attempts {
+                    tokio::time::sleep(backoff(lock.backoff, attempt)).await;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::invalid(
+        format!(
+            "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
+            lock.attempts, lock.lock_timeout
+        ),
+        "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again; raise cutover.attempts or cutover.lock_timeout in a new plan if the database is always this busy",
+    ))
+}
+
+async fn try_tx(
+    client: &mut Client,
+    log: &SqlLog,
+    stmts: &[Stmt],
+    plan: &str,
+    to: Phase,
+    reverse_sql: Option<&str>,
+) -> Result<()> {
+    let ctx = || format!("entering phase {to}");
+    let tx = client.transaction().await.with_context(ctx)?;
+    for s in stmts {
+        stmt::exec(&tx, log, s).await?;
+    }
+    journal::set_phase(&tx, plan, to).await?;
+    if let Some(sql) = reverse_sql {
+        tx.execute(
+            "UPDATE hyperswap.plans SET reverse_sql = $2, cutover_at = now() WHERE name = $1",
+            &[&plan, &sql],
+        )
+        .await
+        .with_context(ctx)?;
+    }
+    tx.commit().await.with_context(ctx)
+}

@@ -1,0 +1,225 @@
+//! Phase 3, backfill: copy history in key-ordered batches. Each batch locks its source
+//! rows (`FOR SHARE`, so a concurrent UPDATE or DELETE cannot slip between the batch's
+//! read and its commit and leave a stale copy), inserts them with `ON CONFLICT DO
+//! NOTHING` (the trigger may have copied a row first), and advances its range's cursor
+//! in the same transaction: a killed run resumes after its last committed batch.
+//!
+//! The work is kept as key ranges in `hyperswap.ranges`, with bounds in the key's text
+//! form, so several workers and other key types can share this layout later.
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::error::{Context, Error, Result};
+use crate::ident::quote_ident;
+use crate::journal::{self, RangeRecord};
+use crate::model::Job;
+use crate::phase::Phase;
+use crate::plan::BackfillOptions;
+use crate::progress::{Cancel, Progress};
+use crate::stmt::{backoff, is_lock_conflict, SqlLog, Stmt};
+
+/// Session settings of the backfill connection.
+pub fn session_statements(opts: &BackfillOptions) -> Vec<Stmt> {
+    vec![
+        Stmt::noted(
+            format!("SET lock_timeout = '{}ms'", opts.lock_timeout.as_millis().max(1)),
+            "a batch waits at most this long for a row the application holds, then backs off and retries",
+        ),
+        Stmt::noted(
+            "SELECT set_config('deadlock_timeout', '100ms', false) FROM pg_roles WHERE rolname = current_user AND rolsuper",
+            "as a superuser, detect deadlocks sooner than the application does, so the batch (not the application) is the one aborted",
+        ),
+    ]
+}
+
+/// The batch statement: `first` starts at the range's lower bound (inclusive), the
+/// others after the cursor. $1 = lower bound or cursor, $2 = upper bound, $3 = rows.
+pub fn batch_sql(job: &Job, first: bool) -> String {
+    crate::template::render(
+        include_str!("../sql/backfill_batch.sql"),
+        &[
+            ("columns", job.column_list()),
+            ("source", job.source.quoted()),
+            ("target", job.target.quoted()),
+            ("key", quote_ident(&job.key.name)),
+            ("key_type", job.key.type_sql.clone()),
+            ("after", if first { ">=".into() } else { ">".into() }),
+        ],
+    )
+}
+
+/// The statement that captures a table's key bounds when the backfill starts.
+pub fn bounds_sql(job: &Job) -> String {
+    let key = quote_ident(&job.key.name);
+    format!("SELECT min({key})::text, max({key})::text FROM {}", job.source.quoted())
+}
+
+/// Captures every table's key range (after the copy triggers are committed, so rows
+/// beyond the upper bound are the triggers' to copy) and enters `backfilling`.
+pub async fn prepare(client: &mut Client, log: &SqlLog, plan: &str, jobs: &[Job]) -> Result<()> {
+    let ctx = "capturing the backfill's key ranges";
+    let tx = client.transaction().await.context(ctx)?;
+    for job in jobs {
+        let sql = bounds_sql(job);
+        log.record(&sql);
+        let row = tx.query_one(&sql, &[]).await.context(ctx)?;
+        let (lo, hi): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        let total = estimated_rows(&tx, job).await?;
+        tx.execute(
+            "UPDATE hyperswap.tables SET rows_total = $3 WHERE plan_name = $1 AND ord = $2",
+            &[&plan, &(job.ord as i32), &total],
+        )
+        .await
+        .context(ctx)?;
+        // An empty table has nothing to copy: its range is done from the start.
+        let done = hi.is_none();
+        tx.execute(
+            "INSERT INTO hyperswap.ranges (plan_name, ord, range_no, lo, hi, done) VALUES ($1, $2, 0, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+            &[&plan, &(job.ord as i32), &lo, &hi.unwrap_or_default(), &done],
+        )
+        .await
+        .context(ctx)?;
+    }
+    journal::set_phase(&tx, plan, Phase::Backfilling).await?;
+    tx.commit().await.context(ctx)
+}
+
+async fn estimated_rows(client: &impl GenericClient, job: &Job) -> Result<i64> {
+    if job.table.estimated_rows >= 1.0 {
+        return Ok(job.table.estimated_rows as i64);
+    }
+    // Never analysed: count, which is what the estimate would have been for.
+    let sql = format!("SELECT count(*) FROM {}", job.source.quoted());
+    Ok(client.query_one(&sql, &[]).await.context("counting the source's rows")?.get(0))
+}
+
+/// Copies every range not yet done, then enters `backfilled`.
+pub struct Backfill<'a> {
+    pub client: &'a mut Client,
+    pub log: &'a SqlLog,
+    pub plan: &'a str,
+    pub jobs: &'a [Job],
+    pub opts: &'a BackfillOptions,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a Cancel,
+}
+
+impl Backfill<'_> {
+    pub async fn run(mut self) -> Result<()> {
+        for stmt in session_statements(self.opts) {
+            crate::stmt::exec(&*self.client, self.log, &stmt).await?;
+        }
+        let ranges = journal::ranges(&*self.client, self.plan).await?;
+        for job in self.jobs {
+            let mine: Vec<&RangeRecord> = ranges.iter().filter(|r| r.ord == job.ord as i32).collect();
+            let total = self.rows_total(job).await?;
+            let done: i64 = mine.iter().map(|r| r.rows_copied).sum();
+            let label = job.source.to_string();
+            self.progress.backfill_start(&label, total.max(done) as u64, done as u64);
+            for range in mine.into_iter().filter(|r| !r.done) {
+                self.copy_range(job, range.clone(), &label).await?;
+            }
+            self.progress.backfill_finish(&label);
+        }
+        let tx = self.client.transaction().await.context("finishing the backfill")?;
+        journal::set_phase(&tx, self.plan, Phase::Backfilled).await?;
+        tx.commit().await.context("finishing the backfill")
+    }
+
+    async fn rows_total(&self, job: &Job) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(rows_total, 0) FROM hyperswap.tables WHERE plan_name = $1 AND ord = $2",
+                &[&self.plan, &(job.ord as i32)],
+            )
+            .await
+            .context("reading backfill progress")?;
+        Ok(row.get(0))
+    }
+
+    /// Batches through one range until it is exhausted.
+    async fn copy_range(&mut self, job: &Job, mut range: RangeRecord, label: &str) -> Result<()> {
+        let first = self.client.prepare(&batch_sql(job, true)).await.context("preparing the backfill batch")?;
+        let next = self.client.prepare(&batch_sql(job, false)).await.context("preparing the backfill batch")?;
+        let mut logged = (false, false);
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let (stmt, from) = match &range.cursor {
+                None => (&first, range.lo.clone().unwrap_or_default()),
+                Some(c) => (&next, c.clone()),
+            };
+            // Log each statement once: the log shows what ran, not every batch.
+            let seen = if range.cursor.is_none() { &mut logged.0 } else { &mut logged.1 };
+            if !*seen {
+                self.log.record(&batch_sql(job, range.cursor.is_none()));
+                *seen = true;
+            }
+            let copied = self.batch_with_retries(job, &range, stmt, &from).await?;
+            self.progress.backfill_advance(label, copied.rows as u64);
+            range.rows_copied += copied.rows;
+            if copied.rows > 0 {
+                range.cursor = copied.last_key;
+            }
+            if copied.exhausted {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn batch_with_retries(
+        &mut self,
+        job: &Job,
+        range: &RangeRecord,
+        stmt: &tokio_postgres::Statement,
+        from: &str,
+    ) -> Result<Batch> {
+        let mut attempt = 0;
+        loop {
+            match self.batch(range, stmt, from).await {
+                Err(e) if (is_lock_conflict(&e) || e.sqlstate() == Some("40001")) && attempt < self.opts.retries => {
+                    attempt += 1;
+                    let pause = backoff(std::time::Duration::from_millis(200), attempt);
+                    tracing::warn!(
+                        "batch on {} after key {from} waited too long for a row lock (attempt {attempt} of {}); retrying in {pause:?}",
+                        job.source,
+                        self.opts.retries
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One batch and its journal record, in one transaction.
+    async fn batch(&mut self, range: &RangeRecord, stmt: &tokio_postgres::Statement, from: &str) -> Result<Batch> {
+        let ctx = "copying a backfill batch";
+        let tx = self.client.transaction().await.context(ctx)?;
+        let limit = self.opts.batch_rows as i64;
+        let row = tx.query_one(stmt, &[&from, &range.hi, &limit]).await.context(ctx)?;
+        let rows: i64 = row.get(0);
+        let last_key: Option<String> = row.get(1);
+        let exhausted = rows < limit;
+        tx.execute(
+            "UPDATE hyperswap.ranges
+             SET cursor = coalesce($4, cursor), rows_copied = rows_copied + $5, batches = batches + 1,
+                 done = $6, updated_at = now()
+             WHERE plan_name = $1 AND ord = $2 AND range_no = $3",
+            &[&self.plan, &range.ord, &range.range_no, &last_key, &rows, &exhausted],
+        )
+        .await
+        .context(ctx)?;
+        tx.commit().await.context(ctx)?;
+        Ok(Batch { rows, last_key, exhausted })
+    }
+}
+
+struct Batch {
+    rows: i64,
+    last_key: Option<String>,
+    exhausted: bool,
+}

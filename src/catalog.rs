@@ -1,0 +1,216 @@
+//! Reading a table's definition from the system catalogs: everything the target needs
+//! to be a faithful copy (columns, defaults, constraints, indexes, sequences, grants,
+//! comments).
+
+use tokio_postgres::types::Oid;
+use tokio_postgres::{GenericClient, Row};
+
+use crate::error::{Context, Result};
+use crate::ident::QualifiedName;
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub oid: Oid,
+    pub name: QualifiedName,
+    /// 'r' plain table, 'p' partitioned, 'v' view, ...
+    pub relkind: String,
+    pub persistence: String,
+    pub partitioned: bool,
+    pub inherits: bool,
+    pub typed: bool,
+    pub owner: String,
+    pub comment: Option<String>,
+    pub row_security: bool,
+    pub force_row_security: bool,
+    pub estimated_rows: f64,
+    pub columns: Vec<Column>,
+    pub constraints: Vec<Constraint>,
+    pub indexes: Vec<Index>,
+    pub sequences: Vec<OwnedSequence>,
+    pub grants: Vec<Grant>,
+    pub inbound_fks: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` output, e.g. `timestamp with time zone`, `numeric(10,2)`.
+    pub type_sql: String,
+    /// The base type's name, e.g. `timestamptz`, `int8`.
+    pub type_name: String,
+    pub not_null: bool,
+    pub default_sql: Option<String>,
+    /// "" none, "a" GENERATED ALWAYS AS IDENTITY, "d" BY DEFAULT.
+    pub identity: String,
+    /// "" none, "s" stored generated column.
+    pub generated: String,
+    pub collation_sql: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl Column {
+    /// Whether the copy trigger and backfill write this column (generated ones compute).
+    pub fn is_written(&self) -> bool {
+        self.generated.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub name: String,
+    /// 'p' primary key, 'u' unique, 'c' check, 'f' foreign key, 'x' exclusion, 't' trigger.
+    pub kind: String,
+    pub definition: String,
+    pub columns: Vec<String>,
+    pub index_name: Option<String>,
+    pub deferrable: bool,
+    pub deferred: bool,
+    pub comment: Option<String>,
+    /// A foreign key referencing its own table.
+    pub self_reference: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub name: String,
+    pub definition: String,
+    pub prefix: String,
+    pub unique: bool,
+    pub backs_constraint: bool,
+    pub valid: bool,
+    /// Key columns in order; "" for an expression.
+    pub key_columns: Vec<String>,
+    pub partial: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OwnedSequence {
+    pub name: QualifiedName,
+    pub column: String,
+    /// true: identity column's internal sequence; false: serial / OWNED BY.
+    pub identity: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// None = PUBLIC.
+    pub grantee: Option<String>,
+    pub privilege: String,
+    pub grantable: bool,
+    /// None = the whole table.
+    pub column: Option<String>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn primary_key(&self) -> Option<&Constraint> {
+        self.constraints.iter().find(|c| c.kind == "p")
+    }
+
+    pub fn is_plain_table(&self) -> bool {
+        self.relkind == "r" && !self.partitioned
+    }
+}
+
+/// Loads `name`'s definition, or `None` when no relation has that name.
+pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<Option<Table>> {
+    let ctx = || format!("reading the definition of {name}");
+    let Some(row) = client
+        .query_opt(include_str!("../sql/catalog_table.sql"), &[&name.schema, &name.name])
+        .await
+        .with_context(ctx)?
+    else {
+        return Ok(None);
+    };
+    let oid: Oid = row.get(0);
+    let rows = |sql: &'static str| async move { client.query(sql, &[&oid]).await.with_context(ctx) };
+    let columns = rows(include_str!("../sql/catalog_columns.sql")).await?.iter().map(column).collect();
+    let constraints =
+        rows(include_str!("../sql/catalog_constraints.sql")).await?.iter().map(constraint).collect();
+    let indexes = rows(include_str!("../sql/catalog_indexes.sql")).await?.iter().map(index).collect();
+    let sequences = rows(include_str!("../sql/catalog_sequences.sql")).await?.iter().map(sequence).collect();
+    let grants = rows(include_str!("../sql/catalog_grants.sql")).await?.iter().map(grant).collect();
+    let inbound_fks = rows(include_str!("../sql/catalog_inbound_fks.sql"))
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Some(Table {
+        oid,
+        name: name.clone(),
+        relkind: row.get(1),
+        persistence: row.get(2),
+        partitioned: row.get(3),
+        inherits: row.get(4),
+        typed: row.get(5),
+        owner: row.get(6),
+        comment: row.get(7),
+        row_security: row.get(8),
+        force_row_security: row.get(9),
+        estimated_rows: row.get(10),
+        columns,
+        constraints,
+        indexes,
+        sequences,
+        grants,
+        inbound_fks,
+    }))
+}
+
+fn column(r: &Row) -> Column {
+    Column {
+        name: r.get(0),
+        type_sql: r.get(1),
+        type_name: r.get(2),
+        not_null: r.get(3),
+        default_sql: r.get(4),
+        identity: r.get(5),
+        generated: r.get(6),
+        collation_sql: r.get(7),
+        comment: r.get(8),
+    }
+}
+
+fn constraint(r: &Row) -> Constraint {
+    Constraint {
+        name: r.get(0),
+        kind: r.get(1),
+        definition: r.get(2),
+        columns: r.get(3),
+        index_name: r.get(4),
+        deferrable: r.get(5),
+        deferred: r.get(6),
+        comment: r.get(7),
+        self_reference: r.get(8),
+    }
+}
+
+fn index(r: &Row) -> Index {
+    Index {
+        name: r.get(0),
+        definition: r.get(1),
+        prefix: r.get(2),
+        unique: r.get(3),
+        backs_constraint: r.get(4),
+        valid: r.get(5),
+        key_columns: r.get(6),
+        partial: r.get(7),
+        comment: r.get(8),
+    }
+}
+
+fn sequence(r: &Row) -> OwnedSequence {
+    OwnedSequence {
+        name: QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+        column: r.get(2),
+        identity: r.get::<_, String>(3) == "i",
+    }
+}
+
+fn grant(r: &Row) -> Grant {
+    Grant { grantee: r.get(0), privilege: r.get(1), grantable: r.get(2), column: r.get(3) }
+}

@@ -1,0 +1,97 @@
+//! The library's error type. Every variant's message says what happened and what to do.
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The plan file cannot be read or parsed; the message names file, line and field.
+    #[error("{0}")]
+    Plan(String),
+
+    /// The plan does not fit the live database (missing table, unusable key, ...).
+    #[error("{problem}\n  fix: {fix}")]
+    Invalid { problem: String, fix: String },
+
+    /// Another orchestrator holds this plan's lock.
+    #[error("plan `{plan}` is being run by another hyperswap ({holder})\n  fix: wait for it to finish, or stop it (it resumes safely); do not run two at once")]
+    Busy { plan: String, holder: String },
+
+    /// The command does not apply in the plan's current phase.
+    #[error("{0}")]
+    WrongPhase(String),
+
+    /// A database call failed; `context` says what hyperswap was doing.
+    #[error("{context}: {}", DbMessage(.source))]
+    Db {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The run was interrupted (Ctrl-C) at a safe point.
+    #[error("interrupted at a safe point; run the same command again to resume")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn invalid(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Invalid { problem: problem.into(), fix: fix.into() }
+    }
+
+    /// The SQLSTATE of a database error, if this is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Db { source, .. } => source.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+}
+
+/// Attaches "what we were doing" to tokio-postgres errors.
+pub trait Context<T> {
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, tokio_postgres::Error> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|source| Error::Db { context: what.into(), source })
+    }
+    fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T> {
+        self.map_err(|source| Error::Db { context: what(), source })
+    }
+}
+
+/// Renders a tokio-postgres error with the server's message, detail, hint and SQLSTATE,
+/// or says plainly that the connection was lost.
+struct DbMessage<'a>(&'a tokio_postgres::Error);
+
+impl fmt::Display for DbMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            write!(f, "{} (SQLSTATE {})", db.message(), db.code().code())?;
+            if let Some(detail) = db.detail() {
+                write!(f, "\n  detail: {detail}")?;
+            }
+            if let Some(hint) = db.hint() {
+                write!(f, "\n  hint: {hint}")?;
+            }
+            return Ok(());
+        }
+        if self.0.is_closed() {
+            return write!(
+                f,
+                "the connection to the database was lost; the run is resumable: run the same command again once the database is reachable"
+            );
+        }
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Identifier and literal quoting: the one place SQL text is assembled from names.
+//!
+//! Every identifier hyperswap writes into SQL goes through [`quote_ident`] (or a
+//! [`QualifiedName`]); every value goes through a bound parameter. The only literals
+//! written into SQL text are those DDL cannot take as parameters (comments, regclass
+//! arguments), and they go through [`quote_literal`].
+
+use std::fmt;
+
+/// Maximum identifier length PostgreSQL keeps (NAMEDATALEN - 1).
+pub const MAX_IDENT_BYTES: usize = 63;
+
+/// Quotes an identifier exactly as PostgreSQL's `quote_ident` would, but always.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL text (standard_conforming_strings = on).
+pub fn quote_literal(value: &str) -> String {
+    if value.contains('\\') {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+}
+
+/// A schema-qualified relation (or function) name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QualifiedName { schema: schema.into(), name: name.into() }
+    }
+
+    /// Parses `schema.table`, `table` (schema `public`), with `"quoted"` parts allowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts = split_qualified(text.trim())?;
+        match parts.as_slice() {
+            [name] => Ok(QualifiedName::new("public", name.clone())),
+            [schema, name] => Ok(QualifiedName::new(schema.clone(), name.clone())),
+            _ => Err(format!("`{text}` is not a table name: expected `table` or `schema.table`")),
+        }
+    }
+
+    /// `"schema"."name"`, for SQL text.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    /// The quoted name as a string literal, for `regclass` arguments.
+    pub fn literal(&self) -> String {
+        quote_literal(&self.quoted())
+    }
+
+    /// The same schema with another relation name.
+    pub fn sibling(&self, name: impl Into<String>) -> Self {
+        QualifiedName::new(self.schema.clone(), name)
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    /// Human form: `schema.name`, quoting only parts that need it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", display_ident(&self.schema), display_ident(&self.name))
+    }
+}
+
+/// An identifier as a human would write it: bare when that is unambiguous.
+pub fn display_ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_string()
+    } else {
+        quote_ident(name)
+    }
+}
+
+/// `name` with `suffix`, truncated (on a character boundary) so the whole fits
+/// PostgreSQL's identifier limit.
+pub fn with_suffix(name: &str, suffix: &str) -> String {
+    let room = MAX_IDENT_BYTES.saturating_sub(suffix.len());
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &name[..cut], suffix)
+}
+
+fn split_qualified(text: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(format!("unterminated quote in `{text}`")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if !(c.is_alphanumeric() || c == '_' || c == '$') {
+                    return Err(format!(
+                        "`{text}` has `{c}` outside quotes: write the name as \"{text}\" if it is literal"
+                    ));
+                }
+                // Unquoted identifiers fold to lower case, as in SQL.
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return Err(format!("`{text}` has an empty name part"));
+        }
+        if part.len() > MAX_IDENT_BYTES {
+            return Err(format!("`{part}` is longer than PostgreSQL's 63-byte identifier limit"));
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Ok(parts),
+            Some('.') => continue,
+            Some(c) => return Err(format!("unexpected `{c}` in `{text}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_identifiers_and_literals() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+    }
+
+    #[test]
+    fn parses_qualified_names() {
+        assert_eq!(QualifiedName::parse("metrics").unwrap(), QualifiedName::new("public", "metrics"));
+        assert_eq!(QualifiedName::parse("App.Metrics").unwrap(), QualifiedName::new("app", "metrics"));
+        assert_eq!(
+            QualifiedName::parse("\"My Schema\".\"a.b\"").unwrap(),
+            QualifiedName::new("My Schema", "a.b")
+        );
+        assert!(QualifiedName::parse("a.b.c").is_err());
+        assert!(QualifiedName::parse("a;drop").is_err());
+        assert!(QualifiedName::parse("").is_err());
+    }
+
+    #[test]
+    fn suffix_respects_the_identifier_limit() {
+        let long = "x".repeat(70);
+        let n = with_suffix(&long, "_hs_new");
+        assert_eq!(n.len(), 63);
+        assert!(n.ends_with("_hs_new"));
+    }
+}

@@ -1,0 +1,206 @@
+//! The journal: hyperswap's own schema in the migrated database. It records each plan's
+//! phase, its frozen text and sha256, per-table backfill progress and an event log, and
+//! guards a plan with a session advisory lock so only one orchestrator runs it.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::error::{Context, Error, Result};
+use crate::model::Job;
+use crate::phase::Phase;
+use crate::plan::Plan;
+
+/// First key of every hyperswap advisory lock: "hyps" in ASCII.
+const LOCK_CLASS: i32 = 0x6879_7073;
+
+/// The journal's record of one plan.
+#[derive(Debug, Clone)]
+pub struct PlanRecord {
+    pub name: String,
+    pub sha256: String,
+    pub text: String,
+    pub phase: Phase,
+    pub reverse_sql: Option<String>,
+}
+
+/// One backfill range of one table.
+#[derive(Debug, Clone)]
+pub struct RangeRecord {
+    pub ord: i32,
+    pub range_no: i32,
+    pub lo: Option<String>,
+    pub hi: String,
+    pub cursor: Option<String>,
+    pub rows_copied: i64,
+    pub done: bool,
+}
+
+/// Whether the journal schema exists in this database.
+pub async fn exists(client: &impl GenericClient) -> Result<bool> {
+    let row = client
+        .query_one("SELECT to_regclass('hyperswap.plans') IS NOT NULL", &[])
+        .await
+        .context("looking for the hyperswap journal")?;
+    Ok(row.get(0))
+}
+
+/// Creates the journal schema if missing (serialised, so two first runs cannot race).
+pub async fn ensure(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await.context("creating the hyperswap journal")?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
+        .await
+        .context("creating the hyperswap journal")?;
+    tx.batch_execute(include_str!("../sql/journal.sql"))
+        .await
+        .context("creating the hyperswap journal")?;
+    tx.commit().await.context("creating the hyperswap journal")
+}
+
+/// Takes this plan's session advisory lock, or fails at once naming who holds it.
+pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
+    let key = plan_lock_key(plan);
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .await
+        .context("taking the plan's advisory lock")?
+        .get(0);
+    if got {
+        return Ok(());
+    }
+    let holder = client
+        .query_opt(
+            "SELECT format('pid %s, %s, user %s from %s, running since %s',
+                           a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
+                           a.usename, coalesce(host(a.client_addr), 'local socket'),
+                           date_trunc('second', a.backend_start))
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+               AND l.classid::bigint = $1 AND l.objid::bigint = $2
+             LIMIT 1",
+            &[&(LOCK_CLASS as u32 as i64), &(key as u32 as i64)],
+        )
+        .await
+        .context("looking up the holder of the plan's advisory lock")?
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_else(|| "a session that has just ended; try again".into());
+    Err(Error::Busy { plan: plan.to_string(), holder })
+}
+
+fn plan_lock_key(plan: &str) -> i32 {
+    let d = Sha256::digest(plan.as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// The plan's record, or `None` when it never started here.
+pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<PlanRecord>> {
+    if !exists(client).await? {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT name, plan_sha256, plan_text, phase, reverse_sql FROM hyperswap.plans WHERE name = $1",
+            &[&plan],
+        )
+        .await
+        .context("reading the journal")?;
+    row.map(|r| {
+        Ok(PlanRecord {
+            name: r.get(0),
+            sha256: r.get(1),
+            text: r.get(2),
+            phase: r.get::<_, String>(3).parse().map_err(Error::WrongPhase)?,
+            reverse_sql: r.get(4),
+        })
+    })
+    .transpose()
+}
+
+/// All plans in this database, for `status` without a plan file.
+pub async fn plan_names(client: &impl GenericClient) -> Result<Vec<String>> {
+    if !exists(client).await? {
+        return Ok(vec![]);
+    }
+    let rows = client
+        .query("SELECT name FROM hyperswap.plans ORDER BY started_at, name", &[])
+        .await
+        .context("reading the journal")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Records a new plan and its tables, in phase `planned`.
+pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()> {
+    let ctx = "recording the plan in the journal";
+    let tx = client.transaction().await.context(ctx)?;
+    tx.execute(
+        "INSERT INTO hyperswap.plans (name, plan_sha256, plan_text, phase) VALUES ($1, $2, $3, $4)",
+        &[&plan.name, &plan.sha256, &plan.text, &Phase::Planned.as_str()],
+    )
+    .await
+    .context(ctx)?;
+    for (ord, job) in jobs.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO hyperswap.tables (plan_name, ord, source, target, retired, key_column, time_column)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &plan.name,
+                &(ord as i32),
+                &job.source.to_string(),
+                &job.target.to_string(),
+                &job.retired.to_string(),
+                &job.key.name,
+                &job.time.name,
+            ],
+        )
+        .await
+        .context(ctx)?;
+    }
+    event(&tx, &plan.name, Phase::Planned, "plan recorded").await?;
+    tx.commit().await.context(ctx)
+}
+
+/// Moves the plan to `to`; call inside the transaction that did the phase's last write.
+pub async fn set_phase(tx: &impl GenericClient, plan: &str, to: Phase) -> Result<()> {
+    tx.execute(
+        "UPDATE hyperswap.plans SET phase = $2, updated_at = now() WHERE name = $1",
+        &[&plan, &to.as_str()],
+    )
+    .await
+    .context("recording the phase in the journal")?;
+    event(tx, plan, to, &format!("entered phase {to}")).await
+}
+
+/// Appends to the plan's event log.
+pub async fn event(client: &impl GenericClient, plan: &str, phase: Phase, message: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO hyperswap.events (plan_name, phase, message) VALUES ($1, $2, $3)",
+            &[&plan, &phase.as_str(), &message],
+        )
+        .await
+        .context("writing the journal's event log")?;
+    Ok(())
+}
+
+/// Backfill ranges of the plan, in table and range order.
+pub async fn ranges(client: &impl GenericClient, plan: &str) -> Result<Vec<RangeRecord>> {
+    let rows = client
+        .query(
+            "SELECT ord, range_no, lo, hi, cursor, rows_copied, done FROM hyperswap.ranges
+             WHERE plan_name = $1 ORDER BY ord, range_no",
+            &[&plan],
+        )
+        .await
+        .context("reading backfill progress from the journal")?;
+    Ok(rows
+        .iter()
+        .map(|r| RangeRecord {
+            ord: r.get(0),
+            range_no: r.get(1),
+            lo: r.get(2),
+            hi: r.get(3),
+            cursor: r.get(4),
+            rows_copied: r.get(5),
+            done: r.get(6),
+        })
+        .collect())
+}

@@ -1,0 +1,48 @@
+//! hyperswap moves a live PostgreSQL table into a TimescaleDB hypertable with zero
+//! downtime, blue/green style, as a resumable state machine driven by a YAML plan.
+//!
+//! # Layout
+//!
+//! The library never prints; the binary (`src/main.rs`) renders what it returns.
+//!
+//! - [`plan`]: the YAML plan, parsed strictly and frozen by its sha256.
+//! - [`conn`]: connection settings (URL or libpq variables), never showing a password.
+//! - [`catalog`]: reads a table's full definition from the system catalogs.
+//! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s.
+//! - [`journal`]: the tool's schema in the database: phases, progress, events, the plan lock.
+//! - [`phase`]: the closed set of phases.
+//! - [`apply`]: the state machine behind `plan apply`, one arm per phase.
+//! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
+//!   trigger), [`backfill`] (batches), [`parity`] (comparison), [`cutover`] (the swap and
+//!   its recorded reverse), [`rollback`] (running that reverse).
+//! - [`show`]: `plan show`, from the same functions `apply` runs.
+//! - [`status`]: where each plan stands.
+//! - [`stmt`]: statements, the SQL audit log, lock-polite transactions.
+//! - [`ident`] and [`template`]: the only places SQL text is assembled from names.
+//! - [`progress`]: the trait the binary implements with progress bars; Ctrl-C.
+//! - [`workload`]: sample data and a synthetic live writer for the demo, tests, benchmarks.
+
+pub mod apply;
+pub mod backfill;
+pub mod catalog;
+pub mod conn;
+pub mod cutover;
+pub mod error;
+pub mod ident;
+pub mod journal;
+pub mod model;
+pub mod parity;
+pub mod phase;
+pub mod plan;
+pub mod progress;
+pub mod rollback;
+pub mod show;
+pub mod status;
+pub mod stmt;
+pub mod target;
+pub mod template;
+pub mod trigger;
+pub mod validate;
+pub mod workload;
+
+pub use error::{Error, Result};

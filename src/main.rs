@@ -1,0 +1,195 @@
+//! The `hyperswap` binary: parse the command line, call the library, render the result,
+//! exit 0 (done / equal), 1 (parity found differences) or 2 (error).
+
+mod bars;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hyperswap::apply::Apply;
+use hyperswap::conn::ConnectOptions;
+use hyperswap::phase::{Phase, Until};
+use hyperswap::plan::Plan;
+use hyperswap::progress::Cancel;
+use hyperswap::stmt::SqlLog;
+use hyperswap::{journal, parity, rollback, show, status, validate, Error};
+
+#[derive(Parser)]
+#[command(name = "hyperswap", version, about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime")]
+struct Cli {
+    /// Database URL, e.g. postgres://user@host:5432/db (default: libpq's PGHOST, PGPORT,
+    /// PGUSER, PGPASSWORD, PGDATABASE). Keep the password in PGPASSWORD.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Append every statement run against your tables to FILE (an audit trail).
+    #[arg(long, global = true, value_name = "FILE")]
+    sql_log: Option<PathBuf>,
+    /// No progress bars, warnings and errors only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with a plan file.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Where each plan stands: phase, rows copied, rows total, rate.
+    Status {
+        /// Only this plan (default: every plan in the database's journal).
+        plan: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the live table and its mirror now (exit 1 on any difference).
+    Parity {
+        plan: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// After cutover, make the original tables live again, keeping every write.
+    Rollback { plan: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Parse the plan and check it against the live database. Changes nothing.
+    Validate { plan: PathBuf },
+    /// Print the exact SQL each phase will run. Changes nothing.
+    Show { plan: PathBuf },
+    /// Run or resume the plan, by default through cutover.
+    Apply {
+        plan: PathBuf,
+        /// Stop after this step.
+        #[arg(long, value_enum, default_value = "cutover")]
+        until: Until,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let bars = bars::Bars::new(cli.quiet);
+    bars::init_tracing(&bars, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli, &bars)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            bars.clear();
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
+    let log = match &cli.sql_log {
+        Some(path) => SqlLog::to_file(path)?,
+        None => SqlLog::default(),
+    };
+    let connect = ConnectOptions::resolve(cli.database_url.as_deref())?;
+    match cli.command {
+        Command::Plan(PlanCommand::Validate { plan }) => {
+            let plan = Plan::load(&plan)?;
+            let client = connect.connect("hyperswap validate").await?;
+            let record = journal::load(&client, &plan.name).await?;
+            hyperswap::apply::check_frozen(&plan, record.as_ref())?;
+            let jobs = validate::resolve(&client, &plan, record.map(|r| r.phase)).await?;
+            println!("{}", render::validated(&plan, &jobs, &connect));
+            Ok(0)
+        }
+        Command::Plan(PlanCommand::Show { plan }) => {
+            let plan = Plan::load(&plan)?;
+            let client = connect.connect("hyperswap show").await?;
+            print!("{}", show::show(&client, &plan).await?);
+            Ok(0)
+        }
+        Command::Plan(PlanCommand::Apply { plan, until }) => {
+            let plan = Plan::load(&plan)?;
+            let cancel = Cancel::default();
+            watch_ctrl_c(cancel.clone());
+            tracing::info!("applying plan `{}` on {}", plan.name, connect.describe());
+            let outcome = Apply { connect: &connect, plan: &plan, until, log, progress: bars, cancel }.run().await?;
+            bars.clear();
+            if let Some(report) = &outcome.parity {
+                println!("{}", render::parity(report));
+                if !report.equal {
+                    eprintln!(
+                        "error: parity found differences; cutover refused. Inspect with `hyperswap parity {}`; the copy trigger keeps running, nothing was lost",
+                        plan.path.display()
+                    );
+                    return Ok(1);
+                }
+            }
+            println!("plan `{}`: {}", plan.name, render::phase_sentence(outcome.phase));
+            Ok(0)
+        }
+        Command::Status { plan, json } => {
+            let plan = plan.map(|p| Plan::load(&p)).transpose()?;
+            let client = connect.connect("hyperswap status").await?;
+            let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).expect("status serialises"));
+            } else {
+                println!("{}", render::status(&list, plan.as_ref().map(|p| p.name.as_str())));
+            }
+            Ok(0)
+        }
+        Command::Parity { plan, json } => {
+            let plan = Plan::load(&plan)?;
+            let mut client = connect.connect("hyperswap parity").await?;
+            let record = journal::load(&client, &plan.name).await?;
+            hyperswap::apply::check_frozen(&plan, record.as_ref())?;
+            let phase = match record.map(|r| r.phase) {
+                Some(p) if p >= Phase::TargetCreated => p,
+                _ => {
+                    return Err(Error::WrongPhase(format!(
+                        "plan `{}` has no target yet; run `hyperswap plan apply {} --until backfill` first",
+                        plan.name,
+                        plan.path.display()
+                    )))
+                }
+            };
+            let jobs = validate::resolve(&client, &plan, Some(phase)).await?;
+            let report = parity::check(&mut client, &log, &plan.name, &jobs, phase).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                println!("{}", render::parity(&report));
+            }
+            Ok(if report.equal { 0 } else { 1 })
+        }
+        Command::Rollback { plan } => {
+            let plan = Plan::load(&plan)?;
+            let report = rollback::rollback(&connect, &plan, &log).await?;
+            println!("plan `{}`: rolled back; the original tables are live again", plan.name);
+            println!("{}", render::parity(&report));
+            Ok(if report.equal { 0 } else { 1 })
+        }
+    }
+}
+
+/// First Ctrl-C: stop at the next safe point. Second: leave at once (the journal keeps
+/// the run resumable either way).
+fn watch_ctrl_c(cancel: Cancel) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupt received: stopping after the current batch (press Ctrl-C again to stop now)");
+            cancel.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("error: interrupted; run the same command again to resume");
+            std::process::exit(2);
+        }
+    });
+}

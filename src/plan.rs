@@ -1,0 +1,302 @@
+//! The YAML plan: what to move, and how. Parsed strictly (unknown keys are errors) and
+//! frozen by its sha256 once a run has started.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::ident::{with_suffix, QualifiedName};
+
+/// A parsed plan file.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    /// The file's exact text, kept in the journal.
+    pub text: String,
+    /// Hex sha256 of `text`.
+    pub sha256: String,
+    pub name: String,
+    pub tables: Vec<TablePlan>,
+    pub backfill: BackfillOptions,
+    pub cutover: CutoverOptions,
+}
+
+/// One table of a plan, with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub source: QualifiedName,
+    pub time_column: String,
+    pub chunk_time_interval: Duration,
+    /// `None`: the source's single-column integer primary key.
+    pub key: Option<String>,
+    pub target: QualifiedName,
+    pub retired: QualifiedName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillOptions {
+    /// Rows per batch.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: u32,
+    /// How long a batch waits for a row lock held by the application before it backs off.
+    #[serde(default = "default_batch_lock_timeout", with = "humantime_serde_compat")]
+    pub lock_timeout: Duration,
+    /// Retries of one batch after a lock timeout or deadlock, before giving up.
+    #[serde(default = "default_batch_retries")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverOptions {
+    /// The longest the application's queries may queue behind one cutover attempt.
+    #[serde(default = "default_cutover_lock_timeout", with = "humantime_serde_compat")]
+    pub lock_timeout: Duration,
+    /// Attempts before cutover gives up and leaves the source live.
+    #[serde(default = "default_cutover_attempts")]
+    pub attempts: u32,
+    /// Base pause between attempts; each retry doubles it, with jitter.
+    #[serde(default = "default_cutover_backoff", with = "humantime_serde_compat")]
+    pub backoff: Duration,
+}
+
+fn default_batch_rows() -> u32 {
+    10_000
+}
+fn default_batch_lock_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_batch_retries() -> u32 {
+    20
+}
+fn default_cutover_lock_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_cutover_attempts() -> u32 {
+    10
+}
+fn default_cutover_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions {
+            batch_rows: default_batch_rows(),
+            lock_timeout: default_batch_lock_timeout(),
+            retries: default_batch_retries(),
+        }
+    }
+}
+
+impl Default for CutoverOptions {
+    fn default() -> Self {
+        CutoverOptions {
+            lock_timeout: default_cutover_lock_timeout(),
+            attempts: default_cutover_attempts(),
+            backoff: default_cutover_backoff(),
+        }
+    }
+}
+
+/// The file as written; turned into [`Plan`] after the checks serde cannot express.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    name: String,
+    tables: Vec<TableFile>,
+    #[serde(default)]
+    backfill: BackfillOptions,
+    #[serde(default)]
+    cutover: CutoverOptions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableFile {
+    source: Name,
+    time_column: String,
+    #[serde(with = "humantime_serde_compat")]
+    chunk_time_interval: Duration,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    target: Option<Name>,
+    #[serde(default)]
+    retired: Option<Name>,
+}
+
+/// A table name, checked while parsing so errors carry the line.
+#[derive(Debug)]
+struct Name(QualifiedName);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        QualifiedName::parse(&text).map(Name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// humantime durations ("1 day", "500ms") for serde, without another dependency.
+mod humantime_serde_compat {
+    use serde::Deserialize;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let d = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write it like `1 day`, `6h` or `500ms`"
+            ))
+        })?;
+        if d.is_zero() {
+            return Err(serde::de::Error::custom("a duration of zero is not allowed here"));
+        }
+        Ok(d)
+    }
+}
+
+impl Plan {
+    /// Reads and parses a plan file. Errors name the file, line and field.
+    pub fn load(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Plan(format!("cannot read plan file {}: {e}", path.display()))
+        })?;
+        Plan::parse(path, text)
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<Plan> {
+        let at = |msg: String| Error::Plan(format!("{}: {msg}", path.display()));
+        let file: PlanFile = serde_yaml_ng::from_str(&text).map_err(|e| at(e.to_string()))?;
+        check_plan_name(&file.name).map_err(|m| at(format!("name: {m}")))?;
+        if file.tables.is_empty() {
+            return Err(at("tables: the plan lists no table; add at least one".into()));
+        }
+        if file.backfill.batch_rows == 0 {
+            return Err(at("backfill.batch_rows: must be at least 1".into()));
+        }
+        if file.cutover.attempts == 0 {
+            return Err(at("cutover.attempts: must be at least 1".into()));
+        }
+        let tables = file
+            .tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| table_plan(t).map_err(|m| at(format!("tables[{i}].{m}"))))
+            .collect::<Result<Vec<_>>>()?;
+        check_distinct_names(&tables).map_err(at)?;
+        let sha256 = hex(&Sha256::digest(text.as_bytes()));
+        Ok(Plan {
+            path: path.to_path_buf(),
+            text,
+            sha256,
+            name: file.name,
+            tables,
+            backfill: file.backfill,
+            cutover: file.cutover,
+        })
+    }
+}
+
+fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
+    let source = t.source.0;
+    if t.time_column.trim().is_empty() {
+        return Err("time_column: must name a column".into());
+    }
+    if t.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err("key: must name a column (or leave it out to use the primary key)".into());
+    }
+    let target = t.target.map(|n| n.0).unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_new")));
+    let retired = t.retired.map(|n| n.0).unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_old")));
+    if target.schema != source.schema {
+        return Err(format!("target: must be in the source's schema `{}` (the cutover is a rename)", source.schema));
+    }
+    if retired.schema != source.schema {
+        return Err(format!("retired: must be in the source's schema `{}` (the cutover is a rename)", source.schema));
+    }
+    Ok(TablePlan {
+        source,
+        time_column: t.time_column,
+        chunk_time_interval: t.chunk_time_interval,
+        key: t.key,
+        target,
+        retired,
+    })
+}
+
+fn check_plan_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a plan name: use 1-63 letters, digits, `-`, `_` or `.`"))
+    }
+}
+
+fn check_distinct_names(tables: &[TablePlan]) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, t) in tables.iter().enumerate() {
+        for (field, name) in [("source", &t.source), ("target", &t.target), ("retired", &t.retired)] {
+            if let Some((j, other)) = seen.insert(name.clone(), (i, field)) {
+                return Err(format!(
+                    "tables[{i}].{field}: `{name}` is already used as tables[{j}].{other}; every source, target and retired name must be distinct"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Plan> {
+        Plan::parse(Path::new("p.yaml"), text.to_string())
+    }
+
+    const GOOD: &str = "name: m\ntables:\n  - source: public.metrics\n    time_column: ts\n    chunk_time_interval: 1 day\n";
+
+    #[test]
+    fn parses_a_minimal_plan_with_defaults() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.tables[0].target, QualifiedName::new("public", "metrics_hs_new"));
+        assert_eq!(p.tables[0].retired, QualifiedName::new("public", "metrics_hs_old"));
+        assert_eq!(p.tables[0].chunk_time_interval, Duration::from_secs(86_400));
+        assert_eq!(p.backfill.batch_rows, 10_000);
+        assert_eq!(p.sha256.len(), 64);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_field() {
+        let e = parse(&GOOD.replace("time_column", "time_col")).unwrap_err().to_string();
+        assert!(e.starts_with("p.yaml: "), "{e}");
+        assert!(e.contains("time_col"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations_and_names_are_refused() {
+        let e = parse(&GOOD.replace("1 day", "one day")).unwrap_err().to_string();
+        assert!(e.contains("not a duration") && e.contains("line 5"), "{e}");
+        let e = parse(&GOOD.replace("public.metrics", "a.b.c")).unwrap_err().to_string();
+        assert!(e.contains("not a table name"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let text = format!("{GOOD}  - source: metrics\n    time_column: ts\n    chunk_time_interval: 1h\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("tables[1].source"), "{e}");
+    }
+}

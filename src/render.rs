@@ -1,0 +1,89 @@
+//! Human-readable rendering of the library's reports.
+
+use std::fmt::Write;
+
+use hyperswap::conn::ConnectOptions;
+use hyperswap::model::Job;
+use hyperswap::parity::ParityReport;
+use hyperswap::phase::Phase;
+use hyperswap::plan::Plan;
+use hyperswap::status::PlanStatus;
+
+pub fn validated(plan: &Plan, jobs: &[Job], connect: &ConnectOptions) -> String {
+    let mut out = format!("plan `{}` is valid against {}\n", plan.name, connect.describe());
+    for job in jobs {
+        let _ = writeln!(
+            out,
+            "  {} -> {} (key {}, time {} in chunks of {}), retired as {}",
+            job.source,
+            job.target,
+            job.key.name,
+            job.time.name,
+            humantime::format_duration(job.chunk_time_interval),
+            job.retired
+        );
+    }
+    out.trim_end().to_string()
+}
+
+pub fn phase_sentence(phase: Phase) -> String {
+    match phase {
+        Phase::Planned => "recorded, nothing created yet".into(),
+        Phase::TargetCreated => "target hypertables created".into(),
+        Phase::TriggerInstalled => "copy triggers installed".into(),
+        Phase::Backfilling => "backfilling".into(),
+        Phase::Backfilled => "backfilled".into(),
+        Phase::Verified => "verified: parity passed, ready to cut over".into(),
+        Phase::CutOver => "cut over: the hypertables carry the tables' names; `hyperswap rollback` reverses it".into(),
+        Phase::RolledBack => "rolled back".into(),
+    }
+}
+
+pub fn parity(report: &ParityReport) -> String {
+    let mut out = format!(
+        "parity of plan `{}` ({}): {}\n",
+        report.plan,
+        report.phase,
+        if report.equal { "EQUAL" } else { "DIFFERENT" }
+    );
+    let _ = writeln!(out, "  {:<32} {:>14} {:>14}  result", "live -> mirror", "live rows", "mirror rows");
+    for t in &report.tables {
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>14} {:>14}  {}",
+            format!("{} -> {}", t.live, t.mirror),
+            t.live_rows,
+            t.mirror_rows,
+            if t.equal { "equal" } else { "DIFFERENT" }
+        );
+    }
+    out.trim_end().to_string()
+}
+
+pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
+    if list.is_empty() {
+        return match only {
+            Some(name) => format!("plan `{name}` has not started in this database"),
+            None => "no hyperswap plan has started in this database".into(),
+        };
+    }
+    let mut out = String::new();
+    for p in list {
+        let _ = writeln!(out, "plan `{}`: {} (started {}, updated {})", p.plan, p.phase, p.started_at, p.updated_at);
+        if let Some(at) = &p.parity_passed_at {
+            let _ = writeln!(out, "  parity last passed {at}");
+        }
+        if let Some(at) = &p.cutover_at {
+            let _ = writeln!(out, "  cut over {at}");
+        }
+        for t in &p.tables {
+            let pct = if t.rows_total > 0 { 100.0 * t.rows_copied as f64 / t.rows_total as f64 } else { 0.0 };
+            let _ = writeln!(
+                out,
+                "  {} -> {}: {} of ~{} rows copied ({:.0}%), {} batches, {:.0} rows/s",
+                t.source, t.target, t.rows_copied, t.rows_total, pct.min(100.0), t.batches, t.rows_per_second
+            );
+        }
+    }
+    out.trim_end().to_string()
+}

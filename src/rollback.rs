@@ -1,0 +1,39 @@
+//! `hyperswap rollback`: after cutover, run the reverse SQL the cutover transaction
+//! recorded in the journal, as one transaction with the same lock discipline. The
+//! retired table was kept current by the reverse trigger, so no write is lost; the copy
+//! trigger is re-installed, so the plan can cut over again later.
+
+use crate::apply::{check_frozen, lock_policy, locked_tx};
+use crate::conn::ConnectOptions;
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::parity::{self, ParityReport};
+use crate::phase::Phase;
+use crate::plan::Plan;
+use crate::stmt::{SqlLog, Stmt};
+use crate::validate;
+
+pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
+    let mut client = connect.connect(&format!("hyperswap rollback {}", plan.name)).await?;
+    journal::lock_plan(&client, &plan.name).await?;
+    let record = journal::load(&client, &plan.name).await?;
+    check_frozen(plan, record.as_ref())?;
+    let record = record.ok_or_else(|| {
+        Error::WrongPhase(format!("plan `{}` has not started in this database; there is nothing to roll back", plan.name))
+    })?;
+    if record.phase != Phase::CutOver {
+        return Err(Error::WrongPhase(format!(
+            "plan `{}` is in phase {}, not cut_over; rollback undoes a cutover only (before cutover the source is still live)",
+            plan.name, record.phase
+        )));
+    }
+    let reverse = record.reverse_sql.clone().ok_or_else(|| {
+        Error::WrongPhase("the journal holds no reverse SQL for this cutover; it was not written by this hyperswap".into())
+    })?;
+    let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
+    let stmt = Stmt::new(reverse.trim_end().trim_end_matches(';').to_string());
+    locked_tx(&mut client, log, &lock_policy(plan), &jobs, &[stmt], &plan.name, Phase::RolledBack, None).await?;
+    // Back in the pre-cutover shape: check the original against the hypertable.
+    let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
+    parity::check(&mut client, log, &plan.name, &jobs, Phase::RolledBack).await
+}

@@ -1,0 +1,83 @@
+//! `hyperswap plan show`: the exact SQL each phase runs, from the same functions
+//! `plan apply` calls. Changes nothing.
+
+use std::fmt::Write;
+
+use tokio_postgres::Client;
+
+use crate::apply::{check_frozen, create_phase, lock_policy, trigger_phase};
+use crate::backfill;
+use crate::cutover;
+use crate::error::Result;
+use crate::journal;
+use crate::model::Job;
+use crate::parity;
+use crate::phase::Phase;
+use crate::plan::Plan;
+use crate::stmt::Stmt;
+use crate::validate;
+
+pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
+    let record = journal::load(client, &plan.name).await?;
+    check_frozen(plan, record.as_ref())?;
+    let phase = record.as_ref().map(|r| r.phase);
+    let mut out = String::new();
+    let _ = writeln!(out, "-- hyperswap plan `{}` ({}, sha256 {})", plan.name, plan.path.display(), plan.sha256);
+    let _ = writeln!(out, "-- journal phase: {}", phase.map(|p| p.to_string()).unwrap_or_else(|| "not started".into()));
+    if phase == Some(Phase::CutOver) {
+        let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
+        section(&mut out, "rollback: the reverse SQL recorded at cutover (one transaction; `hyperswap rollback`)");
+        out.push_str(&reverse);
+        return Ok(out);
+    }
+    let jobs = validate::resolve(client, plan, phase).await?;
+    write_phases(&mut out, plan, &jobs);
+    Ok(out)
+}
+
+fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
+    let lock = lock_policy(plan);
+    section(out, "phase 1, create target: one transaction, with the journal's phase change");
+    stmts(out, &create_phase(jobs, &lock));
+    section(out, "phase 2, copy trigger: one transaction, with the journal's phase change");
+    stmts(out, &trigger_phase(&plan.name, jobs, &lock));
+    section(out, "phase 3, backfill: key bounds captured once, in one transaction");
+    stmts(out, &jobs.iter().map(|j| Stmt::new(backfill::bounds_sql(j))).collect::<Vec<_>>());
+    section(out, "phase 3, backfill: session settings of the backfill connection");
+    stmts(out, &backfill::session_statements(&plan.backfill));
+    for job in jobs {
+        let note = format!(
+            "batches of {} rows on {}, each in its own transaction with its journal record\n$1 = range start (first batch) or last key copied, $2 = upper bound captured at start, $3 = batch rows",
+            plan.backfill.batch_rows, job.source
+        );
+        section(out, &format!("phase 3, backfill {}", job.source));
+        stmts(out, &[Stmt::noted(backfill::batch_sql(job, true), note), Stmt::new(backfill::batch_sql(job, false))]);
+    }
+    section(out, "phase 4, parity: ANALYZE, then per table one REPEATABLE READ READ ONLY transaction");
+    for job in jobs {
+        stmts(out, &[parity::analyze_statement(job)]);
+        stmts(out, &parity::statements(job, Phase::Backfilled));
+    }
+    let cut = cutover::statements(&plan.name, jobs, &lock);
+    section(
+        out,
+        &format!(
+            "phase 5, cutover: one transaction for all tables, up to {} attempts, lock_timeout {:?}",
+            plan.cutover.attempts, plan.cutover.lock_timeout
+        ),
+    );
+    stmts(out, &cut);
+    section(out, "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`");
+    stmts(out, &cutover::reverse_statements(&plan.name, jobs, &lock));
+}
+
+fn section(out: &mut String, title: &str) {
+    let _ = writeln!(out, "\n-- ==== {title}");
+}
+
+fn stmts(out: &mut String, list: &[Stmt]) {
+    for s in list {
+        out.push('\n');
+        out.push_str(&s.render());
+    }
+}

@@ -1,0 +1,134 @@
+//! Statements as hyperswap runs them: one type for what `plan show` prints and what
+//! `plan apply` executes, an optional audit log of every statement run against the
+//! user's tables (`--sql-log`), and transactions that take locks politely.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::error::{Context, Error, Result};
+
+/// One SQL statement, with an optional note for the reader of `plan show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stmt {
+    pub sql: String,
+    /// Why the statement differs from the source's definition, or what it is for.
+    pub note: Option<String>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Stmt { sql: sql.into(), note: None }
+    }
+
+    pub fn noted(sql: impl Into<String>, note: impl Into<String>) -> Self {
+        Stmt { sql: sql.into(), note: Some(note.into()) }
+    }
+
+    /// The statement as printed: note lines as comments, then the SQL and `;`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(note) = &self.note {
+            for line in note.lines() {
+                out.push_str("-- ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str(&self.sql);
+        out.push_str(";\n");
+        out
+    }
+}
+
+/// Where executed statements are appended, when the user asked for it.
+#[derive(Clone, Default)]
+pub struct SqlLog(Option<Arc<Mutex<File>>>);
+
+impl SqlLog {
+    pub fn to_file(path: &std::path::Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+            Error::invalid(format!("cannot open the SQL log {}: {e}", path.display()), "pass a writable path to --sql-log")
+        })?;
+        Ok(SqlLog(Some(Arc::new(Mutex::new(file)))))
+    }
+
+    /// Appends `sql;` and a blank line (the format `plan show` uses, without notes).
+    pub fn record(&self, sql: &str) {
+        if let Some(file) = &self.0 {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(f, "{sql};\n");
+        }
+    }
+}
+
+/// Runs `stmt`, recording it in the log first.
+pub async fn exec(client: &impl GenericClient, log: &SqlLog, stmt: &Stmt) -> Result<()> {
+    log.record(&stmt.sql);
+    client.batch_execute(&stmt.sql).await.with_context(|| format!("running: {}", first_line(&stmt.sql)))
+}
+
+/// How a DDL transaction waits for its locks: never longer than `lock_timeout` in the
+/// queue (where it would block the application behind it), retried with backoff.
+#[derive(Debug, Clone)]
+pub struct LockPolicy {
+    pub lock_timeout: Duration,
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// `SET LOCAL lock_timeout`, the first statement of every locking transaction.
+pub fn set_lock_timeout(timeout: Duration) -> Stmt {
+    Stmt::new(format!("SET LOCAL lock_timeout = '{}ms'", timeout.as_millis().max(1)))
+}
+
+/// Whether an error is a lock timeout or deadlock, worth another attempt.
+pub fn is_lock_conflict(e: &Error) -> bool {
+    matches!(e.sqlstate(), Some("55P03") | Some("40P01"))
+}
+
+/// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10)).min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.5 + (nanos % 1000) as f64 / 1000.0;
+    exp.mul_f64(jitter)
+}
+
+/// Sessions holding locks on `tables` (other than ours): what a DBA needs to find the
+/// transaction in the way.
+pub async fn lock_holders(client: &Client, tables: &[String]) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT format('pid %s (%s, %s, transaction open %s): %s', a.pid, a.usename,
+                    coalesce(a.state, '?'),
+                    coalesce(date_trunc('second', now() - a.xact_start)::text, '-'),
+                    left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120))
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.granted AND l.pid <> pg_backend_pid()
+               AND l.relation IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)",
+            &[&tables],
+        )
+        .await
+        .context("looking for sessions holding locks on the tables")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+pub fn first_line(sql: &str) -> String {
+    let line = sql.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if line.len() > 100 {
+        let mut cut = 100;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}...", &line[..cut])
+    } else {
+        line.to_string()
+    }
+}

@@ -1,0 +1,246 @@
+//! Phase 1, create the target: a hypertable with the source's columns, defaults,
+//! constraints, indexes, owner, grants and comments, adjusted to hypertable rules
+//! (every unique key gains the time column). Runs in one transaction with the phase
+//! change, so a crash leaves either nothing or the whole empty target.
+
+use crate::catalog::{Column, Constraint, Index};
+use crate::ident::{quote_ident, quote_literal};
+use crate::model::Job;
+use crate::stmt::Stmt;
+
+/// Every statement that creates `job`'s target, in order.
+pub fn statements(job: &Job) -> Vec<Stmt> {
+    let mut out = vec![create_table(job), create_hypertable(job)];
+    out.extend(job.table.indexes.iter().filter(|i| !i.backs_constraint).map(|i| create_index(job, i)));
+    out.extend(not_valid_checks(job));
+    out.push(Stmt::noted(
+        format!("ALTER TABLE {} OWNER TO {}", job.target.quoted(), quote_ident(&job.table.owner)),
+        "same owner as the source",
+    ));
+    out.extend(grants(job));
+    out.extend(comments(job));
+    out
+}
+
+fn create_table(job: &Job) -> Stmt {
+    let mut lines: Vec<String> = job.table.columns.iter().map(|c| column_def(job, c)).collect();
+    let mut notes = Vec::new();
+    for con in &job.table.constraints {
+        if let Some((line, note)) = constraint_def(job, con) {
+            lines.push(line);
+            notes.extend(note);
+        }
+    }
+    let time = &job.time.name;
+    if job.table.column(time).is_some_and(|c| !c.not_null) {
+        notes.push(format!("adjusted: {} is NOT NULL on the target (a hypertable's time column cannot be NULL)", quote_ident(time)));
+    }
+    for c in job.table.columns.iter().filter(|c| !c.identity.is_empty()) {
+        notes.push(format!(
+            "adjusted: identity column {} becomes an identity column of the new table at cutover, continuing its sequence",
+            quote_ident(&c.name)
+        ));
+    }
+    let sql = format!("CREATE TABLE {} (\n    {}\n)", job.target.quoted(), lines.join(",\n    "));
+    let head = format!("new table for {}, made a hypertable below", job.source);
+    let note = std::iter::once(head).chain(notes).collect::<Vec<_>>().join("\n");
+    Stmt::noted(sql, note)
+}
+
+fn column_def(job: &Job, c: &Column) -> String {
+    let mut def = format!("{} {}", quote_ident(&c.name), c.type_sql);
+    if let Some(coll) = &c.collation_sql {
+        def.push_str(&format!(" COLLATE {coll}"));
+    }
+    match (&c.default_sql, c.generated.as_str()) {
+        (Some(expr), "s") => def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
+        (Some(expr), _) => def.push_str(&format!(" DEFAULT {expr}")),
+        (None, _) => {}
+    }
+    if c.not_null || c.name == job.time.name {
+        def.push_str(" NOT NULL");
+    }
+    def
+}
+
+/// Constraints carried inside CREATE TABLE; unique keys gain the time column.
+fn constraint_def(job: &Job, con: &Constraint) -> Option<(String, Option<String>)> {
+    let name = quote_ident(&con.name);
+    match con.kind.as_str() {
+        "p" | "u" => Some(unique_key(job, con)),
+        "c" if !con.definition.ends_with("NOT VALID") => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
+        "f" => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
+        _ => None,
+    }
+}
+
+fn unique_key(job: &Job, con: &Constraint) -> (String, Option<String>) {
+    let kind = if con.kind == "p" { "PRIMARY KEY" } else { "UNIQUE" };
+    let mut cols = con.columns.clone();
+    let mut note = None;
+    if !cols.contains(&job.time.name) {
+        cols.push(job.time.name.clone());
+        note = Some(format!(
+            "adjusted: {} {} ({}) becomes ({}) on the target: a hypertable's unique keys must include its time column",
+            kind.to_lowercase(),
+            quote_ident(&con.name),
+            quote_cols(&con.columns),
+            quote_cols(&cols)
+        ));
+    }
+    let index = con.index_name.as_deref().and_then(|n| job.table.indexes.iter().find(|i| i.name == n));
+    let include = index.map(included_columns).unwrap_or_default();
+    let mut def = format!(
+        "CONSTRAINT {} {kind} ({}){include}",
+        quote_ident(&job.new_index_name(&con.name)),
+        quote_cols(&cols)
+    );
+    if con.deferrable {
+        def.push_str(if con.deferred { " DEFERRABLE INITIALLY DEFERRED" } else { " DEFERRABLE" });
+    }
+    (def, note)
+}
+
+/// ` INCLUDE (...)` of an index definition, or "".
+fn included_columns(index: &Index) -> String {
+    index.definition.find(" INCLUDE (").map(|at| {
+        let rest = &index.definition[at..];
+        let end = matching_paren(rest, rest.find('(').unwrap_or(0)).map(|e| e + 1).unwrap_or(rest.len());
+        rest[..end].to_string()
+    }).unwrap_or_default()
+}
+
+fn create_hypertable(job: &Job) -> Stmt {
+    let secs = job.chunk_time_interval.as_secs().max(1);
+    let interval = if job.time.type_sql == "date" { format!("INTERVAL '{} days'", (secs / 86_400).max(1)) } else { format!("INTERVAL '{secs} seconds'") };
+    Stmt::noted(
+        format!(
+            "SELECT create_hypertable({}, by_range({}, {interval}), create_default_indexes => false)",
+            job.target.literal(),
+            quote_literal(&job.time.name)
+        ),
+        format!("chunk_time_interval {}", humantime::format_duration(job.chunk_time_interval)),
+    )
+}
+
+/// A source index re-created on the target under a new name; a unique index gains the
+/// time column when it lacks it.
+fn create_index(job: &Job, index: &Index) -> Stmt {
+    let body = index.definition.strip_prefix(&index.prefix).unwrap_or(&index.definition);
+    let mut note = None;
+    let body = if index.unique && !index.key_columns.contains(&job.time.name) {
+        note = Some(format!(
+            "adjusted: unique index {} gains {}: a hypertable's unique keys must include its time column",
+            quote_ident(&index.name),
+            quote_ident(&job.time.name)
+        ));
+        append_key_column(body, &quote_ident(&job.time.name))
+    } else {
+        body.to_string()
+    };
+    let sql = format!(
+        "CREATE {}INDEX {} ON {} USING {body}",
+        if index.unique { "UNIQUE " } else { "" },
+        quote_ident(&job.new_index_name(&index.name)),
+        job.target.quoted()
+    );
+    Stmt { sql, note }
+}
+
+/// `btree (a, b) WHERE ...` -> `btree (a, b, "ts") WHERE ...`.
+fn append_key_column(body: &str, column: &str) -> String {
+    let Some(open) = body.find('(') else { return body.to_string() };
+    match matching_paren(body, open) {
+        Some(close) => format!("{}, {column}{}", &body[..close], &body[close..]),
+        None => body.to_string(),
+    }
+}
+
+/// Index of the `)` closing the `(` at `open`, skipping quoted text.
+fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, ch) in s.char_indices().skip_while(|(i, _)| *i < open) {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"') | (None, '\'') => quote = Some(ch),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn not_valid_checks(job: &Job) -> Vec<Stmt> {
+    job.table
+        .constraints
+        .iter()
+        .filter(|c| c.kind == "c" && c.definition.ends_with("NOT VALID"))
+        .map(|c| {
+            Stmt::noted(
+                format!("ALTER TABLE {} ADD CONSTRAINT {} {}", job.target.quoted(), quote_ident(&c.name), c.definition),
+                "NOT VALID on the source too: checked for new rows only",
+            )
+        })
+        .collect()
+}
+
+fn grants(job: &Job) -> Vec<Stmt> {
+    job.table
+        .grants
+        .iter()
+        .map(|g| {
+            let to = g.grantee.as_deref().map(quote_ident).unwrap_or_else(|| "PUBLIC".into());
+            let cols = g.column.as_deref().map(|c| format!(" ({})", quote_ident(c))).unwrap_or_default();
+            let option = if g.grantable { " WITH GRANT OPTION" } else { "" };
+            Stmt::new(format!("GRANT {}{cols} ON {} TO {to}{option}", g.privilege, job.target.quoted()))
+        })
+        .collect()
+}
+
+fn comments(job: &Job) -> Vec<Stmt> {
+    let t = job.target.quoted();
+    let mut out = Vec::new();
+    if let Some(c) = &job.table.comment {
+        out.push(Stmt::new(format!("COMMENT ON TABLE {t} IS {}", quote_literal(c))));
+    }
+    for col in &job.table.columns {
+        if let Some(c) = &col.comment {
+            out.push(Stmt::new(format!("COMMENT ON COLUMN {t}.{} IS {}", quote_ident(&col.name), quote_literal(c))));
+        }
+    }
+    for con in job.table.constraints.iter().filter(|c| matches!(c.kind.as_str(), "c" | "f")) {
+        if let Some(c) = &con.comment {
+            out.push(Stmt::new(format!("COMMENT ON CONSTRAINT {} ON {t} IS {}", quote_ident(&con.name), quote_literal(c))));
+        }
+    }
+    for idx in job.table.indexes.iter().filter(|i| !i.backs_constraint) {
+        if let Some(c) = &idx.comment {
+            let name = job.target.sibling(job.new_index_name(&idx.name));
+            out.push(Stmt::new(format!("COMMENT ON INDEX {} IS {}", name.quoted(), quote_literal(c))));
+        }
+    }
+    out
+}
+
+fn quote_cols(cols: &[String]) -> String {
+    cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_time_column_to_the_key_list_only() {
+        assert_eq!(append_key_column("btree (a, lower(b)) WHERE (c > 0)", "\"ts\""), "btree (a, lower(b), \"ts\") WHERE (c > 0)");
+        assert_eq!(append_key_column("btree (\"we)ird\")", "\"ts\""), "btree (\"we)ird\", \"ts\")");
+    }
+}

@@ -1,0 +1,271 @@
+//! Checking a plan against the live database and resolving its tables into [`Job`]s.
+//! Read-only: a plan that fails here has changed nothing.
+
+use tokio_postgres::GenericClient;
+
+use crate::catalog::{self, Table};
+use crate::error::{Context, Error, Result};
+use crate::ident::QualifiedName;
+use crate::model::{ColumnRef, Job};
+use crate::phase::Phase;
+use crate::plan::{Plan, TablePlan};
+
+/// Time column types the target's `by_range` dimension accepts with an interval.
+const TIME_TYPES: [&str; 3] = ["timestamptz", "timestamp", "date"];
+/// Key types the backfill can page through today.
+const KEY_TYPES: [&str; 3] = ["int2", "int4", "int8"];
+
+/// Resolves every table of `plan`. `phase` is the journal's phase (`None`: not started),
+/// which says where the original table lives and which names are expected to exist.
+pub async fn resolve(client: &impl GenericClient, plan: &Plan, phase: Option<Phase>) -> Result<Vec<Job>> {
+    check_timescaledb(client).await?;
+    let mut jobs = Vec::new();
+    for (ord, t) in plan.tables.iter().enumerate() {
+        let field = format!("tables[{ord}]");
+        jobs.push(resolve_table(client, plan, t, ord, &field, phase).await?);
+    }
+    Ok(jobs)
+}
+
+async fn check_timescaledb(client: &impl GenericClient) -> Result<()> {
+    let row = client
+        .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", &[])
+        .await
+        .context("looking for the timescaledb extension")?;
+    if row.is_none() {
+        return Err(Error::invalid(
+            "the timescaledb extension is not installed in this database",
+            "run `CREATE EXTENSION timescaledb;` in it (the server needs shared_preload_libraries = 'timescaledb')",
+        ));
+    }
+    Ok(())
+}
+
+async fn resolve_table(
+    client: &impl GenericClient,
+    plan: &Plan,
+    t: &TablePlan,
+    ord: usize,
+    field: &str,
+    phase: Option<Phase>,
+) -> Result<Job> {
+    let cut_over = phase == Some(Phase::CutOver);
+    // After cutover the original table lives on under the retired name.
+    let original_name = if cut_over { &t.retired } else { &t.source };
+    let table = load_original(client, plan, original_name, field).await?;
+    if !cut_over {
+        check_plain_table(client, &table, field).await?;
+        check_names_free(client, plan, t, field, phase).await?;
+    }
+    let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
+    let key = check_key(&table, t.key.as_deref(), field)?;
+    check_constraints(&table, field)?;
+    Ok(Job {
+        ord,
+        source: t.source.clone(),
+        target: t.target.clone(),
+        retired: t.retired.clone(),
+        key,
+        time,
+        chunk_time_interval: t.chunk_time_interval,
+        table,
+    })
+}
+
+async fn load_original(client: &impl GenericClient, plan: &Plan, name: &QualifiedName, field: &str) -> Result<Table> {
+    catalog::load(client, name).await?.ok_or_else(|| {
+        Error::invalid(
+            format!("table {name} does not exist ({field}.source in {})", plan.path.display()),
+            "check the name in the plan, and that the connection points at the right database",
+        )
+    })
+}
+
+async fn check_plain_table(client: &impl GenericClient, table: &Table, field: &str) -> Result<()> {
+    let name = &table.name;
+    let kind = match (table.relkind.as_str(), table.partitioned) {
+        (_, true) => Some("a partitioned table or a partition"),
+        ("r", false) => None,
+        ("v", _) | ("m", _) => Some("a view"),
+        ("f", _) => Some("a foreign table"),
+        _ => Some("not a table"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::invalid(
+            format!("{name} ({field}.source) is {kind}; hyperswap moves plain tables"),
+            "name a plain table in the plan",
+        ));
+    }
+    if table.inherits || table.typed || table.persistence == "t" {
+        return Err(Error::invalid(
+            format!("{name} ({field}.source) uses table inheritance, a composite type, or is temporary"),
+            "hyperswap moves ordinary permanent tables; move this one by hand",
+        ));
+    }
+    if is_hypertable(client, name).await? {
+        return Err(Error::invalid(
+            format!("{name} ({field}.source) is already a hypertable"),
+            "nothing to do for this table: remove it from the plan",
+        ));
+    }
+    Ok(())
+}
+
+async fn is_hypertable(client: &impl GenericClient, name: &QualifiedName) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                            WHERE hypertable_schema = $1 AND hypertable_name = $2)",
+            &[&name.schema, &name.name],
+        )
+        .await
+        .context("asking TimescaleDB for its hypertables")?;
+    Ok(row.get(0))
+}
+
+/// The target may exist only once this plan created it; the retired name must be free
+/// until cutover.
+async fn check_names_free(
+    client: &impl GenericClient,
+    plan: &Plan,
+    t: &TablePlan,
+    field: &str,
+    phase: Option<Phase>,
+) -> Result<()> {
+    let target_is_ours = phase.is_some_and(|p| p >= Phase::TargetCreated);
+    if !target_is_ours && relation_exists(client, &t.target).await? {
+        return Err(Error::invalid(
+            format!("the target name {} ({field}.target) is already taken by an existing relation", t.target),
+            format!(
+                "choose another name with `target:` under {field} in {}, or drop {} if it is a leftover",
+                plan.path.display(),
+                t.target
+            ),
+        ));
+    }
+    if relation_exists(client, &t.retired).await? {
+        return Err(Error::invalid(
+            format!("the retired name {} ({field}.retired) is already taken by an existing relation", t.retired),
+            format!("choose another name with `retired:` under {field} in {}", plan.path.display()),
+        ));
+    }
+    Ok(())
+}
+
+async fn relation_exists(client: &impl GenericClient, name: &QualifiedName) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&name.schema, &name.name],
+        )
+        .await
+        .context("looking up a relation name")?;
+    Ok(row.get(0))
+}
+
+async fn check_time_column(
+    client: &impl GenericClient,
+    table: &Table,
+    column: &str,
+    field: &str,
+    check_nulls: bool,
+) -> Result<ColumnRef> {
+    let name = &table.name;
+    let col = table.column(column).ok_or_else(|| {
+        Error::invalid(
+            format!("{name} has no column `{column}` ({field}.time_column)"),
+            format!("name one of its columns: {}", column_names(table)),
+        )
+    })?;
+    if !TIME_TYPES.contains(&col.type_name.as_str()) {
+        return Err(Error::invalid(
+            format!("{name}.{column} ({field}.time_column) is of type {}, which hyperswap cannot partition by yet", col.type_sql),
+            "use a timestamptz, timestamp or date column as time_column",
+        ));
+    }
+    if check_nulls && !col.not_null {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NULL)",
+            name.quoted(),
+            crate::ident::quote_ident(column)
+        );
+        let has_nulls: bool = client.query_one(&sql, &[]).await.context("looking for NULL times")?.get(0);
+        if has_nulls {
+            return Err(Error::invalid(
+                format!("{name}.{column} ({field}.time_column) holds NULLs; a hypertable's time column cannot"),
+                format!("fill or delete those rows, then `ALTER TABLE {name} ALTER COLUMN {column} SET NOT NULL`"),
+            ));
+        }
+        tracing::warn!(
+            "{name}.{column} allows NULL but holds none; once the copy trigger is installed, an insert with a NULL {column} fails. Consider `ALTER TABLE {name} ALTER COLUMN {column} SET NOT NULL` first"
+        );
+    }
+    Ok(ColumnRef { name: col.name.clone(), type_sql: col.type_sql.clone() })
+}
+
+/// The backfill's key: the plan's `key`, else the single-column primary key; it must be
+/// NOT NULL, unique on its own and of an integer type.
+fn check_key(table: &Table, key: Option<&str>, field: &str) -> Result<ColumnRef> {
+    let name = &table.name;
+    let column = match key {
+        Some(k) => k.to_string(),
+        None => match table.primary_key() {
+            Some(pk) if pk.columns.len() == 1 => pk.columns[0].clone(),
+            Some(pk) => {
+                return Err(no_key(name, field, &format!("its primary key has {} columns", pk.columns.len())))
+            }
+            None => return Err(no_key(name, field, "it has no primary key")),
+        },
+    };
+    let col = table
+        .column(&column)
+        .ok_or_else(|| no_key(name, field, &format!("it has no column `{column}` ({field}.key)")))?;
+    let unique = table.indexes.iter().any(|i| i.unique && i.valid && !i.partial && i.key_columns == [column.clone()]);
+    if !unique || !col.not_null {
+        return Err(no_key(name, field, &format!("`{column}` is not NOT NULL and unique on its own")));
+    }
+    if !KEY_TYPES.contains(&col.type_name.as_str()) {
+        return Err(Error::invalid(
+            format!("{name}.{column} ({field}.key) is of type {}; hyperswap pages through integer keys only for now", col.type_sql),
+            "name a unique NOT NULL smallint, integer or bigint column with `key:`",
+        ));
+    }
+    Ok(ColumnRef { name: col.name.clone(), type_sql: col.type_sql.clone() })
+}
+
+fn no_key(name: &QualifiedName, field: &str, why: &str) -> Error {
+    Error::invalid(
+        format!("{name} has no usable key: {why}"),
+        format!("name a unique NOT NULL integer column with `key:` under {field}, or add a single-column primary key"),
+    )
+}
+
+fn check_constraints(table: &Table, field: &str) -> Result<()> {
+    let name = &table.name;
+    if let Some(x) = table.constraints.iter().find(|c| c.kind == "x") {
+        return Err(Error::invalid(
+            format!("{name} ({field}) has exclusion constraint {}, which a hypertable cannot carry as is", x.name),
+            "drop or rewrite the exclusion constraint to include the time column, then run again",
+        ));
+    }
+    if let Some(f) = table.constraints.iter().find(|c| c.self_reference) {
+        return Err(Error::invalid(
+            format!("{name} ({field}) has a self-referencing foreign key {}", f.name),
+            "drop it before the move: a hypertable cannot reference itself",
+        ));
+    }
+    if let Some((fk, from)) = table.inbound_fks.first() {
+        return Err(Error::invalid(
+            format!(
+                "{name} ({field}) is referenced by foreign key {fk} on {from}; after the move the key is no longer unique without the time column, so the foreign key cannot follow"
+            ),
+            format!("drop {fk} (ALTER TABLE {from} DROP CONSTRAINT {fk}) before the move, and enforce the reference otherwise"),
+        ));
+    }
+    Ok(())
+}
+
+fn column_names(table: &Table) -> String {
+    table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+}

@@ -14,7 +14,9 @@ use crate::parity::{self, ParityReport};
 use crate::phase::{Phase, Until};
 use crate::plan::Plan;
 use crate::progress::{Cancel, Progress};
-use crate::stmt::{self, backoff, is_lock_conflict, lock_holders, set_lock_timeout, LockPolicy, SqlLog, Stmt};
+use crate::stmt::{
+    self, backoff, is_lock_conflict, lock_holders, set_lock_timeout, LockPolicy, SqlLog, Stmt,
+};
 use crate::{target, trigger, validate};
 
 /// What a run of `plan apply` ended with.
@@ -27,13 +29,18 @@ pub struct ApplyOutcome {
 
 /// Phase 1's statements: every target, in one transaction.
 pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    std::iter::once(set_lock_timeout(lock.lock_timeout)).chain(jobs.iter().flat_map(target::statements)).collect()
+    std::iter::once(set_lock_timeout(lock.lock_timeout))
+        .chain(jobs.iter().flat_map(target::statements))
+        .collect()
 }
 
 /// Phase 2's statements: every copy trigger, in one transaction.
 pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(|j| trigger::statements(j, plan, &j.forward())))
+        .chain(
+            jobs.iter()
+                .flat_map(|j| trigger::statements(j, plan, &j.forward())),
+        )
         .collect()
 }
 
@@ -73,7 +80,10 @@ pub struct Apply<'a> {
 
 impl Apply<'_> {
     pub async fn run(self) -> Result<ApplyOutcome> {
-        let mut client = self.connect.connect(&format!("hyperswap apply {}", self.plan.name)).await?;
+        let mut client = self
+            .connect
+            .connect(&format!("hyperswap apply {}", self.plan.name))
+            .await?;
         journal::lock_plan(&client, &self.plan.name).await?;
         let record = journal::load(&client, &self.plan.name).await?;
         check_frozen(self.plan, record.as_ref())?;
@@ -83,10 +93,16 @@ impl Apply<'_> {
             journal::ensure(&mut client).await?;
             journal::create(&mut client, self.plan, &jobs).await?;
         }
-        self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned)).await
+        self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned))
+            .await
     }
 
-    async fn drive(&self, client: &mut Client, jobs: &[Job], mut phase: Phase) -> Result<ApplyOutcome> {
+    async fn drive(
+        &self,
+        client: &mut Client,
+        jobs: &[Job],
+        mut phase: Phase,
+    ) -> Result<ApplyOutcome> {
         let name = &self.plan.name;
         let lock = lock_policy(self.plan);
         let stop = self.until.phase();
@@ -100,14 +116,34 @@ impl Apply<'_> {
                 Phase::Planned => {
                     self.progress.step("creating the target hypertables");
                     let stmts = create_phase(jobs, &lock);
-                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::TargetCreated, None).await?;
+                    locked_tx(
+                        client,
+                        &self.log,
+                        &lock,
+                        jobs,
+                        &stmts,
+                        name,
+                        Phase::TargetCreated,
+                        None,
+                    )
+                    .await?;
                     Phase::TargetCreated
                 }
                 // Targets exist and are empty: install the copy triggers.
                 Phase::TargetCreated => {
                     self.progress.step("installing the copy triggers");
                     let stmts = trigger_phase(name, jobs, &lock);
-                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::TriggerInstalled, None).await?;
+                    locked_tx(
+                        client,
+                        &self.log,
+                        &lock,
+                        jobs,
+                        &stmts,
+                        name,
+                        Phase::TriggerInstalled,
+                        None,
+                    )
+                    .await?;
                     Phase::TriggerInstalled
                 }
                 // Triggers committed: capture the key ranges to copy.
@@ -145,14 +181,27 @@ impl Apply<'_> {
                     if parity.is_none() {
                         let report = self.verify(client, jobs, phase).await?;
                         if !report.equal {
-                            return Ok(ApplyOutcome { phase, parity: Some(report) });
+                            return Ok(ApplyOutcome {
+                                phase,
+                                parity: Some(report),
+                            });
                         }
                         parity = Some(report);
                     }
                     self.progress.step("cutting over");
                     let stmts = cutover::statements(name, jobs, &lock);
                     let reverse = cutover::script(&cutover::reverse_statements(name, jobs, &lock));
-                    locked_tx(client, &self.log, &lock, jobs, &stmts, name, Phase::CutOver, Some(&reverse)).await?;
+                    locked_tx(
+                        client,
+                        &self.log,
+                        &lock,
+                        jobs,
+                        &stmts,
+                        name,
+                        Phase::CutOver,
+                        Some(&reverse),
+                    )
+                    .await?;
                     Phase::CutOver
                 }
                 Phase::CutOver => unreachable!("the loop stops at cutover"),
@@ -161,8 +210,14 @@ impl Apply<'_> {
         Ok(ApplyOutcome { phase, parity })
     }
 
-    async fn verify(&self, client: &mut Client, jobs: &[Job], phase: Phase) -> Result<ParityReport> {
-        self.progress.step("analyzing the targets and checking parity");
+    async fn verify(
+        &self,
+        client: &mut Client,
+        jobs: &[Job],
+        phase: Phase,
+    ) -> Result<ParityReport> {
+        self.progress
+            .step("analyzing the targets and checking parity");
         for job in jobs {
             stmt::exec(&*client, &self.log, &parity::analyze_statement(job)).await?;
         }
@@ -201,19 +256,32 @@ pub async fn locked_tx(
     to: Phase,
     reverse_sql: Option<&str>,
 ) -> Result<()> {
-    let tables: Vec<String> = jobs.iter().flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()]).collect();
+    let tables: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()])
+        .collect();
     for attempt in 1..=lock.attempts {
         match try_tx(client, log, stmts, plan, to, reverse_sql).await {
             Ok(()) => return Ok(()),
             Err(e) if is_lock_conflict(&e) => {
                 let holders = lock_holders(client, &tables).await.unwrap_or_default();
-                let who = if holders.is_empty() { "no holder seen any more".to_string() } else { holders.join("; ") };
+                let who = if holders.is_empty() {
+                    "no holder seen any more".to_string()
+                } else {
+                    holders.join("; ")
+                };
                 tracing::warn!(
                     "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
                     lock.attempts,
                     lock.lock_timeout
                 );
-                journal::event(&*client, plan, to, &format!("attempt {attempt} blocked by: {who}")).await?;
+                journal::event(
+                    &*client,
+                    plan,
+                    to,
+                    &format!("attempt {attempt} blocked by: {who}"),
+                )
+                .await?;
                 if attempt < lock.attempts {
                     tokio::time::sleep(backoff(lock.backoff, attempt)).await;
                 }

@@ -51,7 +51,10 @@ pub fn batch_sql(job: &Job, first: bool) -> String {
 /// The statement that captures a table's key bounds when the backfill starts.
 pub fn bounds_sql(job: &Job) -> String {
     let key = quote_ident(&job.key.name);
-    format!("SELECT min({key})::text, max({key})::text FROM {}", job.source.quoted())
+    format!(
+        "SELECT min({key})::text, max({key})::text FROM {}",
+        job.source.quoted()
+    )
 }
 
 /// Captures every table's key range (after the copy triggers are committed, so rows
@@ -91,7 +94,11 @@ async fn estimated_rows(client: &impl GenericClient, job: &Job) -> Result<i64> {
     }
     // Never analysed: count, which is what the estimate would have been for.
     let sql = format!("SELECT count(*) FROM {}", job.source.quoted());
-    Ok(client.query_one(&sql, &[]).await.context("counting the source's rows")?.get(0))
+    Ok(client
+        .query_one(&sql, &[])
+        .await
+        .context("counting the source's rows")?
+        .get(0))
 }
 
 /// Copies every range not yet done, then enters `backfilled`.
@@ -112,17 +119,23 @@ impl Backfill<'_> {
         }
         let ranges = journal::ranges(&*self.client, self.plan).await?;
         for job in self.jobs {
-            let mine: Vec<&RangeRecord> = ranges.iter().filter(|r| r.ord == job.ord as i32).collect();
+            let mine: Vec<&RangeRecord> =
+                ranges.iter().filter(|r| r.ord == job.ord as i32).collect();
             let total = self.rows_total(job).await?;
             let done: i64 = mine.iter().map(|r| r.rows_copied).sum();
             let label = job.source.to_string();
-            self.progress.backfill_start(&label, total.max(done) as u64, done as u64);
+            self.progress
+                .backfill_start(&label, total.max(done) as u64, done as u64);
             for range in mine.into_iter().filter(|r| !r.done) {
                 self.copy_range(job, range.clone(), &label).await?;
             }
             self.progress.backfill_finish(&label);
         }
-        let tx = self.client.transaction().await.context("finishing the backfill")?;
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .context("finishing the backfill")?;
         journal::set_phase(&tx, self.plan, Phase::Backfilled).await?;
         tx.commit().await.context("finishing the backfill")
     }
@@ -141,8 +154,16 @@ impl Backfill<'_> {
 
     /// Batches through one range until it is exhausted.
     async fn copy_range(&mut self, job: &Job, mut range: RangeRecord, label: &str) -> Result<()> {
-        let first = self.client.prepare(&batch_sql(job, true)).await.context("preparing the backfill batch")?;
-        let next = self.client.prepare(&batch_sql(job, false)).await.context("preparing the backfill batch")?;
+        let first = self
+            .client
+            .prepare(&batch_sql(job, true))
+            .await
+            .context("preparing the backfill batch")?;
+        let next = self
+            .client
+            .prepare(&batch_sql(job, false))
+            .await
+            .context("preparing the backfill batch")?;
         let mut logged = (false, false);
         loop {
             if self.cancel.is_cancelled() {
@@ -153,7 +174,11 @@ impl Backfill<'_> {
                 Some(c) => (&next, c.clone()),
             };
             // Log each statement once: the log shows what ran, not every batch.
-            let seen = if range.cursor.is_none() { &mut logged.0 } else { &mut logged.1 };
+            let seen = if range.cursor.is_none() {
+                &mut logged.0
+            } else {
+                &mut logged.1
+            };
             if !*seen {
                 self.log.record(&batch_sql(job, range.cursor.is_none()));
                 *seen = true;
@@ -166,6 +191,9 @@ impl Backfill<'_> {
             }
             if copied.exhausted {
                 return Ok(());
+            }
+            if let Some(pause) = self.opts.pause {
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -180,7 +208,10 @@ impl Backfill<'_> {
         let mut attempt = 0;
         loop {
             match self.batch(range, stmt, from).await {
-                Err(e) if (is_lock_conflict(&e) || e.sqlstate() == Some("40001")) && attempt < self.opts.retries => {
+                Err(e)
+                    if (is_lock_conflict(&e) || e.sqlstate() == Some("40001"))
+                        && attempt < self.opts.retries =>
+                {
                     attempt += 1;
                     let pause = backoff(std::time::Duration::from_millis(200), attempt);
                     tracing::warn!(
@@ -196,11 +227,19 @@ impl Backfill<'_> {
     }
 
     /// One batch and its journal record, in one transaction.
-    async fn batch(&mut self, range: &RangeRecord, stmt: &tokio_postgres::Statement, from: &str) -> Result<Batch> {
+    async fn batch(
+        &mut self,
+        range: &RangeRecord,
+        stmt: &tokio_postgres::Statement,
+        from: &str,
+    ) -> Result<Batch> {
         let ctx = "copying a backfill batch";
         let tx = self.client.transaction().await.context(ctx)?;
         let limit = self.opts.batch_rows as i64;
-        let row = tx.query_one(stmt, &[&from, &range.hi, &limit]).await.context(ctx)?;
+        let row = tx
+            .query_one(stmt, &[&from, &range.hi, &limit])
+            .await
+            .context(ctx)?;
         let rows: i64 = row.get(0);
         let last_key: Option<String> = row.get(1);
         let exhausted = rows < limit;
@@ -214,7 +253,11 @@ impl Backfill<'_> {
         .await
         .context(ctx)?;
         tx.commit().await.context(ctx)?;
-        Ok(Batch { rows, last_key, exhausted })
+        Ok(Batch {
+            rows,
+            last_key,
+            exhausted,
+        })
     }
 }
 

@@ -24,7 +24,10 @@ impl Bars {
         } else {
             ProgressDrawTarget::stderr()
         };
-        Bars { multi: MultiProgress::with_draw_target(target), bars: Arc::default() }
+        Bars {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Arc::default(),
+        }
     }
 
     pub fn clear(&self) {
@@ -44,12 +47,20 @@ impl Progress for Bars {
         );
         bar.set_prefix(table.to_string());
         bar.set_position(done);
-        self.bars.lock().unwrap_or_else(|p| p.into_inner()).insert(table.to_string(), bar);
+        self.bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(table.to_string(), bar);
         tracing::info!("backfilling {table}: about {total} rows, {done} already copied");
     }
 
     fn backfill_advance(&self, table: &str, rows: u64) {
-        if let Some(bar) = self.bars.lock().unwrap_or_else(|p| p.into_inner()).get(table) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(table)
+        {
             if bar.position() + rows > bar.length().unwrap_or(0) {
                 bar.set_length(bar.position() + rows);
             }
@@ -58,9 +69,18 @@ impl Progress for Bars {
     }
 
     fn backfill_finish(&self, table: &str) {
-        if let Some(bar) = self.bars.lock().unwrap_or_else(|p| p.into_inner()).remove(table) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(table)
+        {
             bar.finish();
-            tracing::info!("backfilled {table}: {} rows in {:.1?}", bar.position(), bar.elapsed());
+            tracing::info!(
+                "backfilled {table}: {} rows in {:.1?}",
+                bar.position(),
+                bar.elapsed()
+            );
         }
     }
 
@@ -76,7 +96,10 @@ pub struct SuspendingWriter(MultiProgress);
 impl<'a> MakeWriter<'a> for SuspendingWriter {
     type Writer = LineWriter;
     fn make_writer(&'a self) -> LineWriter {
-        LineWriter { multi: self.0.clone(), buf: Vec::new() }
+        LineWriter {
+            multi: self.0.clone(),
+            buf: Vec::new(),
+        }
     }
 }
 

@@ -120,20 +120,43 @@ impl Table {
 pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<Option<Table>> {
     let ctx = || format!("reading the definition of {name}");
     let Some(row) = client
-        .query_opt(include_str!("../sql/catalog_table.sql"), &[&name.schema, &name.name])
+        .query_opt(
+            include_str!("../sql/catalog_table.sql"),
+            &[&name.schema, &name.name],
+        )
         .await
         .with_context(ctx)?
     else {
         return Ok(None);
     };
     let oid: Oid = row.get(0);
-    let rows = |sql: &'static str| async move { client.query(sql, &[&oid]).await.with_context(ctx) };
-    let columns = rows(include_str!("../sql/catalog_columns.sql")).await?.iter().map(column).collect();
-    let constraints =
-        rows(include_str!("../sql/catalog_constraints.sql")).await?.iter().map(constraint).collect();
-    let indexes = rows(include_str!("../sql/catalog_indexes.sql")).await?.iter().map(index).collect();
-    let sequences = rows(include_str!("../sql/catalog_sequences.sql")).await?.iter().map(sequence).collect();
-    let grants = rows(include_str!("../sql/catalog_grants.sql")).await?.iter().map(grant).collect();
+    let rows =
+        |sql: &'static str| async move { client.query(sql, &[&oid]).await.with_context(ctx) };
+    let columns = rows(include_str!("../sql/catalog_columns.sql"))
+        .await?
+        .iter()
+        .map(column)
+        .collect();
+    let constraints = rows(include_str!("../sql/catalog_constraints.sql"))
+        .await?
+        .iter()
+        .map(constraint)
+        .collect();
+    let indexes = rows(include_str!("../sql/catalog_indexes.sql"))
+        .await?
+        .iter()
+        .map(index)
+        .collect();
+    let sequences = rows(include_str!("../sql/catalog_sequences.sql"))
+        .await?
+        .iter()
+        .map(sequence)
+        .collect();
+    let grants = rows(include_str!("../sql/catalog_grants.sql"))
+        .await?
+        .iter()
+        .map(grant)
+        .collect();
     let inbound_fks = rows(include_str!("../sql/catalog_inbound_fks.sql"))
         .await?
         .iter()
@@ -212,5 +235,10 @@ fn sequence(r: &Row) -> OwnedSequence {
 }
 
 fn grant(r: &Row) -> Grant {
-    Grant { grantee: r.get(0), privilege: r.get(1), grantable: r.get(2), column: r.get(3) }
+    Grant {
+        grantee: r.get(0),
+        privilege: r.get(1),
+        grantable: r.get(2),
+        column: r.get(3),
+    }
 }

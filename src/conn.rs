@@ -106,7 +106,8 @@ fn fill_libpq_defaults(config: &mut Config) {
         config.user(&user);
     }
     if config.get_dbname().is_none() {
-        let db = std::env::var("PGDATABASE").unwrap_or_else(|_| config.get_user().unwrap_or("postgres").to_string());
+        let db = std::env::var("PGDATABASE")
+            .unwrap_or_else(|_| config.get_user().unwrap_or("postgres").to_string());
         config.dbname(&db);
     }
     if config.get_password().is_none() {
@@ -129,7 +130,8 @@ mod tests {
 
     #[test]
     fn describe_never_shows_the_password() {
-        let c = ConnectOptions::resolve(Some("postgres://alice:s3cret@db.example:6543/app")).unwrap();
+        let c =
+            ConnectOptions::resolve(Some("postgres://alice:s3cret@db.example:6543/app")).unwrap();
         let d = c.describe();
         assert_eq!(d, "alice@db.example:6543/app");
         assert!(!d.contains("s3cret"));

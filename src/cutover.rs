@@ -26,7 +26,10 @@ impl Job {
 
 /// The cutover transaction's statements (without BEGIN/COMMIT).
 pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    let mut out = vec![set_lock_timeout(lock.lock_timeout), lock_all(jobs.iter().flat_map(|j| [&j.source, &j.target]))];
+    let mut out = vec![
+        set_lock_timeout(lock.lock_timeout),
+        lock_all(jobs.iter().flat_map(|j| [&j.source, &j.target])),
+    ];
     for job in jobs {
         out.extend(trigger::drop_statements(&job.forward()));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
@@ -39,7 +42,10 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
 
 /// The rollback transaction's statements, recorded in the journal at cutover.
 pub fn reverse_statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    let mut out = vec![set_lock_timeout(lock.lock_timeout), lock_all(jobs.iter().flat_map(|j| [&j.source, &j.retired]))];
+    let mut out = vec![
+        set_lock_timeout(lock.lock_timeout),
+        lock_all(jobs.iter().flat_map(|j| [&j.source, &j.retired])),
+    ];
     for job in jobs {
         out.extend(trigger::drop_statements(&job.reverse()));
         out.extend(identity_back(job));
@@ -88,9 +94,17 @@ fn swap(
     park_suffix: Suffix,
     incoming_suffix: Suffix,
 ) -> Vec<Stmt> {
-    let mut out = vec![Stmt::new(format!("ALTER TABLE {} RENAME TO {}", live.quoted(), quote_ident(&park.name)))];
+    let mut out = vec![Stmt::new(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        live.quoted(),
+        quote_ident(&park.name)
+    ))];
     out.extend(rename_indexes(job, Suffix::None, park_suffix));
-    out.push(Stmt::new(format!("ALTER TABLE {} RENAME TO {}", incoming.quoted(), quote_ident(&live.name))));
+    out.push(Stmt::new(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        incoming.quoted(),
+        quote_ident(&live.name)
+    )));
     out.extend(rename_indexes(job, incoming_suffix, Suffix::None));
     out
 }
@@ -101,7 +115,11 @@ fn rename_indexes(job: &Job, from: Suffix, to: Suffix) -> Vec<Stmt> {
         .iter()
         .map(|i| {
             let name = job.source.sibling(from.apply(job, &i.name));
-            Stmt::new(format!("ALTER INDEX {} RENAME TO {}", name.quoted(), quote_ident(&to.apply(job, &i.name))))
+            Stmt::new(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                name.quoted(),
+                quote_ident(&to.apply(job, &i.name))
+            ))
         })
         .collect()
 }
@@ -129,8 +147,14 @@ fn sequences_to(job: &Job) -> Vec<Stmt> {
 fn identity_on_new(job: &Job) -> Vec<Stmt> {
     let mut out = Vec::new();
     for seq in job.table.sequences.iter().filter(|s| s.identity) {
-        let Some(col) = job.table.column(&seq.column) else { continue };
-        let kind = if col.identity == "a" { "ALWAYS" } else { "BY DEFAULT" };
+        let Some(col) = job.table.column(&seq.column) else {
+            continue;
+        };
+        let kind = if col.identity == "a" {
+            "ALWAYS"
+        } else {
+            "BY DEFAULT"
+        };
         let column = quote_ident(&col.name);
         out.push(Stmt::new(format!(
             "ALTER TABLE {} ALTER COLUMN {column} ADD GENERATED {kind} AS IDENTITY",
@@ -154,7 +178,11 @@ fn identity_on_new(job: &Job) -> Vec<Stmt> {
 fn identity_back(job: &Job) -> Vec<Stmt> {
     let mut out = Vec::new();
     for seq in job.table.sequences.iter().filter(|s| s.identity) {
-        let new_seq = format!("pg_get_serial_sequence({}, {})::regclass", job.source.literal(), quote_literal(&seq.column));
+        let new_seq = format!(
+            "pg_get_serial_sequence({}, {})::regclass",
+            job.source.literal(),
+            quote_literal(&seq.column)
+        );
         out.push(Stmt::new(format!(
             "SELECT setval({old}, greatest(pg_sequence_last_value({new_seq}), pg_sequence_last_value({old}))) WHERE pg_sequence_last_value({new_seq}) IS NOT NULL",
             old = format!("{}::regclass", seq.name.literal()),
@@ -170,5 +198,5 @@ fn identity_back(job: &Job) -> Vec<Stmt> {
 
 /// The statements as one text, for the journal and for `plan show`.
 pub fn script(stmts: &[Stmt]) -> String {
-    stmts.iter().map(|s| format!("{};\n", s.sql)).collect()
+    stmts.iter().map(|s| format!("{};\n\n", s.sql)).collect()
 }

@@ -37,7 +37,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Error::Invalid { problem: problem.into(), fix: fix.into() }
+        Error::Invalid {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     /// The SQLSTATE of a database error, if this is one.
@@ -57,10 +60,16 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, tokio_postgres::Error> {
     fn context(self, what: impl Into<String>) -> Result<T> {
-        self.map_err(|source| Error::Db { context: what.into(), source })
+        self.map_err(|source| Error::Db {
+            context: what.into(),
+            source,
+        })
     }
     fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T> {
-        self.map_err(|source| Error::Db { context: what(), source })
+        self.map_err(|source| Error::Db {
+            context: what(),
+            source,
+        })
     }
 }
 

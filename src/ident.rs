@@ -33,7 +33,10 @@ pub struct QualifiedName {
 
 impl QualifiedName {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        QualifiedName { schema: schema.into(), name: name.into() }
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 
     /// Parses `schema.table`, `table` (schema `public`), with `"quoted"` parts allowed.
@@ -42,7 +45,9 @@ impl QualifiedName {
         match parts.as_slice() {
             [name] => Ok(QualifiedName::new("public", name.clone())),
             [schema, name] => Ok(QualifiedName::new(schema.clone(), name.clone())),
-            _ => Err(format!("`{text}` is not a table name: expected `table` or `schema.table`")),
+            _ => Err(format!(
+                "`{text}` is not a table name: expected `table` or `schema.table`"
+            )),
         }
     }
 
@@ -65,15 +70,25 @@ impl QualifiedName {
 impl fmt::Display for QualifiedName {
     /// Human form: `schema.name`, quoting only parts that need it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", display_ident(&self.schema), display_ident(&self.name))
+        write!(
+            f,
+            "{}.{}",
+            display_ident(&self.schema),
+            display_ident(&self.name)
+        )
     }
 }
 
 /// An identifier as a human would write it: bare when that is unambiguous.
 pub fn display_ident(name: &str) -> String {
     let plain = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     if plain {
         name.to_string()
     } else {
@@ -129,7 +144,9 @@ fn split_qualified(text: &str) -> Result<Vec<String>, String> {
             return Err(format!("`{text}` has an empty name part"));
         }
         if part.len() > MAX_IDENT_BYTES {
-            return Err(format!("`{part}` is longer than PostgreSQL's 63-byte identifier limit"));
+            return Err(format!(
+                "`{part}` is longer than PostgreSQL's 63-byte identifier limit"
+            ));
         }
         parts.push(part);
         match chars.next() {
@@ -153,8 +170,14 @@ mod tests {
 
     #[test]
     fn parses_qualified_names() {
-        assert_eq!(QualifiedName::parse("metrics").unwrap(), QualifiedName::new("public", "metrics"));
-        assert_eq!(QualifiedName::parse("App.Metrics").unwrap(), QualifiedName::new("app", "metrics"));
+        assert_eq!(
+            QualifiedName::parse("metrics").unwrap(),
+            QualifiedName::new("public", "metrics")
+        );
+        assert_eq!(
+            QualifiedName::parse("App.Metrics").unwrap(),
+            QualifiedName::new("app", "metrics")
+        );
         assert_eq!(
             QualifiedName::parse("\"My Schema\".\"a.b\"").unwrap(),
             QualifiedName::new("My Schema", "a.b")

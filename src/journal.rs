@@ -46,7 +46,10 @@ pub async fn exists(client: &impl GenericClient) -> Result<bool> {
 
 /// Creates the journal schema if missing (serialised, so two first runs cannot race).
 pub async fn ensure(client: &mut Client) -> Result<()> {
-    let tx = client.transaction().await.context("creating the hyperswap journal")?;
+    let tx = client
+        .transaction()
+        .await
+        .context("creating the hyperswap journal")?;
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;
@@ -83,7 +86,10 @@ pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
         .context("looking up the holder of the plan's advisory lock")?
         .map(|r| r.get::<_, String>(0))
         .unwrap_or_else(|| "a session that has just ended; try again".into());
-    Err(Error::Busy { plan: plan.to_string(), holder })
+    Err(Error::Busy {
+        plan: plan.to_string(),
+        holder,
+    })
 }
 
 fn plan_lock_key(plan: &str) -> i32 {
@@ -121,7 +127,10 @@ pub async fn plan_names(client: &impl GenericClient) -> Result<Vec<String>> {
         return Ok(vec![]);
     }
     let rows = client
-        .query("SELECT name FROM hyperswap.plans ORDER BY started_at, name", &[])
+        .query(
+            "SELECT name FROM hyperswap.plans ORDER BY started_at, name",
+            &[],
+        )
         .await
         .context("reading the journal")?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -133,7 +142,12 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
     let tx = client.transaction().await.context(ctx)?;
     tx.execute(
         "INSERT INTO hyperswap.plans (name, plan_sha256, plan_text, phase) VALUES ($1, $2, $3, $4)",
-        &[&plan.name, &plan.sha256, &plan.text, &Phase::Planned.as_str()],
+        &[
+            &plan.name,
+            &plan.sha256,
+            &plan.text,
+            &Phase::Planned.as_str(),
+        ],
     )
     .await
     .context(ctx)?;
@@ -170,7 +184,12 @@ pub async fn set_phase(tx: &impl GenericClient, plan: &str, to: Phase) -> Result
 }
 
 /// Appends to the plan's event log.
-pub async fn event(client: &impl GenericClient, plan: &str, phase: Phase, message: &str) -> Result<()> {
+pub async fn event(
+    client: &impl GenericClient,
+    plan: &str,
+    phase: Phase,
+    message: &str,
+) -> Result<()> {
     client
         .execute(
             "INSERT INTO hyperswap.events (plan_name, phase, message) VALUES ($1, $2, $3)",

@@ -18,7 +18,11 @@ use hyperswap::stmt::SqlLog;
 use hyperswap::{journal, parity, rollback, show, status, validate, Error};
 
 #[derive(Parser)]
-#[command(name = "hyperswap", version, about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime")]
+#[command(
+    name = "hyperswap",
+    version,
+    about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime"
+)]
 struct Cli {
     /// Database URL, e.g. postgres://user@host:5432/db (default: libpq's PGHOST, PGPORT,
     /// PGUSER, PGPASSWORD, PGDATABASE). Keep the password in PGPASSWORD.
@@ -75,7 +79,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let bars = bars::Bars::new(cli.quiet);
     bars::init_tracing(&bars, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -119,7 +126,16 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
             tracing::info!("applying plan `{}` on {}", plan.name, connect.describe());
-            let outcome = Apply { connect: &connect, plan: &plan, until, log, progress: bars, cancel }.run().await?;
+            let outcome = Apply {
+                connect: &connect,
+                plan: &plan,
+                until,
+                log,
+                progress: bars,
+                cancel,
+            }
+            .run()
+            .await?;
             bars.clear();
             if let Some(report) = &outcome.parity {
                 println!("{}", render::parity(report));
@@ -131,7 +147,11 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                     return Ok(1);
                 }
             }
-            println!("plan `{}`: {}", plan.name, render::phase_sentence(outcome.phase));
+            println!(
+                "plan `{}`: {}",
+                plan.name,
+                render::phase_sentence(outcome.phase)
+            );
             Ok(0)
         }
         Command::Status { plan, json } => {
@@ -139,9 +159,15 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let client = connect.connect("hyperswap status").await?;
             let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list).expect("status serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).expect("status serialises")
+                );
             } else {
-                println!("{}", render::status(&list, plan.as_ref().map(|p| p.name.as_str())));
+                println!(
+                    "{}",
+                    render::status(&list, plan.as_ref().map(|p| p.name.as_str()))
+                );
             }
             Ok(0)
         }
@@ -163,7 +189,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let jobs = validate::resolve(&client, &plan, Some(phase)).await?;
             let report = parity::check(&mut client, &log, &plan.name, &jobs, phase).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                );
             } else {
                 println!("{}", render::parity(&report));
             }
@@ -172,7 +201,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         Command::Rollback { plan } => {
             let plan = Plan::load(&plan)?;
             let report = rollback::rollback(&connect, &plan, &log).await?;
-            println!("plan `{}`: rolled back; the original tables are live again", plan.name);
+            println!(
+                "plan `{}`: rolled back; the original tables are live again",
+                plan.name
+            );
             println!("{}", render::parity(&report));
             Ok(if report.equal { 0 } else { 1 })
         }

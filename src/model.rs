@@ -49,12 +49,21 @@ pub struct Job {
 impl Job {
     /// Columns the copy writes (generated columns are computed by the target).
     pub fn written_columns(&self) -> Vec<&str> {
-        self.table.columns.iter().filter(|c| c.is_written()).map(|c| c.name.as_str()).collect()
+        self.table
+            .columns
+            .iter()
+            .filter(|c| c.is_written())
+            .map(|c| c.name.as_str())
+            .collect()
     }
 
     /// `"a", "b", "c"`.
     pub fn column_list(&self) -> String {
-        self.written_columns().iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+        self.written_columns()
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The forward copy trigger's function.
@@ -78,5 +87,8 @@ impl Job {
 }
 
 fn tool_function(kind: &str, source: &QualifiedName) -> QualifiedName {
-    QualifiedName::new(TOOL_SCHEMA, with_suffix(&format!("{kind}__{}__{}", source.schema, source.name), ""))
+    QualifiedName::new(
+        TOOL_SCHEMA,
+        with_suffix(&format!("{kind}__{}__{}", source.schema, source.name), ""),
+    )
 }

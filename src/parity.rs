@@ -32,7 +32,10 @@ pub fn statements(job: &Job, phase: Phase) -> Vec<Stmt> {
 
 /// Statistics for the new table before it takes traffic.
 pub fn analyze_statement(job: &Job) -> Stmt {
-    Stmt::noted(format!("ANALYZE {}", job.target.quoted()), "fresh statistics before the new table takes traffic")
+    Stmt::noted(
+        format!("ANALYZE {}", job.target.quoted()),
+        "fresh statistics before the new table takes traffic",
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,16 +57,32 @@ pub struct ParityReport {
 }
 
 /// Compares every table of the plan, each in its own read-only snapshot.
-pub async fn check(client: &mut Client, log: &SqlLog, plan: &str, jobs: &[Job], phase: Phase) -> Result<ParityReport> {
+pub async fn check(
+    client: &mut Client,
+    log: &SqlLog,
+    plan: &str,
+    jobs: &[Job],
+    phase: Phase,
+) -> Result<ParityReport> {
     let mut tables = Vec::new();
     for job in jobs {
         tables.push(check_table(client, log, job, phase).await?);
     }
     let equal = tables.iter().all(|t| t.equal);
-    Ok(ParityReport { plan: plan.to_string(), phase: phase.to_string(), equal, tables })
+    Ok(ParityReport {
+        plan: plan.to_string(),
+        phase: phase.to_string(),
+        equal,
+        tables,
+    })
 }
 
-async fn check_table(client: &mut Client, log: &SqlLog, job: &Job, phase: Phase) -> Result<TableParity> {
+async fn check_table(
+    client: &mut Client,
+    log: &SqlLog,
+    job: &Job,
+    phase: Phase,
+) -> Result<TableParity> {
     let ctx = || format!("checking parity of {}", job.source);
     let tx = client
         .build_transaction()
@@ -75,7 +94,12 @@ async fn check_table(client: &mut Client, log: &SqlLog, job: &Job, phase: Phase)
     let mut counts = Vec::new();
     for stmt in statements(job, phase) {
         log.record(&stmt.sql);
-        counts.push(tx.query_one(&stmt.sql, &[]).await.with_context(ctx)?.get::<_, i64>(0));
+        counts.push(
+            tx.query_one(&stmt.sql, &[])
+                .await
+                .with_context(ctx)?
+                .get::<_, i64>(0),
+        );
     }
     tx.commit().await.with_context(ctx)?;
     let (live, mirror) = pair(job, phase);
@@ -92,7 +116,10 @@ async fn check_table(client: &mut Client, log: &SqlLog, job: &Job, phase: Phase)
 /// Records a passing result in the journal.
 pub async fn record_pass(client: &Client, plan: &str) -> Result<()> {
     client
-        .execute("UPDATE hyperswap.plans SET parity_passed_at = now() WHERE name = $1", &[&plan])
+        .execute(
+            "UPDATE hyperswap.plans SET parity_passed_at = now() WHERE name = $1",
+            &[&plan],
+        )
         .await
         .context("recording parity in the journal")?;
     Ok(())

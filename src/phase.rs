@@ -66,7 +66,9 @@ impl FromStr for Phase {
         Phase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown phase `{s}` in the journal (written by a newer hyperswap?)"))
+            .ok_or_else(|| {
+                format!("unknown phase `{s}` in the journal (written by a newer hyperswap?)")
+            })
     }
 }
 

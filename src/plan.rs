@@ -43,18 +43,27 @@ pub struct BackfillOptions {
     #[serde(default = "default_batch_rows")]
     pub batch_rows: u32,
     /// How long a batch waits for a row lock held by the application before it backs off.
-    #[serde(default = "default_batch_lock_timeout", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_batch_lock_timeout",
+        with = "humantime_serde_compat"
+    )]
     pub lock_timeout: Duration,
     /// Retries of one batch after a lock timeout or deadlock, before giving up.
     #[serde(default = "default_batch_retries")]
     pub retries: u32,
+    /// Sleep between batches, to leave the server room (a simple throttle).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub pause: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CutoverOptions {
     /// The longest the application's queries may queue behind one cutover attempt.
-    #[serde(default = "default_cutover_lock_timeout", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_cutover_lock_timeout",
+        with = "humantime_serde_compat"
+    )]
     pub lock_timeout: Duration,
     /// Attempts before cutover gives up and leaves the source live.
     #[serde(default = "default_cutover_attempts")]
@@ -89,6 +98,7 @@ impl Default for BackfillOptions {
             batch_rows: default_batch_rows(),
             lock_timeout: default_batch_lock_timeout(),
             retries: default_batch_retries(),
+            pause: None,
         }
     }
 }
@@ -137,7 +147,9 @@ struct Name(QualifiedName);
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        QualifiedName::parse(&text).map(Name).map_err(serde::de::Error::custom)
+        QualifiedName::parse(&text)
+            .map(Name)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -154,27 +166,49 @@ mod humantime_serde_compat {
             ))
         })?;
         if d.is_zero() {
-            return Err(serde::de::Error::custom("a duration of zero is not allowed here"));
+            return Err(serde::de::Error::custom(
+                "a duration of zero is not allowed here",
+            ));
         }
         Ok(d)
+    }
+}
+
+/// An optional humantime duration, where zero means "none".
+mod humantime_serde_opt {
+    use serde::Deserialize;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        let d = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write it like `10ms` or `0s`"
+            ))
+        })?;
+        Ok(Some(d).filter(|d| !d.is_zero()))
     }
 }
 
 impl Plan {
     /// Reads and parses a plan file. Errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Plan(format!("cannot read plan file {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Plan(format!("cannot read plan file {}: {e}", path.display())))?;
         Plan::parse(path, text)
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Plan> {
         let at = |msg: String| Error::Plan(format!("{}: {msg}", path.display()));
-        let file: PlanFile = serde_yaml_ng::from_str(&text).map_err(|e| at(e.to_string()))?;
+        let file: PlanFile =
+            serde_yaml_ng::from_str(&text).map_err(|e| Error::Plan(yaml_error(path, &text, &e)))?;
         check_plan_name(&file.name).map_err(|m| at(format!("name: {m}")))?;
         if file.tables.is_empty() {
-            return Err(at("tables: the plan lists no table; add at least one".into()));
+            return Err(at(
+                "tables: the plan lists no table; add at least one".into()
+            ));
         }
         if file.backfill.batch_rows == 0 {
             return Err(at("backfill.batch_rows: must be at least 1".into()));
@@ -202,6 +236,45 @@ impl Plan {
     }
 }
 
+/// serde_yaml_ng places errors of a field's value at the enclosing mapping; ours name the
+/// bad value in backticks, so find the line holding it and name its field there.
+fn yaml_error(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> String {
+    let msg = e.to_string();
+    let from_line = e.location().map(|l| l.line()).unwrap_or(1);
+    let refined = backticked(&msg).and_then(|value| {
+        text.lines()
+            .enumerate()
+            .skip(from_line.saturating_sub(1))
+            .find_map(|(i, line)| {
+                let (key, v) = line.split_once(':')?;
+                let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
+                (v == value).then(|| {
+                    (
+                        i + 1,
+                        key.trim().trim_start_matches("- ").trim().to_string(),
+                    )
+                })
+            })
+    });
+    match refined {
+        Some((line, key)) => {
+            let base = msg.rsplit_once(" at line ").map(|(b, _)| b).unwrap_or(&msg);
+            let base = match base.split_once(": ") {
+                Some((prefix, rest)) if !prefix.contains(' ') => format!("{prefix}.{key}: {rest}"),
+                _ => format!("{key}: {base}"),
+            };
+            format!("{}: line {line}: {base}", path.display())
+        }
+        None => format!("{}: {msg}", path.display()),
+    }
+}
+
+fn backticked(msg: &str) -> Option<&str> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(&msg[start..start + len])
+}
+
 fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
     let source = t.source.0;
     if t.time_column.trim().is_empty() {
@@ -210,13 +283,25 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
     if t.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
         return Err("key: must name a column (or leave it out to use the primary key)".into());
     }
-    let target = t.target.map(|n| n.0).unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_new")));
-    let retired = t.retired.map(|n| n.0).unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_old")));
+    let target = t
+        .target
+        .map(|n| n.0)
+        .unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_new")));
+    let retired = t
+        .retired
+        .map(|n| n.0)
+        .unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_old")));
     if target.schema != source.schema {
-        return Err(format!("target: must be in the source's schema `{}` (the cutover is a rename)", source.schema));
+        return Err(format!(
+            "target: must be in the source's schema `{}` (the cutover is a rename)",
+            source.schema
+        ));
     }
     if retired.schema != source.schema {
-        return Err(format!("retired: must be in the source's schema `{}` (the cutover is a rename)", source.schema));
+        return Err(format!(
+            "retired: must be in the source's schema `{}` (the cutover is a rename)",
+            source.schema
+        ));
     }
     Ok(TablePlan {
         source,
@@ -231,18 +316,26 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
 fn check_plan_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a plan name: use 1-63 letters, digits, `-`, `_` or `.`"))
+        Err(format!(
+            "`{name}` is not a plan name: use 1-63 letters, digits, `-`, `_` or `.`"
+        ))
     }
 }
 
 fn check_distinct_names(tables: &[TablePlan]) -> std::result::Result<(), String> {
     let mut seen = std::collections::HashMap::new();
     for (i, t) in tables.iter().enumerate() {
-        for (field, name) in [("source", &t.source), ("target", &t.target), ("retired", &t.retired)] {
+        for (field, name) in [
+            ("source", &t.source),
+            ("target", &t.target),
+            ("retired", &t.retired),
+        ] {
             if let Some((j, other)) = seen.insert(name.clone(), (i, field)) {
                 return Err(format!(
                     "tables[{i}].{field}: `{name}` is already used as tables[{j}].{other}; every source, target and retired name must be distinct"
@@ -270,8 +363,14 @@ mod tests {
     #[test]
     fn parses_a_minimal_plan_with_defaults() {
         let p = parse(GOOD).unwrap();
-        assert_eq!(p.tables[0].target, QualifiedName::new("public", "metrics_hs_new"));
-        assert_eq!(p.tables[0].retired, QualifiedName::new("public", "metrics_hs_old"));
+        assert_eq!(
+            p.tables[0].target,
+            QualifiedName::new("public", "metrics_hs_new")
+        );
+        assert_eq!(
+            p.tables[0].retired,
+            QualifiedName::new("public", "metrics_hs_old")
+        );
         assert_eq!(p.tables[0].chunk_time_interval, Duration::from_secs(86_400));
         assert_eq!(p.backfill.batch_rows, 10_000);
         assert_eq!(p.sha256.len(), 64);
@@ -279,7 +378,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_file_line_and_field() {
-        let e = parse(&GOOD.replace("time_column", "time_col")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("time_column", "time_col"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.yaml: "), "{e}");
         assert!(e.contains("time_col"), "{e}");
         assert!(e.contains("line 4"), "{e}");
@@ -287,15 +388,21 @@ mod tests {
 
     #[test]
     fn bad_durations_and_names_are_refused() {
-        let e = parse(&GOOD.replace("1 day", "one day")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("1 day", "one day"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a duration") && e.contains("line 5"), "{e}");
-        let e = parse(&GOOD.replace("public.metrics", "a.b.c")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("public.metrics", "a.b.c"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a table name"), "{e}");
     }
 
     #[test]
     fn duplicate_names_are_refused() {
-        let text = format!("{GOOD}  - source: metrics\n    time_column: ts\n    chunk_time_interval: 1h\n");
+        let text = format!(
+            "{GOOD}  - source: metrics\n    time_column: ts\n    chunk_time_interval: 1h\n"
+        );
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("tables[1].source"), "{e}");
     }

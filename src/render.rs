@@ -10,7 +10,11 @@ use hyperswap::plan::Plan;
 use hyperswap::status::PlanStatus;
 
 pub fn validated(plan: &Plan, jobs: &[Job], connect: &ConnectOptions) -> String {
-    let mut out = format!("plan `{}` is valid against {}\n", plan.name, connect.describe());
+    let mut out = format!(
+        "plan `{}` is valid against {}\n",
+        plan.name,
+        connect.describe()
+    );
     for job in jobs {
         let _ = writeln!(
             out,
@@ -34,7 +38,10 @@ pub fn phase_sentence(phase: Phase) -> String {
         Phase::Backfilling => "backfilling".into(),
         Phase::Backfilled => "backfilled".into(),
         Phase::Verified => "verified: parity passed, ready to cut over".into(),
-        Phase::CutOver => "cut over: the hypertables carry the tables' names; `hyperswap rollback` reverses it".into(),
+        Phase::CutOver => {
+            "cut over: the hypertables carry the tables' names; `hyperswap rollback` reverses it"
+                .into()
+        }
         Phase::RolledBack => "rolled back".into(),
     }
 }
@@ -46,7 +53,11 @@ pub fn parity(report: &ParityReport) -> String {
         report.phase,
         if report.equal { "EQUAL" } else { "DIFFERENT" }
     );
-    let _ = writeln!(out, "  {:<32} {:>14} {:>14}  result", "live -> mirror", "live rows", "mirror rows");
+    let _ = writeln!(
+        out,
+        "  {:<32} {:>14} {:>14}  result",
+        "live -> mirror", "live rows", "mirror rows"
+    );
     for t in &report.tables {
         let _ = writeln!(
             out,
@@ -69,7 +80,11 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
     }
     let mut out = String::new();
     for p in list {
-        let _ = writeln!(out, "plan `{}`: {} (started {}, updated {})", p.plan, p.phase, p.started_at, p.updated_at);
+        let _ = writeln!(
+            out,
+            "plan `{}`: {} (started {}, updated {})",
+            p.plan, p.phase, p.started_at, p.updated_at
+        );
         if let Some(at) = &p.parity_passed_at {
             let _ = writeln!(out, "  parity last passed {at}");
         }
@@ -77,11 +92,21 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
             let _ = writeln!(out, "  cut over {at}");
         }
         for t in &p.tables {
-            let pct = if t.rows_total > 0 { 100.0 * t.rows_copied as f64 / t.rows_total as f64 } else { 0.0 };
+            let pct = if t.rows_total > 0 {
+                100.0 * t.rows_copied as f64 / t.rows_total as f64
+            } else {
+                0.0
+            };
             let _ = writeln!(
                 out,
                 "  {} -> {}: {} of ~{} rows copied ({:.0}%), {} batches, {:.0} rows/s",
-                t.source, t.target, t.rows_copied, t.rows_total, pct.min(100.0), t.batches, t.rows_per_second
+                t.source,
+                t.target,
+                t.rows_copied,
+                t.rows_total,
+                pct.min(100.0),
+                t.batches,
+                t.rows_per_second
             );
         }
     }

@@ -14,12 +14,17 @@ use crate::stmt::{SqlLog, Stmt};
 use crate::validate;
 
 pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
-    let mut client = connect.connect(&format!("hyperswap rollback {}", plan.name)).await?;
+    let mut client = connect
+        .connect(&format!("hyperswap rollback {}", plan.name))
+        .await?;
     journal::lock_plan(&client, &plan.name).await?;
     let record = journal::load(&client, &plan.name).await?;
     check_frozen(plan, record.as_ref())?;
     let record = record.ok_or_else(|| {
-        Error::WrongPhase(format!("plan `{}` has not started in this database; there is nothing to roll back", plan.name))
+        Error::WrongPhase(format!(
+            "plan `{}` has not started in this database; there is nothing to roll back",
+            plan.name
+        ))
     })?;
     if record.phase != Phase::CutOver {
         return Err(Error::WrongPhase(format!(
@@ -32,7 +37,17 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
     })?;
     let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
     let stmt = Stmt::new(reverse.trim_end().trim_end_matches(';').to_string());
-    locked_tx(&mut client, log, &lock_policy(plan), &jobs, &[stmt], &plan.name, Phase::RolledBack, None).await?;
+    locked_tx(
+        &mut client,
+        log,
+        &lock_policy(plan),
+        &jobs,
+        &[stmt],
+        &plan.name,
+        Phase::RolledBack,
+        None,
+    )
+    .await?;
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
     parity::check(&mut client, log, &plan.name, &jobs, Phase::RolledBack).await

@@ -22,11 +22,26 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
     check_frozen(plan, record.as_ref())?;
     let phase = record.as_ref().map(|r| r.phase);
     let mut out = String::new();
-    let _ = writeln!(out, "-- hyperswap plan `{}` ({}, sha256 {})", plan.name, plan.path.display(), plan.sha256);
-    let _ = writeln!(out, "-- journal phase: {}", phase.map(|p| p.to_string()).unwrap_or_else(|| "not started".into()));
+    let _ = writeln!(
+        out,
+        "-- hyperswap plan `{}` ({}, sha256 {})",
+        plan.name,
+        plan.path.display(),
+        plan.sha256
+    );
+    let _ = writeln!(
+        out,
+        "-- journal phase: {}",
+        phase
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "not started".into())
+    );
     if phase == Some(Phase::CutOver) {
         let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
-        section(&mut out, "rollback: the reverse SQL recorded at cutover (one transaction; `hyperswap rollback`)");
+        section(
+            &mut out,
+            "rollback: the reverse SQL recorded at cutover (one transaction; `hyperswap rollback`)",
+        );
         out.push_str(&reverse);
         return Ok(out);
     }
@@ -37,13 +52,31 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
 
 fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
     let lock = lock_policy(plan);
-    section(out, "phase 1, create target: one transaction, with the journal's phase change");
+    section(
+        out,
+        "phase 1, create target: one transaction, with the journal's phase change",
+    );
     stmts(out, &create_phase(jobs, &lock));
-    section(out, "phase 2, copy trigger: one transaction, with the journal's phase change");
+    section(
+        out,
+        "phase 2, copy trigger: one transaction, with the journal's phase change",
+    );
     stmts(out, &trigger_phase(&plan.name, jobs, &lock));
-    section(out, "phase 3, backfill: key bounds captured once, in one transaction");
-    stmts(out, &jobs.iter().map(|j| Stmt::new(backfill::bounds_sql(j))).collect::<Vec<_>>());
-    section(out, "phase 3, backfill: session settings of the backfill connection");
+    section(
+        out,
+        "phase 3, backfill: key bounds captured once, in one transaction",
+    );
+    stmts(
+        out,
+        &jobs
+            .iter()
+            .map(|j| Stmt::new(backfill::bounds_sql(j)))
+            .collect::<Vec<_>>(),
+    );
+    section(
+        out,
+        "phase 3, backfill: session settings of the backfill connection",
+    );
     stmts(out, &backfill::session_statements(&plan.backfill));
     for job in jobs {
         let note = format!(
@@ -51,9 +84,18 @@ fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
             plan.backfill.batch_rows, job.source
         );
         section(out, &format!("phase 3, backfill {}", job.source));
-        stmts(out, &[Stmt::noted(backfill::batch_sql(job, true), note), Stmt::new(backfill::batch_sql(job, false))]);
+        stmts(
+            out,
+            &[
+                Stmt::noted(backfill::batch_sql(job, true), note),
+                Stmt::new(backfill::batch_sql(job, false)),
+            ],
+        );
     }
-    section(out, "phase 4, parity: ANALYZE, then per table one REPEATABLE READ READ ONLY transaction");
+    section(
+        out,
+        "phase 4, parity: ANALYZE, then per table one REPEATABLE READ READ ONLY transaction",
+    );
     for job in jobs {
         stmts(out, &[parity::analyze_statement(job)]);
         stmts(out, &parity::statements(job, Phase::Backfilled));
@@ -67,7 +109,10 @@ fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
         ),
     );
     stmts(out, &cut);
-    section(out, "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`");
+    section(
+        out,
+        "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`",
+    );
     stmts(out, &cutover::reverse_statements(&plan.name, jobs, &lock));
 }
 

@@ -79,7 +79,11 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
                 rows_copied: copied,
                 rows_total: r.get(4),
                 batches: r.get(5),
-                rows_per_second: if secs > 0.0 { copied as f64 / secs } else { 0.0 },
+                rows_per_second: if secs > 0.0 {
+                    copied as f64 / secs
+                } else {
+                    0.0
+                },
             }
         })
         .collect();

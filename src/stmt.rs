@@ -21,11 +21,17 @@ pub struct Stmt {
 
 impl Stmt {
     pub fn new(sql: impl Into<String>) -> Self {
-        Stmt { sql: sql.into(), note: None }
+        Stmt {
+            sql: sql.into(),
+            note: None,
+        }
     }
 
     pub fn noted(sql: impl Into<String>, note: impl Into<String>) -> Self {
-        Stmt { sql: sql.into(), note: Some(note.into()) }
+        Stmt {
+            sql: sql.into(),
+            note: Some(note.into()),
+        }
     }
 
     /// The statement as printed: note lines as comments, then the SQL and `;`.
@@ -50,9 +56,16 @@ pub struct SqlLog(Option<Arc<Mutex<File>>>);
 
 impl SqlLog {
     pub fn to_file(path: &std::path::Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-            Error::invalid(format!("cannot open the SQL log {}: {e}", path.display()), "pass a writable path to --sql-log")
-        })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::invalid(
+                    format!("cannot open the SQL log {}: {e}", path.display()),
+                    "pass a writable path to --sql-log",
+                )
+            })?;
         Ok(SqlLog(Some(Arc::new(Mutex::new(file)))))
     }
 
@@ -68,7 +81,10 @@ impl SqlLog {
 /// Runs `stmt`, recording it in the log first.
 pub async fn exec(client: &impl GenericClient, log: &SqlLog, stmt: &Stmt) -> Result<()> {
     log.record(&stmt.sql);
-    client.batch_execute(&stmt.sql).await.with_context(|| format!("running: {}", first_line(&stmt.sql)))
+    client
+        .batch_execute(&stmt.sql)
+        .await
+        .with_context(|| format!("running: {}", first_line(&stmt.sql)))
 }
 
 /// How a DDL transaction waits for its locks: never longer than `lock_timeout` in the
@@ -82,7 +98,10 @@ pub struct LockPolicy {
 
 /// `SET LOCAL lock_timeout`, the first statement of every locking transaction.
 pub fn set_lock_timeout(timeout: Duration) -> Stmt {
-    Stmt::new(format!("SET LOCAL lock_timeout = '{}ms'", timeout.as_millis().max(1)))
+    Stmt::new(format!(
+        "SET LOCAL lock_timeout = '{}ms'",
+        timeout.as_millis().max(1)
+    ))
 }
 
 /// Whether an error is a lock timeout or deadlock, worth another attempt.
@@ -92,7 +111,9 @@ pub fn is_lock_conflict(e: &Error) -> bool {
 
 /// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10)).min(Duration::from_secs(30));
+    let exp = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
+        .min(Duration::from_secs(30));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -121,7 +142,11 @@ pub async fn lock_holders(client: &Client, tables: &[String]) -> Result<Vec<Stri
 }
 
 pub fn first_line(sql: &str) -> String {
-    let line = sql.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = sql
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.len() > 100 {
         let mut cut = 100;
         while !line.is_char_boundary(cut) {

@@ -11,10 +11,20 @@ use crate::stmt::Stmt;
 /// Every statement that creates `job`'s target, in order.
 pub fn statements(job: &Job) -> Vec<Stmt> {
     let mut out = vec![create_table(job), create_hypertable(job)];
-    out.extend(job.table.indexes.iter().filter(|i| !i.backs_constraint).map(|i| create_index(job, i)));
+    out.extend(
+        job.table
+            .indexes
+            .iter()
+            .filter(|i| !i.backs_constraint)
+            .map(|i| create_index(job, i)),
+    );
     out.extend(not_valid_checks(job));
     out.push(Stmt::noted(
-        format!("ALTER TABLE {} OWNER TO {}", job.target.quoted(), quote_ident(&job.table.owner)),
+        format!(
+            "ALTER TABLE {} OWNER TO {}",
+            job.target.quoted(),
+            quote_ident(&job.table.owner)
+        ),
         "same owner as the source",
     ));
     out.extend(grants(job));
@@ -23,7 +33,12 @@ pub fn statements(job: &Job) -> Vec<Stmt> {
 }
 
 fn create_table(job: &Job) -> Stmt {
-    let mut lines: Vec<String> = job.table.columns.iter().map(|c| column_def(job, c)).collect();
+    let mut lines: Vec<String> = job
+        .table
+        .columns
+        .iter()
+        .map(|c| column_def(job, c))
+        .collect();
     let mut notes = Vec::new();
     for con in &job.table.constraints {
         if let Some((line, note)) = constraint_def(job, con) {
@@ -33,7 +48,10 @@ fn create_table(job: &Job) -> Stmt {
     }
     let time = &job.time.name;
     if job.table.column(time).is_some_and(|c| !c.not_null) {
-        notes.push(format!("adjusted: {} is NOT NULL on the target (a hypertable's time column cannot be NULL)", quote_ident(time)));
+        notes.push(format!(
+            "adjusted: {} is NOT NULL on the target (a hypertable's time column cannot be NULL)",
+            quote_ident(time)
+        ));
     }
     for c in job.table.columns.iter().filter(|c| !c.identity.is_empty()) {
         notes.push(format!(
@@ -41,9 +59,16 @@ fn create_table(job: &Job) -> Stmt {
             quote_ident(&c.name)
         ));
     }
-    let sql = format!("CREATE TABLE {} (\n    {}\n)", job.target.quoted(), lines.join(",\n    "));
+    let sql = format!(
+        "CREATE TABLE {} (\n    {}\n)",
+        job.target.quoted(),
+        lines.join(",\n    ")
+    );
     let head = format!("new table for {}, made a hypertable below", job.source);
-    let note = std::iter::once(head).chain(notes).collect::<Vec<_>>().join("\n");
+    let note = std::iter::once(head)
+        .chain(notes)
+        .collect::<Vec<_>>()
+        .join("\n");
     Stmt::noted(sql, note)
 }
 
@@ -68,14 +93,20 @@ fn constraint_def(job: &Job, con: &Constraint) -> Option<(String, Option<String>
     let name = quote_ident(&con.name);
     match con.kind.as_str() {
         "p" | "u" => Some(unique_key(job, con)),
-        "c" if !con.definition.ends_with("NOT VALID") => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
+        "c" if !con.definition.ends_with("NOT VALID") => {
+            Some((format!("CONSTRAINT {name} {}", con.definition), None))
+        }
         "f" => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
         _ => None,
     }
 }
 
 fn unique_key(job: &Job, con: &Constraint) -> (String, Option<String>) {
-    let kind = if con.kind == "p" { "PRIMARY KEY" } else { "UNIQUE" };
+    let kind = if con.kind == "p" {
+        "PRIMARY KEY"
+    } else {
+        "UNIQUE"
+    };
     let mut cols = con.columns.clone();
     let mut note = None;
     if !cols.contains(&job.time.name) {
@@ -88,7 +119,10 @@ fn unique_key(job: &Job, con: &Constraint) -> (String, Option<String>) {
             quote_cols(&cols)
         ));
     }
-    let index = con.index_name.as_deref().and_then(|n| job.table.indexes.iter().find(|i| i.name == n));
+    let index = con
+        .index_name
+        .as_deref()
+        .and_then(|n| job.table.indexes.iter().find(|i| i.name == n));
     let include = index.map(included_columns).unwrap_or_default();
     let mut def = format!(
         "CONSTRAINT {} {kind} ({}){include}",
@@ -96,23 +130,37 @@ fn unique_key(job: &Job, con: &Constraint) -> (String, Option<String>) {
         quote_cols(&cols)
     );
     if con.deferrable {
-        def.push_str(if con.deferred { " DEFERRABLE INITIALLY DEFERRED" } else { " DEFERRABLE" });
+        def.push_str(if con.deferred {
+            " DEFERRABLE INITIALLY DEFERRED"
+        } else {
+            " DEFERRABLE"
+        });
     }
     (def, note)
 }
 
 /// ` INCLUDE (...)` of an index definition, or "".
 fn included_columns(index: &Index) -> String {
-    index.definition.find(" INCLUDE (").map(|at| {
-        let rest = &index.definition[at..];
-        let end = matching_paren(rest, rest.find('(').unwrap_or(0)).map(|e| e + 1).unwrap_or(rest.len());
-        rest[..end].to_string()
-    }).unwrap_or_default()
+    index
+        .definition
+        .find(" INCLUDE (")
+        .map(|at| {
+            let rest = &index.definition[at..];
+            let end = matching_paren(rest, rest.find('(').unwrap_or(0))
+                .map(|e| e + 1)
+                .unwrap_or(rest.len());
+            rest[..end].to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn create_hypertable(job: &Job) -> Stmt {
     let secs = job.chunk_time_interval.as_secs().max(1);
-    let interval = if job.time.type_sql == "date" { format!("INTERVAL '{} days'", (secs / 86_400).max(1)) } else { format!("INTERVAL '{secs} seconds'") };
+    let interval = if job.time.type_sql == "date" {
+        format!("INTERVAL '{} days'", (secs / 86_400).max(1))
+    } else {
+        format!("INTERVAL '{secs} seconds'")
+    };
     Stmt::noted(
         format!(
             "SELECT create_hypertable({}, by_range({}, {interval}), create_default_indexes => false)",
@@ -126,7 +174,10 @@ fn create_hypertable(job: &Job) -> Stmt {
 /// A source index re-created on the target under a new name; a unique index gains the
 /// time column when it lacks it.
 fn create_index(job: &Job, index: &Index) -> Stmt {
-    let body = index.definition.strip_prefix(&index.prefix).unwrap_or(&index.definition);
+    let body = index
+        .definition
+        .strip_prefix(&index.prefix)
+        .unwrap_or(&index.definition);
     let mut note = None;
     let body = if index.unique && !index.key_columns.contains(&job.time.name) {
         note = Some(format!(
@@ -149,7 +200,9 @@ fn create_index(job: &Job, index: &Index) -> Stmt {
 
 /// `btree (a, b) WHERE ...` -> `btree (a, b, "ts") WHERE ...`.
 fn append_key_column(body: &str, column: &str) -> String {
-    let Some(open) = body.find('(') else { return body.to_string() };
+    let Some(open) = body.find('(') else {
+        return body.to_string();
+    };
     match matching_paren(body, open) {
         Some(close) => format!("{}, {column}{}", &body[..close], &body[close..]),
         None => body.to_string(),
@@ -185,7 +238,12 @@ fn not_valid_checks(job: &Job) -> Vec<Stmt> {
         .filter(|c| c.kind == "c" && c.definition.ends_with("NOT VALID"))
         .map(|c| {
             Stmt::noted(
-                format!("ALTER TABLE {} ADD CONSTRAINT {} {}", job.target.quoted(), quote_ident(&c.name), c.definition),
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                    job.target.quoted(),
+                    quote_ident(&c.name),
+                    c.definition
+                ),
                 "NOT VALID on the source too: checked for new rows only",
             )
         })
@@ -197,10 +255,26 @@ fn grants(job: &Job) -> Vec<Stmt> {
         .grants
         .iter()
         .map(|g| {
-            let to = g.grantee.as_deref().map(quote_ident).unwrap_or_else(|| "PUBLIC".into());
-            let cols = g.column.as_deref().map(|c| format!(" ({})", quote_ident(c))).unwrap_or_default();
-            let option = if g.grantable { " WITH GRANT OPTION" } else { "" };
-            Stmt::new(format!("GRANT {}{cols} ON {} TO {to}{option}", g.privilege, job.target.quoted()))
+            let to = g
+                .grantee
+                .as_deref()
+                .map(quote_ident)
+                .unwrap_or_else(|| "PUBLIC".into());
+            let cols = g
+                .column
+                .as_deref()
+                .map(|c| format!(" ({})", quote_ident(c)))
+                .unwrap_or_default();
+            let option = if g.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            Stmt::new(format!(
+                "GRANT {}{cols} ON {} TO {to}{option}",
+                g.privilege,
+                job.target.quoted()
+            ))
         })
         .collect()
 }
@@ -209,29 +283,52 @@ fn comments(job: &Job) -> Vec<Stmt> {
     let t = job.target.quoted();
     let mut out = Vec::new();
     if let Some(c) = &job.table.comment {
-        out.push(Stmt::new(format!("COMMENT ON TABLE {t} IS {}", quote_literal(c))));
+        out.push(Stmt::new(format!(
+            "COMMENT ON TABLE {t} IS {}",
+            quote_literal(c)
+        )));
     }
     for col in &job.table.columns {
         if let Some(c) = &col.comment {
-            out.push(Stmt::new(format!("COMMENT ON COLUMN {t}.{} IS {}", quote_ident(&col.name), quote_literal(c))));
+            out.push(Stmt::new(format!(
+                "COMMENT ON COLUMN {t}.{} IS {}",
+                quote_ident(&col.name),
+                quote_literal(c)
+            )));
         }
     }
-    for con in job.table.constraints.iter().filter(|c| matches!(c.kind.as_str(), "c" | "f")) {
+    for con in job
+        .table
+        .constraints
+        .iter()
+        .filter(|c| matches!(c.kind.as_str(), "c" | "f"))
+    {
         if let Some(c) = &con.comment {
-            out.push(Stmt::new(format!("COMMENT ON CONSTRAINT {} ON {t} IS {}", quote_ident(&con.name), quote_literal(c))));
+            out.push(Stmt::new(format!(
+                "COMMENT ON CONSTRAINT {} ON {t} IS {}",
+                quote_ident(&con.name),
+                quote_literal(c)
+            )));
         }
     }
     for idx in job.table.indexes.iter().filter(|i| !i.backs_constraint) {
         if let Some(c) = &idx.comment {
             let name = job.target.sibling(job.new_index_name(&idx.name));
-            out.push(Stmt::new(format!("COMMENT ON INDEX {} IS {}", name.quoted(), quote_literal(c))));
+            out.push(Stmt::new(format!(
+                "COMMENT ON INDEX {} IS {}",
+                name.quoted(),
+                quote_literal(c)
+            )));
         }
     }
     out
 }
 
 fn quote_cols(cols: &[String]) -> String {
-    cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -240,7 +337,13 @@ mod tests {
 
     #[test]
     fn appends_time_column_to_the_key_list_only() {
-        assert_eq!(append_key_column("btree (a, lower(b)) WHERE (c > 0)", "\"ts\""), "btree (a, lower(b), \"ts\") WHERE (c > 0)");
-        assert_eq!(append_key_column("btree (\"we)ird\")", "\"ts\""), "btree (\"we)ird\", \"ts\")");
+        assert_eq!(
+            append_key_column("btree (a, lower(b)) WHERE (c > 0)", "\"ts\""),
+            "btree (a, lower(b), \"ts\") WHERE (c > 0)"
+        );
+        assert_eq!(
+            append_key_column("btree (\"we)ird\")", "\"ts\""),
+            "btree (\"we)ird\", \"ts\")"
+        );
     }
 }

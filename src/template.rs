@@ -7,7 +7,10 @@ pub fn render(template: &str, values: &[(&str, String)]) -> String {
     for (name, value) in values {
         out = out.replace(&format!("{{{{{name}}}}}"), value);
     }
-    assert!(!out.contains("{{"), "unfilled placeholder in SQL template: {out}");
+    assert!(
+        !out.contains("{{"),
+        "unfilled placeholder in SQL template: {out}"
+    );
     out
 }
 
@@ -15,6 +18,12 @@ pub fn render(template: &str, values: &[(&str, String)]) -> String {
 mod tests {
     #[test]
     fn fills_every_placeholder() {
-        assert_eq!(super::render("SELECT {{a}} + {{a}}, {{b}};\n", &[("a", "1".into()), ("b", "2".into())]), "SELECT 1 + 1, 2");
+        assert_eq!(
+            super::render(
+                "SELECT {{a}} + {{a}}, {{b}};\n",
+                &[("a", "1".into()), ("b", "2".into())]
+            ),
+            "SELECT 1 + 1, 2"
+        );
     }
 }

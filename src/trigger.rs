@@ -54,18 +54,45 @@ pub fn statements(job: &Job, plan: &str, dir: &Direction) -> Vec<Stmt> {
 /// Statements that remove a direction's triggers and function.
 pub fn drop_statements(dir: &Direction) -> Vec<Stmt> {
     vec![
-        Stmt::new(format!("DROP TRIGGER IF EXISTS {} ON {}", quote_ident(dir.row_trigger), dir.from.quoted())),
-        Stmt::new(format!("DROP TRIGGER IF EXISTS {} ON {}", quote_ident(dir.truncate_trigger), dir.from.quoted())),
-        Stmt::new(format!("DROP FUNCTION IF EXISTS {}()", dir.function.quoted())),
+        Stmt::new(format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            quote_ident(dir.row_trigger),
+            dir.from.quoted()
+        )),
+        Stmt::new(format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            quote_ident(dir.truncate_trigger),
+            dir.from.quoted()
+        )),
+        Stmt::new(format!(
+            "DROP FUNCTION IF EXISTS {}()",
+            dir.function.quoted()
+        )),
     ]
 }
 
 fn function_sql(job: &Job, plan: &str, dir: &Direction) -> String {
     let cols = job.written_columns();
     let (key, time) = (quote_ident(&job.key.name), quote_ident(&job.time.name));
-    let set_cols: Vec<&str> = cols.iter().copied().filter(|c| *c != job.key.name && *c != job.time.name).collect();
-    let values = |names: &[&str]| names.iter().map(|c| format!("NEW.{}", quote_ident(c))).collect::<Vec<_>>().join(", ");
-    let quoted = |names: &[&str]| names.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let set_cols: Vec<&str> = cols
+        .iter()
+        .copied()
+        .filter(|c| *c != job.key.name && *c != job.time.name)
+        .collect();
+    let values = |names: &[&str]| {
+        names
+            .iter()
+            .map(|c| format!("NEW.{}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let quoted = |names: &[&str]| {
+        names
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     // With nothing but key and time to set, the in-place update sets the key to itself.
     let (set_columns, set_values) = if set_cols.is_empty() {
         (key.clone(), format!("NEW.{key}"))

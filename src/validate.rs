@@ -17,7 +17,11 @@ const KEY_TYPES: [&str; 3] = ["int2", "int4", "int8"];
 
 /// Resolves every table of `plan`. `phase` is the journal's phase (`None`: not started),
 /// which says where the original table lives and which names are expected to exist.
-pub async fn resolve(client: &impl GenericClient, plan: &Plan, phase: Option<Phase>) -> Result<Vec<Job>> {
+pub async fn resolve(
+    client: &impl GenericClient,
+    plan: &Plan,
+    phase: Option<Phase>,
+) -> Result<Vec<Job>> {
     check_timescaledb(client).await?;
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
@@ -29,7 +33,10 @@ pub async fn resolve(client: &impl GenericClient, plan: &Plan, phase: Option<Pha
 
 async fn check_timescaledb(client: &impl GenericClient) -> Result<()> {
     let row = client
-        .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", &[])
+        .query_opt(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'",
+            &[],
+        )
         .await
         .context("looking for the timescaledb extension")?;
     if row.is_none() {
@@ -72,10 +79,18 @@ async fn resolve_table(
     })
 }
 
-async fn load_original(client: &impl GenericClient, plan: &Plan, name: &QualifiedName, field: &str) -> Result<Table> {
+async fn load_original(
+    client: &impl GenericClient,
+    plan: &Plan,
+    name: &QualifiedName,
+    field: &str,
+) -> Result<Table> {
     catalog::load(client, name).await?.ok_or_else(|| {
         Error::invalid(
-            format!("table {name} does not exist ({field}.source in {})", plan.path.display()),
+            format!(
+                "table {name} does not exist ({field}.source in {})",
+                plan.path.display()
+            ),
             "check the name in the plan, and that the connection points at the right database",
         )
     })
@@ -98,7 +113,9 @@ async fn check_plain_table(client: &impl GenericClient, table: &Table, field: &s
     }
     if table.inherits || table.typed || table.persistence == "t" {
         return Err(Error::invalid(
-            format!("{name} ({field}.source) uses table inheritance, a composite type, or is temporary"),
+            format!(
+                "{name} ({field}.source) uses table inheritance, a composite type, or is temporary"
+            ),
             "hyperswap moves ordinary permanent tables; move this one by hand",
         ));
     }
@@ -145,8 +162,14 @@ async fn check_names_free(
     }
     if relation_exists(client, &t.retired).await? {
         return Err(Error::invalid(
-            format!("the retired name {} ({field}.retired) is already taken by an existing relation", t.retired),
-            format!("choose another name with `retired:` under {field} in {}", plan.path.display()),
+            format!(
+                "the retired name {} ({field}.retired) is already taken by an existing relation",
+                t.retired
+            ),
+            format!(
+                "choose another name with `retired:` under {field} in {}",
+                plan.path.display()
+            ),
         ));
     }
     Ok(())
@@ -190,7 +213,11 @@ async fn check_time_column(
             name.quoted(),
             crate::ident::quote_ident(column)
         );
-        let has_nulls: bool = client.query_one(&sql, &[]).await.context("looking for NULL times")?.get(0);
+        let has_nulls: bool = client
+            .query_one(&sql, &[])
+            .await
+            .context("looking for NULL times")?
+            .get(0);
         if has_nulls {
             return Err(Error::invalid(
                 format!("{name}.{column} ({field}.time_column) holds NULLs; a hypertable's time column cannot"),
@@ -201,7 +228,10 @@ async fn check_time_column(
             "{name}.{column} allows NULL but holds none; once the copy trigger is installed, an insert with a NULL {column} fails. Consider `ALTER TABLE {name} ALTER COLUMN {column} SET NOT NULL` first"
         );
     }
-    Ok(ColumnRef { name: col.name.clone(), type_sql: col.type_sql.clone() })
+    Ok(ColumnRef {
+        name: col.name.clone(),
+        type_sql: col.type_sql.clone(),
+    })
 }
 
 /// The backfill's key: the plan's `key`, else the single-column primary key; it must be
@@ -213,17 +243,32 @@ fn check_key(table: &Table, key: Option<&str>, field: &str) -> Result<ColumnRef>
         None => match table.primary_key() {
             Some(pk) if pk.columns.len() == 1 => pk.columns[0].clone(),
             Some(pk) => {
-                return Err(no_key(name, field, &format!("its primary key has {} columns", pk.columns.len())))
+                return Err(no_key(
+                    name,
+                    field,
+                    &format!("its primary key has {} columns", pk.columns.len()),
+                ))
             }
             None => return Err(no_key(name, field, "it has no primary key")),
         },
     };
-    let col = table
-        .column(&column)
-        .ok_or_else(|| no_key(name, field, &format!("it has no column `{column}` ({field}.key)")))?;
-    let unique = table.indexes.iter().any(|i| i.unique && i.valid && !i.partial && i.key_columns == [column.clone()]);
+    let col = table.column(&column).ok_or_else(|| {
+        no_key(
+            name,
+            field,
+            &format!("it has no column `{column}` ({field}.key)"),
+        )
+    })?;
+    let unique = table
+        .indexes
+        .iter()
+        .any(|i| i.unique && i.valid && !i.partial && i.key_columns == [column.clone()]);
     if !unique || !col.not_null {
-        return Err(no_key(name, field, &format!("`{column}` is not NOT NULL and unique on its own")));
+        return Err(no_key(
+            name,
+            field,
+            &format!("`{column}` is not NOT NULL and unique on its own"),
+        ));
     }
     if !KEY_TYPES.contains(&col.type_name.as_str()) {
         return Err(Error::invalid(
@@ -231,7 +276,10 @@ fn check_key(table: &Table, key: Option<&str>, field: &str) -> Result<ColumnRef>
             "name a unique NOT NULL smallint, integer or bigint column with `key:`",
         ));
     }
-    Ok(ColumnRef { name: col.name.clone(), type_sql: col.type_sql.clone() })
+    Ok(ColumnRef {
+        name: col.name.clone(),
+        type_sql: col.type_sql.clone(),
+    })
 }
 
 fn no_key(name: &QualifiedName, field: &str, why: &str) -> Error {
@@ -251,7 +299,10 @@ fn check_constraints(table: &Table, field: &str) -> Result<()> {
     }
     if let Some(f) = table.constraints.iter().find(|c| c.self_reference) {
         return Err(Error::invalid(
-            format!("{name} ({field}) has a self-referencing foreign key {}", f.name),
+            format!(
+                "{name} ({field}) has a self-referencing foreign key {}",
+                f.name
+            ),
             "drop it before the move: a hypertable cannot reference itself",
         ));
     }
@@ -267,5 +318,10 @@ fn check_constraints(table: &Table, field: &str) -> Result<()> {
 }
 
 fn column_names(table: &Table) -> String {
-    table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    table
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,192 @@
+//! Shared test harness: one database per test on the throwaway cluster that
+//! `scripts/test.sh` starts (its admin URL in HYPERSWAP_TEST_URL), dropped when the test
+//! passes and kept for inspection when it fails; and a runner for the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tokio_postgres::{Client, NoTls};
+
+pub fn admin_url() -> String {
+    std::env::var("HYPERSWAP_TEST_URL").unwrap_or_else(|_| {
+        panic!("HYPERSWAP_TEST_URL is not set: run the tests with `bash scripts/test.sh`, which starts the test cluster")
+    })
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A database of its own for one test, with TimescaleDB.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl TestDb {
+    pub async fn new(test: &str) -> TestDb {
+        let name = format!("hs_test_{test}");
+        let admin = connect(&admin_url()).await;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let url = db_url(&name);
+        let client = connect(&url).await;
+        client
+            .batch_execute("CREATE EXTENSION timescaledb")
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("hyperswap-tests/{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestDb { name, url, dir }
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    /// Writes a plan file in the test's directory and returns its path.
+    pub fn plan(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs the hyperswap binary against this database.
+    pub fn hyperswap(&self, args: &[&str]) -> Run {
+        run_binary(&self.url, args)
+    }
+
+    /// The binary as a command, for tests that spawn and kill it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperswap"));
+        cmd.args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("HYPERSWAP_LOG", "info")
+            .env_remove("PGPASSWORD");
+        cmd
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test database {} kept for inspection", self.name);
+            return;
+        }
+        let name = self.name.clone();
+        // Drop from a thread of its own: we may be inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let admin = connect(&admin_url()).await;
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+pub fn db_url(name: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// The result of one run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn run_binary(url: &str, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_hyperswap"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run hyperswap");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The standard one-table plan for `table`, with extra YAML appended.
+pub fn one_table_plan(name: &str, table: &str, extra: &str) -> String {
+    format!("name: {name}\ntables:\n  - source: {table}\n    time_column: ts\n    chunk_time_interval: 1 day\n{extra}")
+}
+
+/// Rows in `a` but not `b` plus rows in `b` but not `a`, over all columns, counting
+/// duplicates: an independent check, not the tool's parity.
+pub async fn except_both_ways(client: &Client, a: &str, b: &str) -> i64 {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)
+              + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
+    );
+    client.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+pub async fn count(client: &Client, table: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Names of the user's relations, triggers and functions, and whether the journal
+/// exists: what "the database is unchanged" is checked against.
+pub async fn fingerprint(client: &Client) -> String {
+    let row = client
+        .query_one(
+            "SELECT concat_ws(' | ',
+                (SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text, ',' ORDER BY 1)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname IN ('public', 'hyperswap')),
+                (SELECT string_agg(tgname, ',' ORDER BY 1) FROM pg_trigger WHERE NOT tgisinternal),
+                (SELECT string_agg(proname, ',' ORDER BY 1) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname IN ('public', 'hyperswap')),
+                (SELECT count(*)::text FROM pg_namespace WHERE nspname = 'hyperswap'))",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get(0)
+}

@@ -55,7 +55,17 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("workload: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -67,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let url = cli
         .database_url
+        .filter(|url| !url.is_empty())
         .context("no database: pass --database-url or set DATABASE_URL")?;
     match cli.command {
         Command::Seed { table, rows } => seed(&url, &table, rows).await,

@@ -29,6 +29,9 @@ const SPAN_SECS: f64 = 30.0 * 86_400.0;
 /// Random-row operations re-read the table's id range after this many operations.
 const ID_RANGE_REFRESH_OPS: u32 = 200;
 
+/// ... or after this many while no row is known (every operation is an insert then).
+const ID_RANGE_RETRY_OPS: u32 = 10;
+
 /// Pause before reconnecting a lost (or refused) connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(200);
 
@@ -611,7 +614,11 @@ impl Session {
                         return true;
                     }
                 }
-                self.ops_until_refresh = ID_RANGE_REFRESH_OPS;
+                // An empty (or unreadable) table is looked at again soon.
+                self.ops_until_refresh = match self.ids {
+                    Some(_) => ID_RANGE_REFRESH_OPS,
+                    None => ID_RANGE_RETRY_OPS,
+                };
             }
             self.ops_until_refresh -= 1;
             let op = self.choose(&shared.mix, rng);

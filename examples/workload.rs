@@ -51,6 +51,10 @@ enum Command {
         /// Stop after this many seconds instead of waiting for Ctrl-C.
         #[arg(long)]
         seconds: Option<u64>,
+        /// Let time updates move rows to another day (fails on a hypertable with daily
+        /// chunks; by default they stay within the row's UTC day).
+        #[arg(long)]
+        time_updates_cross_days: bool,
     },
 }
 
@@ -86,7 +90,18 @@ async fn run() -> anyhow::Result<()> {
             connections,
             rate,
             seconds,
-        } => write(url, table, connections, rate, seconds).await,
+            time_updates_cross_days,
+        } => {
+            write(
+                url,
+                table,
+                connections,
+                rate,
+                seconds,
+                time_updates_cross_days,
+            )
+            .await
+        }
     }
 }
 
@@ -116,6 +131,7 @@ async fn write(
     connections: usize,
     rate: u32,
     seconds: Option<u64>,
+    time_updates_cross_days: bool,
 ) -> anyhow::Result<()> {
     eprintln!("writing to {table}: {connections} connections, {rate} ops/s; Ctrl-C to stop");
     let started = Instant::now();
@@ -125,6 +141,7 @@ async fn write(
         connections,
         ops_per_sec: rate,
         mix: OpMix::default(),
+        time_updates_cross_days,
     });
     match seconds {
         Some(secs) => tokio::select! {

@@ -27,6 +27,16 @@ pub fn validated(plan: &Plan, jobs: &[Job], connect: &ConnectOptions) -> String 
             job.retired
         );
     }
+    let notes: Vec<String> = jobs
+        .iter()
+        .flat_map(hyperswap::validate::cutover_notes)
+        .collect();
+    if !notes.is_empty() {
+        out.push_str("after cutover, check the application for:\n");
+        for n in notes {
+            let _ = writeln!(out, "  - {n}");
+        }
+    }
     out.trim_end().to_string()
 }
 

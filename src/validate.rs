@@ -325,3 +325,35 @@ fn column_names(table: &Table) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// What changes for the application once the hypertable takes the table's name: the
+/// things a DBA must check in the application before cutover.
+pub fn cutover_notes(job: &Job) -> Vec<String> {
+    let mut notes = Vec::new();
+    let time = &job.time.name;
+    for con in job
+        .table
+        .constraints
+        .iter()
+        .filter(|c| matches!(c.kind.as_str(), "p" | "u"))
+    {
+        if !con.columns.contains(time) {
+            notes.push(format!(
+                "{}: {} ({}) becomes ({}, {time}): the database no longer enforces ({}) alone, and `ON CONFLICT ({})` in the application must name ({}, {time})",
+                job.source,
+                if con.kind == "p" { "the primary key" } else { "unique constraint" },
+                con.columns.join(", "),
+                con.columns.join(", "),
+                con.columns.join(", "),
+                con.columns.join(", "),
+                con.columns.join(", "),
+            ));
+        }
+    }
+    notes.push(format!(
+        "{}: an UPDATE of {time} that moves a row into another chunk ({} wide) fails on a hypertable; the application must DELETE and INSERT such rows instead",
+        job.source,
+        humantime::format_duration(job.chunk_time_interval)
+    ));
+    notes
+}

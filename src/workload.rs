@@ -368,6 +368,11 @@ pub struct WriterConfig {
     /// Total target rate over all connections; 0 = as fast as possible.
     pub ops_per_sec: u32,
     pub mix: OpMix,
+    /// Whether time updates may move a row to another day. A plain table takes that;
+    /// on a hypertable with daily chunks it fails (TimescaleDB cannot move a row to
+    /// another chunk by UPDATE), so an application that stays hypertable-friendly
+    /// keeps time updates within the row's UTC day.
+    pub time_updates_cross_days: bool,
 }
 
 /// A running writer: read its counters with [`stats`](Self::stats), end it with
@@ -412,7 +417,7 @@ pub fn spawn_writer(cfg: WriterConfig) -> WriterHandle {
     let (stop, stop_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
     let shared = Arc::new(Shared {
-        sql: OpSql::new(&cfg.table),
+        sql: OpSql::new(&cfg.table, cfg.time_updates_cross_days),
         table_text: cfg.table.quoted(),
         mix: cfg.mix,
         url: cfg.url,
@@ -455,7 +460,7 @@ struct OpSql {
 }
 
 impl OpSql {
-    fn new(table: &QualifiedName) -> Self {
+    fn new(table: &QualifiedName, time_updates_cross_days: bool) -> Self {
         let t = table.quoted();
         // $1: a random id; the row hit is the first at or after it.
         let row = format!("id = (SELECT id FROM {t} WHERE id >= $1::bigint ORDER BY id LIMIT 1)");
@@ -469,9 +474,15 @@ impl OpSql {
                 "UPDATE {t} SET value = $2::float8, status = $3::text, payload = $4::text::jsonb \
                  WHERE {row}"
             ),
-            update_time: format!(
-                "UPDATE {t} SET ts = least(ts + make_interval(secs => $2::float8), now()) WHERE {row}"
-            ),
+            update_time: if time_updates_cross_days {
+                format!("UPDATE {t} SET ts = least(ts + make_interval(secs => $2::float8), now()) WHERE {row}")
+            } else {
+                // Another time of the same UTC day ($2 folded into 0..86400 s).
+                format!(
+                    "UPDATE {t} SET ts = least(date_bin('1 day', ts, timestamptz '2000-01-01 00:00+00') \
+                     + make_interval(secs => abs($2::float8) % 86400), now()) WHERE {row}"
+                )
+            },
             update_key: format!(
                 "UPDATE {t} SET id = nextval(pg_get_serial_sequence($2::text, 'id')) WHERE {row}"
             ),
@@ -878,7 +889,7 @@ mod tests {
 
     #[test]
     fn statements_quote_the_table_name() {
-        let sql = OpSql::new(&QualifiedName::new("my schema", "we\"ird"));
+        let sql = OpSql::new(&QualifiedName::new("my schema", "we\"ird"), true);
         assert!(sql
             .delete
             .starts_with("DELETE FROM \"my schema\".\"we\"\"ird\" WHERE id = (SELECT"));

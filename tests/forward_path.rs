@@ -28,6 +28,9 @@ fn writer(db: &TestDb, connections: usize, rate: u32) -> hyperswap::workload::Wr
         connections,
         ops_per_sec: rate,
         mix: OpMix::default(),
+        // Before cutover the source is a plain table: moving rows across days is exactly
+        // what the copy trigger must handle.
+        time_updates_cross_days: true,
     })
 }
 

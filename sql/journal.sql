@@ -56,3 +56,31 @@ CREATE TABLE IF NOT EXISTS hyperswap.events (
     message   text        NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_plan_idx ON hyperswap.events (plan_name, id);
+
+-- Parity runs and their per-range results: an interrupted run resumes, `status` shows
+-- when parity last passed, and the digest of a passing run is kept with the cutover.
+CREATE TABLE IF NOT EXISTS hyperswap.parity_runs (
+    id          bigserial PRIMARY KEY,
+    plan_name   text        NOT NULL REFERENCES hyperswap.plans (name) ON DELETE CASCADE,
+    phase       text        NOT NULL,      -- the plan's phase: which way the copy runs
+    bounds      text        NOT NULL,      -- JSON: per table, the range boundaries
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    equal       boolean,
+    digest      text
+);
+
+CREATE TABLE IF NOT EXISTS hyperswap.parity_ranges (
+    run_id      bigint      NOT NULL REFERENCES hyperswap.parity_runs (id) ON DELETE CASCADE,
+    ord         int         NOT NULL,
+    range_no    int         NOT NULL,
+    live_rows   bigint      NOT NULL,
+    live_sum    text        NOT NULL,
+    live_xor    bigint      NOT NULL,
+    mirror_rows bigint      NOT NULL,
+    mirror_sum  text        NOT NULL,
+    mirror_xor  bigint      NOT NULL,
+    equal       boolean     NOT NULL,
+    checked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, ord, range_no)
+);

@@ -221,11 +221,17 @@ impl Apply<'_> {
         for job in jobs {
             stmt::exec(&*client, &self.log, &parity::analyze_statement(job)).await?;
         }
-        let report = parity::check(client, &self.log, &self.plan.name, jobs, phase).await?;
-        if report.equal {
-            parity::record_pass(client, &self.plan.name).await?;
-        }
-        Ok(report)
+        let checker = parity::Checker {
+            connect: self.connect,
+            log: &self.log,
+            plan: &self.plan.name,
+            jobs: jobs,
+            phase: phase,
+            range_rows: self.plan.parity.range_rows,
+            repair: false,
+            cancel: self.cancel.clone(),
+        };
+        checker.run(client).await
     }
 }
 

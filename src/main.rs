@@ -55,6 +55,9 @@ enum Command {
         plan: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Re-copy the differing keys from the live table to its mirror, then check again.
+        #[arg(long)]
+        repair: bool,
     },
     /// After cutover, make the original tables live again, keeping every write.
     Rollback { plan: PathBuf },
@@ -171,9 +174,9 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             }
             Ok(0)
         }
-        Command::Parity { plan, json } => {
+        Command::Parity { plan, json, repair } => {
             let plan = Plan::load(&plan)?;
-            let mut client = connect.connect("hyperswap parity").await?;
+            let client = connect.connect("hyperswap parity").await?;
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::apply::check_frozen(&plan, record.as_ref())?;
             let phase = match record.map(|r| r.phase) {
@@ -187,7 +190,19 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 }
             };
             let jobs = validate::resolve(&client, &plan, Some(phase)).await?;
-            let report = parity::check(&mut client, &log, &plan.name, &jobs, phase).await?;
+            let cancel = Cancel::default();
+            watch_ctrl_c(cancel.clone());
+            let checker = parity::Checker {
+                connect: &connect,
+                log: &log,
+                plan: &plan.name,
+                jobs: &jobs,
+                phase: phase,
+                range_rows: plan.parity.range_rows,
+                repair: repair,
+                cancel: cancel,
+            };
+            let report = checker.run(&client).await?;
             if json {
                 println!(
                     "{}",

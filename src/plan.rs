@@ -21,6 +21,7 @@ pub struct Plan {
     pub name: String,
     pub tables: Vec<TablePlan>,
     pub backfill: BackfillOptions,
+    pub parity: ParityOptions,
     pub cutover: CutoverOptions,
 }
 
@@ -54,6 +55,26 @@ pub struct BackfillOptions {
     /// Sleep between batches, to leave the server room (a simple throttle).
     #[serde(default, with = "humantime_serde_opt")]
     pub pause: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParityOptions {
+    /// About how many rows one range covers: each range is one short transaction.
+    #[serde(default = "default_parity_range_rows")]
+    pub range_rows: u64,
+}
+
+impl Default for ParityOptions {
+    fn default() -> Self {
+        ParityOptions {
+            range_rows: default_parity_range_rows(),
+        }
+    }
+}
+
+fn default_parity_range_rows() -> u64 {
+    200_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +142,8 @@ struct PlanFile {
     tables: Vec<TableFile>,
     #[serde(default)]
     backfill: BackfillOptions,
+    #[serde(default)]
+    parity: ParityOptions,
     #[serde(default)]
     cutover: CutoverOptions,
 }
@@ -213,6 +236,9 @@ impl Plan {
         if file.backfill.batch_rows == 0 {
             return Err(at("backfill.batch_rows: must be at least 1".into()));
         }
+        if file.parity.range_rows == 0 {
+            return Err(at("parity.range_rows: must be at least 1".into()));
+        }
         if file.cutover.attempts == 0 {
             return Err(at("cutover.attempts: must be at least 1".into()));
         }
@@ -231,6 +257,7 @@ impl Plan {
             name: file.name,
             tables,
             backfill: file.backfill,
+            parity: file.parity,
             cutover: file.cutover,
         })
     }

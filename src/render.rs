@@ -57,28 +57,72 @@ pub fn phase_sentence(phase: Phase) -> String {
 }
 
 pub fn parity(report: &ParityReport) -> String {
+    let verdict = if report.equal { "EQUAL" } else { "DIFFERENT" };
     let mut out = format!(
-        "parity of plan `{}` ({}): {}\n",
+        "parity of plan `{}` ({}): {verdict}  [run {}, {:.1}s, longest transaction {:.0}ms{}]\n",
         report.plan,
         report.phase,
-        if report.equal { "EQUAL" } else { "DIFFERENT" }
+        report.run_id,
+        report.elapsed_ms / 1000.0,
+        report.longest_transaction_ms,
+        if report.resumed_ranges > 0 {
+            format!(", {} ranges resumed", report.resumed_ranges)
+        } else {
+            String::new()
+        }
     );
+    for (table, keys) in &report.repaired {
+        let _ = writeln!(
+            out,
+            "  repaired: re-copied {keys} key(s) of {table} before this check"
+        );
+    }
     let _ = writeln!(
         out,
-        "  {:<32} {:>14} {:>14}  result",
-        "live -> mirror", "live rows", "mirror rows"
+        "  {:<44} {:>12} {:>12} {:>7}  result",
+        "live -> mirror", "live rows", "mirror rows", "ranges"
     );
     for t in &report.tables {
         let _ = writeln!(
             out,
-            "  {:<32} {:>14} {:>14}  {}",
+            "  {:<44} {:>12} {:>12} {:>7}  {}",
             format!("{} -> {}", t.live, t.mirror),
             t.live_rows,
             t.mirror_rows,
-            if t.equal { "equal" } else { "DIFFERENT" }
+            t.ranges,
+            if t.equal {
+                "equal".to_string()
+            } else {
+                format!("{} range(s) differ", t.ranges_different)
+            }
         );
     }
-    out.trim_end().to_string()
+    for t in report.tables.iter().filter(|t| !t.differences.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  rows that differ in {} (missing/extra: seen from {}):",
+            t.live, t.mirror
+        );
+        let _ = writeln!(out, "    {:<24} {:<10} columns", "key", "kind");
+        for d in &t.differences {
+            let kind = serde_json::to_value(d.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {:<24} {:<10} {}",
+                d.key,
+                kind,
+                d.columns.join(", ")
+            );
+        }
+        if t.differences_truncated {
+            let _ = writeln!(out, "    ... more differences not listed");
+        }
+    }
+    let _ = write!(out, "  digest {}", report.digest);
+    out
 }
 
 pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {

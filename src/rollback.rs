@@ -50,5 +50,15 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
     .await?;
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
-    parity::check(&mut client, log, &plan.name, &jobs, Phase::RolledBack).await
+    let checker = parity::Checker {
+        connect: connect,
+        log: log,
+        plan: &plan.name,
+        jobs: &jobs,
+        phase: Phase::RolledBack,
+        range_rows: plan.parity.range_rows,
+        repair: false,
+        cancel: Default::default(),
+    };
+    checker.run(&client).await
 }

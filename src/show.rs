@@ -1,6 +1,7 @@
 //! `hyperswap plan show`: the exact SQL each phase runs, from the same functions
 //! `plan apply` calls. Changes nothing.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use tokio_postgres::Client;
@@ -46,11 +47,13 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
         return Ok(out);
     }
     let jobs = validate::resolve(client, plan, phase).await?;
-    write_phases(&mut out, plan, &jobs);
+    let bounds =
+        parity::plan_bounds(client, &jobs, Phase::Backfilled, plan.parity.range_rows).await?;
+    write_phases(&mut out, plan, &jobs, &bounds);
     Ok(out)
 }
 
-fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
+fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job], bounds: &HashMap<usize, Vec<String>>) {
     let lock = lock_policy(plan);
     section(
         out,
@@ -92,13 +95,46 @@ fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job]) {
             ],
         );
     }
+    section(out, "phase 4, parity: ANALYZE the targets");
+    stmts(
+        out,
+        &jobs
+            .iter()
+            .map(parity::analyze_statement)
+            .collect::<Vec<_>>(),
+    );
     section(
         out,
-        "phase 4, parity: ANALYZE, then per table one REPEATABLE READ READ ONLY transaction",
+        "phase 4, parity: session settings of its two connections",
     );
+    stmts(out, &parity::sql::session_statements());
     for job in jobs {
-        stmts(out, &[parity::analyze_statement(job)]);
-        stmts(out, &parity::statements(job, Phase::Backfilled));
+        let b = bounds.get(&job.ord).map(Vec::as_slice).unwrap_or_default();
+        section(
+            out,
+            &format!(
+                "phase 4, parity {}: {} key range(s), each read on both sides in one REPEATABLE READ READ ONLY snapshot shared by the two connections ($1, $2 = range bounds)",
+                job.source,
+                b.len() + 1
+            ),
+        );
+        stmts(out, &parity::checksum_statements(job, Phase::Backfilled, b));
+    }
+    for job in jobs {
+        let (live, mirror) = parity::pair(job, Phase::Backfilled);
+        let whole = parity::ranges::KeyRange {
+            lo: Some("$lo".into()),
+            hi: Some("$hi".into()),
+        };
+        let (sql, _) = parity::sql::pinpoint_sql(job, live, mirror, &whole);
+        section(
+            out,
+            &format!(
+                "phase 4, parity {}: only when a range differs, the rows that differ",
+                job.source
+            ),
+        );
+        stmts(out, &[Stmt::new(sql)]);
     }
     let cut = cutover::statements(&plan.name, jobs, &lock);
     section(

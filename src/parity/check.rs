@@ -1,0 +1,545 @@
+//! Running a comparison: ranges, shared snapshots, journal records, narrowing down.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use crate::conn::ConnectOptions;
+use crate::error::{Context, Error, Result};
+use crate::ident::{quote_literal, QualifiedName};
+use crate::model::Job;
+use crate::phase::Phase;
+use crate::plan::hex;
+use crate::progress::Cancel;
+use crate::stmt::{self, SqlLog};
+
+use super::ranges::{self, KeyRange};
+use super::sql::{checksum_sql, pinpoint_sql, repair_statements, session_statements};
+use super::{pair, DiffKind, Difference, ParityReport, TableParity};
+
+/// Differences listed per table at most.
+const MAX_DIFFERENCES: usize = 1000;
+
+/// One range's result on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sums {
+    rows: i64,
+    sum: String,
+    xor: i64,
+}
+
+pub struct Checker<'a> {
+    pub connect: &'a ConnectOptions,
+    pub log: &'a SqlLog,
+    pub plan: &'a str,
+    pub jobs: &'a [Job],
+    pub phase: Phase,
+    /// About how many rows one range (one short transaction) covers.
+    pub range_rows: u64,
+    /// Re-copy differing keys from live to mirror, then check again.
+    pub repair: bool,
+    pub cancel: Cancel,
+}
+
+struct Conns {
+    live: Client,
+    mirror: Client,
+    logged: HashSet<String>,
+    longest: Duration,
+}
+
+impl Checker<'_> {
+    /// Runs (or resumes) the comparison; `journal` is a connection for the records.
+    pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
+        let started = Instant::now();
+        let mut conns = self.open().await?;
+        let mut repaired = Vec::new();
+        let mut report = self.compare(journal, &mut conns).await?;
+        if self.repair && !report.equal {
+            for (job, table) in self.jobs.iter().zip(&report.tables) {
+                if !table.differences.is_empty() {
+                    let keys: Vec<String> =
+                        table.differences.iter().map(|d| d.key.clone()).collect();
+                    self.repair_keys(&mut conns.live, job, &keys).await?;
+                    repaired.push((table.table.clone(), keys.len()));
+                }
+            }
+            report = self.compare(journal, &mut conns).await?;
+        }
+        report.repaired = repaired;
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        report.longest_transaction_ms = conns.longest.as_secs_f64() * 1000.0;
+        Ok(report)
+    }
+
+    async fn open(&self) -> Result<Conns> {
+        let name = format!("hyperswap parity {}", self.plan);
+        let live = self.connect.connect(&name).await?;
+        let mirror = self.connect.connect(&name).await?;
+        for s in session_statements() {
+            stmt::exec(&live, self.log, &s).await?;
+            mirror
+                .batch_execute(&s.sql)
+                .await
+                .context("setting up the parity session")?;
+        }
+        Ok(Conns {
+            live,
+            mirror,
+            logged: HashSet::new(),
+            longest: Duration::ZERO,
+        })
+    }
+
+    async fn compare(&self, journal: &Client, conns: &mut Conns) -> Result<ParityReport> {
+        let (run_id, bounds) = self.find_or_start_run(journal, &conns.live).await?;
+        let done = self.recorded(journal, run_id).await?;
+        let resumed_ranges = done.len();
+        let mut digest = Sha256::new();
+        let mut tables = Vec::new();
+        for job in self.jobs {
+            let job_bounds = bounds.get(&job.ord).cloned().unwrap_or_default();
+            tables.push(
+                self.compare_table(journal, conns, run_id, job, &job_bounds, &done, &mut digest)
+                    .await?,
+            );
+        }
+        let equal = tables.iter().all(|t| t.equal);
+        let digest = hex(&digest.finalize());
+        self.finish_run(journal, run_id, equal, &digest).await?;
+        Ok(ParityReport {
+            plan: self.plan.to_string(),
+            phase: self.phase.to_string(),
+            equal,
+            run_id,
+            resumed_ranges,
+            digest,
+            elapsed_ms: 0.0,
+            longest_transaction_ms: 0.0,
+            repaired: vec![],
+            tables,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn compare_table(
+        &self,
+        journal: &Client,
+        conns: &mut Conns,
+        run_id: i64,
+        job: &Job,
+        bounds: &[String],
+        done: &HashMap<(i32, i32), (Sums, Sums)>,
+        digest: &mut Sha256,
+    ) -> Result<TableParity> {
+        let (live, mirror) = pair(job, self.phase);
+        let ranges = ranges::from_bounds(bounds);
+        let (mut live_rows, mut mirror_rows) = (0, 0);
+        let mut differences = Vec::new();
+        let mut ranges_different = 0;
+        let mut truncated = false;
+        for (no, range) in ranges.iter().enumerate() {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let key = (job.ord as i32, no as i32);
+            let (mut l, mut m) = match done.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let sums = self.checksum(conns, job, live, mirror, range).await?;
+                    self.record(journal, run_id, key, &sums).await?;
+                    sums
+                }
+            };
+            if l != m {
+                let found = self.pinpoint(conns, job, live, mirror, range).await?;
+                if found.is_empty() {
+                    // Gone since (a concurrent repair?): check the range again.
+                    (l, m) = self.checksum(conns, job, live, mirror, range).await?;
+                    self.record_again(journal, run_id, key, &(l.clone(), m.clone()))
+                        .await?;
+                }
+                if l != m {
+                    ranges_different += 1;
+                    truncated |= differences.len() + found.len() > MAX_DIFFERENCES;
+                    let room = MAX_DIFFERENCES.saturating_sub(differences.len());
+                    differences.extend(found.into_iter().take(room));
+                }
+            }
+            live_rows += l.rows;
+            mirror_rows += m.rows;
+            digest.update(format!(
+                "{}|{no}|{:?}|{:?}|{}|{}|{}|{}|{}|{}\n",
+                job.ord, range.lo, range.hi, l.rows, l.sum, l.xor, m.rows, m.sum, m.xor
+            ));
+        }
+        Ok(TableParity {
+            table: job.source.to_string(),
+            live: live.to_string(),
+            mirror: mirror.to_string(),
+            live_rows,
+            mirror_rows,
+            ranges: ranges.len(),
+            ranges_different,
+            equal: ranges_different == 0,
+            differences,
+            differences_truncated: truncated,
+        })
+    }
+
+    /// Both sides of one range in one snapshot, the two scans running at once.
+    async fn checksum(
+        &self,
+        conns: &mut Conns,
+        job: &Job,
+        live: &QualifiedName,
+        mirror: &QualifiedName,
+        range: &KeyRange,
+    ) -> Result<(Sums, Sums)> {
+        let ctx = || format!("checking parity of {}", job.source);
+        let (live_sql, params) = checksum_sql(job, live, range);
+        let (mirror_sql, _) = checksum_sql(job, mirror, range);
+        for sql in [&live_sql, &mirror_sql] {
+            if conns.logged.insert(sql.clone()) {
+                self.log.record(sql);
+            }
+        }
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let started = Instant::now();
+        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+        conns.live.batch_execute(begin).await.with_context(ctx)?;
+        let snapshot: String = conns
+            .live
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .with_context(ctx)?
+            .get(0);
+        conns.mirror.batch_execute(begin).await.with_context(ctx)?;
+        conns
+            .mirror
+            .batch_execute(&format!(
+                "SET TRANSACTION SNAPSHOT {}",
+                quote_literal(&snapshot)
+            ))
+            .await
+            .with_context(ctx)?;
+        let (l, m) = tokio::join!(
+            conns.live.query_one(&live_sql, &params),
+            conns.mirror.query_one(&mirror_sql, &params)
+        );
+        let (l, m) = (l.with_context(ctx)?, m.with_context(ctx)?);
+        conns
+            .mirror
+            .batch_execute("COMMIT")
+            .await
+            .with_context(ctx)?;
+        conns.live.batch_execute("COMMIT").await.with_context(ctx)?;
+        conns.longest = conns.longest.max(started.elapsed());
+        let sums = |r: &tokio_postgres::Row| Sums {
+            rows: r.get(0),
+            sum: r.get(1),
+            xor: r.get(2),
+        };
+        Ok((sums(&l), sums(&m)))
+    }
+
+    /// The exact keys of a differing range, in a snapshot of their own.
+    async fn pinpoint(
+        &self,
+        conns: &mut Conns,
+        job: &Job,
+        live: &QualifiedName,
+        mirror: &QualifiedName,
+        range: &KeyRange,
+    ) -> Result<Vec<Difference>> {
+        let ctx = || format!("narrowing down the differences in {}", job.source);
+        let (sql, params) = pinpoint_sql(job, live, mirror, range);
+        if conns.logged.insert(sql.clone()) {
+            self.log.record(&sql);
+        }
+        let limit = (MAX_DIFFERENCES as i64 + 1) * 2;
+        let mut values: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        values.push(&limit);
+        let started = Instant::now();
+        let tx = conns
+            .live
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .with_context(ctx)?;
+        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        conns.longest = conns.longest.max(started.elapsed());
+        let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
+        Ok(classify(
+            &names,
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
+        ))
+    }
+
+    async fn repair_keys(&self, live: &mut Client, job: &Job, keys: &[String]) -> Result<()> {
+        let (from, to) = pair(job, self.phase);
+        let ctx = || format!("repairing {} keys of {}", keys.len(), job.source);
+        let tx = live.transaction().await.with_context(ctx)?;
+        for s in repair_statements(job, from, to) {
+            self.log.record(&s.sql);
+            tx.execute(&s.sql, &[&keys]).await.with_context(ctx)?;
+        }
+        tx.commit().await.with_context(ctx)?;
+        tracing::info!(
+            "re-copied {} keys of {} from {from} to {to}",
+            keys.len(),
+            job.source
+        );
+        Ok(())
+    }
+
+    /// The unfinished run of the same comparison, or a new one with fresh bounds.
+    async fn find_or_start_run(
+        &self,
+        journal: &Client,
+        live: &Client,
+    ) -> Result<(i64, HashMap<usize, Vec<String>>)> {
+        let ctx = "recording the parity run";
+        let open = journal
+            .query_opt(
+                "SELECT id, bounds FROM hyperswap.parity_runs
+                 WHERE plan_name = $1 AND phase = $2 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                &[&self.plan, &self.phase.as_str()],
+            )
+            .await
+            .context(ctx)?;
+        if let Some(row) = open {
+            let bounds: String = row.get(1);
+            if let Ok(b) = serde_json::from_str(&bounds) {
+                return Ok((row.get(0), b));
+            }
+        }
+        let bounds = plan_bounds(live, self.jobs, self.phase, self.range_rows).await?;
+        let text = serde_json::to_string(&bounds).expect("bounds serialise");
+        let id: i64 = journal
+            .query_one(
+                "INSERT INTO hyperswap.parity_runs (plan_name, phase, bounds) VALUES ($1, $2, $3) RETURNING id",
+                &[&self.plan, &self.phase.as_str(), &text],
+            )
+            .await
+            .context(ctx)?
+            .get(0);
+        Ok((id, bounds))
+    }
+
+    async fn recorded(
+        &self,
+        journal: &Client,
+        run_id: i64,
+    ) -> Result<HashMap<(i32, i32), (Sums, Sums)>> {
+        let rows = journal
+            .query(
+                "SELECT ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor
+                 FROM hyperswap.parity_ranges WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await
+            .context("reading the parity run")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let l = Sums {
+                    rows: r.get(2),
+                    sum: r.get(3),
+                    xor: r.get(4),
+                };
+                let m = Sums {
+                    rows: r.get(5),
+                    sum: r.get(6),
+                    xor: r.get(7),
+                };
+                ((r.get(0), r.get(1)), (l, m))
+            })
+            .collect())
+    }
+
+    async fn record(
+        &self,
+        journal: &Client,
+        run_id: i64,
+        key: (i32, i32),
+        (l, m): &(Sums, Sums),
+    ) -> Result<()> {
+        journal
+            .execute(
+                "INSERT INTO hyperswap.parity_ranges
+                    (run_id, ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor, equal)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[&run_id, &key.0, &key.1, &l.rows, &l.sum, &l.xor, &m.rows, &m.sum, &m.xor, &(l == m)],
+            )
+            .await
+            .context("recording a parity range")?;
+        Ok(())
+    }
+
+    async fn record_again(
+        &self,
+        journal: &Client,
+        run_id: i64,
+        key: (i32, i32),
+        sums: &(Sums, Sums),
+    ) -> Result<()> {
+        journal
+            .execute("DELETE FROM hyperswap.parity_ranges WHERE run_id = $1 AND ord = $2 AND range_no = $3", &[&run_id, &key.0, &key.1])
+            .await
+            .context("recording a parity range")?;
+        self.record(journal, run_id, key, sums).await
+    }
+
+    async fn finish_run(
+        &self,
+        journal: &Client,
+        run_id: i64,
+        equal: bool,
+        digest: &str,
+    ) -> Result<()> {
+        let ctx = "recording the parity result";
+        journal
+            .execute(
+                "UPDATE hyperswap.parity_runs SET finished_at = now(), equal = $2, digest = $3 WHERE id = $1",
+                &[&run_id, &equal, &digest],
+            )
+            .await
+            .context(ctx)?;
+        if equal {
+            journal
+                .execute(
+                    "UPDATE hyperswap.plans SET parity_passed_at = now(), parity_digest = $2 WHERE name = $1",
+                    &[&self.plan, &digest],
+                )
+                .await
+                .context(ctx)?;
+        }
+        Ok(())
+    }
+}
+
+/// The range boundaries of every table, from the current statistics.
+pub async fn plan_bounds(
+    client: &Client,
+    jobs: &[Job],
+    phase: Phase,
+    range_rows: u64,
+) -> Result<HashMap<usize, Vec<String>>> {
+    let mut bounds = HashMap::new();
+    for job in jobs {
+        let rows = estimated_rows(client, job, phase).await?;
+        bounds.insert(
+            job.ord,
+            ranges::bounds(client, job, rows, range_rows).await?,
+        );
+    }
+    Ok(bounds)
+}
+
+/// Rows in the live table or the mirror, whichever the planner knows to be larger.
+async fn estimated_rows(client: &Client, job: &Job, phase: Phase) -> Result<f64> {
+    let (live, mirror) = pair(job, phase);
+    let row = client
+        .query_one(
+            "SELECT greatest(
+                 (SELECT sum(greatest(c.reltuples, 0)) FROM pg_class c
+                  WHERE c.oid = to_regclass($1) OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($1))),
+                 (SELECT sum(greatest(c.reltuples, 0)) FROM pg_class c
+                  WHERE c.oid = to_regclass($2) OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($2))),
+                 $3::float8)::float8",
+            &[&live.quoted(), &mirror.quoted(), &job.table.estimated_rows],
+        )
+        .await
+        .context("estimating rows for the parity ranges")?;
+    Ok(row.get::<_, Option<f64>>(0).unwrap_or(0.0))
+}
+
+/// Turns the unmatched rows of both sides into per-key differences. Rows come as
+/// (key, live cells, mirror cells), one side NULL.
+fn classify(
+    columns: &[&str],
+    rows: impl Iterator<
+        Item = (
+            String,
+            Option<Vec<Option<String>>>,
+            Option<Vec<Option<String>>>,
+        ),
+    >,
+) -> Vec<Difference> {
+    let mut by_key: Vec<(String, Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>)> = Vec::new();
+    for (key, live, mirror) in rows {
+        if by_key.last().map(|(k, _, _)| k != &key).unwrap_or(true) {
+            by_key.push((key, vec![], vec![]));
+        }
+        let entry = by_key.last_mut().expect("just pushed");
+        entry.1.extend(live);
+        entry.2.extend(mirror);
+    }
+    by_key
+        .into_iter()
+        .map(|(key, live, mirror)| match (live.first(), mirror.first()) {
+            (Some(l), Some(m)) => {
+                let columns = columns
+                    .iter()
+                    .zip(l.iter().zip(m))
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(c, _)| c.to_string())
+                    .collect();
+                Difference {
+                    key,
+                    kind: DiffKind::Different,
+                    columns,
+                }
+            }
+            (Some(_), None) => Difference {
+                key,
+                kind: DiffKind::Missing,
+                columns: vec![],
+            },
+            _ => Difference {
+                key,
+                kind: DiffKind::Extra,
+                columns: vec![],
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(v: &[Option<&str>]) -> Option<Vec<Option<String>>> {
+        Some(v.iter().map(|c| c.map(String::from)).collect())
+    }
+
+    #[test]
+    fn classifies_missing_extra_and_changed_columns() {
+        let rows = vec![
+            ("1".to_string(), cells(&[Some("1"), None]), None),
+            ("1".to_string(), None, cells(&[Some("1"), Some("")])),
+            ("2".to_string(), cells(&[Some("2"), Some("a")]), None),
+            ("3".to_string(), None, cells(&[Some("3"), Some("b")])),
+        ];
+        let d = classify(&["id", "s"], rows.into_iter());
+        assert_eq!(
+            d[0],
+            Difference {
+                key: "1".into(),
+                kind: DiffKind::Different,
+                columns: vec!["s".into()]
+            }
+        );
+        assert_eq!(d[1].kind, DiffKind::Missing);
+        assert_eq!(d[2].kind, DiffKind::Extra);
+    }
+}

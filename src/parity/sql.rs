@@ -1,0 +1,109 @@
+//! The SQL of a parity run, generated in one place for `plan show` and the checker.
+
+use crate::ident::{quote_ident, QualifiedName};
+use crate::model::Job;
+use crate::stmt::Stmt;
+use crate::template::render;
+
+use super::ranges::KeyRange;
+
+/// Session settings of both parity connections: the text form of every value, and so
+/// every hash, must not depend on the session.
+pub fn session_statements() -> Vec<Stmt> {
+    let settings = [
+        ("TimeZone", "UTC"),
+        ("DateStyle", "ISO, YMD"),
+        ("IntervalStyle", "postgres"),
+        ("extra_float_digits", "1"),
+        ("bytea_output", "hex"),
+    ];
+    let mut out: Vec<Stmt> = settings
+        .iter()
+        .map(|(k, v)| Stmt::new(format!("SET {k} = '{v}'")))
+        .collect();
+    if let Some(first) = out.first_mut() {
+        first.note = Some(
+            "pinned so every value's text form, and so its hash, is the same on both sides".into(),
+        );
+    }
+    out
+}
+
+/// Every column of the row as the checksum sees it, cast to the mirror's types.
+fn row_expr(job: &Job) -> String {
+    job.table
+        .columns
+        .iter()
+        .map(|c| format!("{}::{}", quote_ident(&c.name), c.type_sql))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// count, sum and xor of a 64-bit hash of each row's text, over one range of `table`.
+pub fn checksum_sql(job: &Job, table: &QualifiedName, range: &KeyRange) -> (String, Vec<String>) {
+    let (clause, params) = range.clause(job, 1);
+    let sql = render(
+        include_str!("../../sql/parity_checksum.sql"),
+        &[
+            ("row", row_expr(job)),
+            ("table", table.quoted()),
+            ("range", clause),
+        ],
+    );
+    (sql, params)
+}
+
+/// The rows of one range that differ, with each side's cells as text. The last
+/// parameter is the most rows to return.
+pub fn pinpoint_sql(
+    job: &Job,
+    live: &QualifiedName,
+    mirror: &QualifiedName,
+    range: &KeyRange,
+) -> (String, Vec<String>) {
+    let (clause, params) = range.clause(job, 1);
+    let limit = format!("${}", params.len() + 1);
+    let cells = job
+        .table
+        .columns
+        .iter()
+        .map(|c| format!("{}::{}::text", quote_ident(&c.name), c.type_sql))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = render(
+        include_str!("../../sql/parity_pinpoint.sql"),
+        &[
+            ("key", quote_ident(&job.key.name)),
+            ("row", row_expr(job)),
+            ("cells", cells),
+            ("live", live.quoted()),
+            ("mirror", mirror.quoted()),
+            ("range", clause),
+            ("limit", limit),
+        ],
+    );
+    (sql, params)
+}
+
+/// Re-copies the given keys from `live` to `mirror` (the `--repair` of a difference).
+/// $1 = the keys, as text.
+pub fn repair_statements(job: &Job, live: &QualifiedName, mirror: &QualifiedName) -> Vec<Stmt> {
+    let key = quote_ident(&job.key.name);
+    let any = format!("{key} = ANY($1::text[]::{}[])", job.key.type_sql);
+    let cols = job.column_list();
+    vec![
+        Stmt::noted(
+            format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {any} FOR SHARE) AS locked",
+                live.quoted()
+            ),
+            "hold the live rows still while their copies are replaced",
+        ),
+        Stmt::new(format!("DELETE FROM {} WHERE {any}", mirror.quoted())),
+        Stmt::new(format!(
+            "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} WHERE {any}",
+            mirror.quoted(),
+            live.quoted()
+        )),
+    ]
+}

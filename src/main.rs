@@ -197,10 +197,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 log: &log,
                 plan: &plan.name,
                 jobs: &jobs,
-                phase: phase,
+                phase,
                 range_rows: plan.parity.range_rows,
-                repair: repair,
-                cancel: cancel,
+                repair,
+                cancel,
             };
             let report = checker.run(&client).await?;
             if json {

@@ -51,8 +51,8 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
     let checker = parity::Checker {
-        connect: connect,
-        log: log,
+        connect,
+        log,
         plan: &plan.name,
         jobs: &jobs,
         phase: Phase::RolledBack,

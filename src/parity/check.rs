@@ -463,6 +463,9 @@ async fn estimated_rows(client: &Client, job: &Job, phase: Phase) -> Result<f64>
     Ok(row.get::<_, Option<f64>>(0).unwrap_or(0.0))
 }
 
+/// One side's cells of a row, as text (None = NULL).
+type Cells = Vec<Option<String>>;
+
 /// Turns the unmatched rows of both sides into per-key differences. Rows come as
 /// (key, live cells, mirror cells), one side NULL.
 fn classify(
@@ -475,7 +478,7 @@ fn classify(
         ),
     >,
 ) -> Vec<Difference> {
-    let mut by_key: Vec<(String, Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>)> = Vec::new();
+    let mut by_key: Vec<(String, Vec<Cells>, Vec<Cells>)> = Vec::new();
     for (key, live, mirror) in rows {
         if by_key.last().map(|(k, _, _)| k != &key).unwrap_or(true) {
             by_key.push((key, vec![], vec![]));

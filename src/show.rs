@@ -49,11 +49,28 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
     let jobs = validate::resolve(client, plan, phase).await?;
     let bounds =
         parity::plan_bounds(client, &jobs, Phase::Backfilled, plan.parity.range_rows).await?;
-    write_phases(&mut out, plan, &jobs, &bounds);
+    let mut texts = HashMap::new();
+    for job in &jobs {
+        // Before the target exists, it will be created with the source's exact columns.
+        let text = match phase {
+            Some(p) if p >= Phase::TargetCreated => {
+                parity::row_text(client, job, Phase::Backfilled).await?
+            }
+            _ => parity::sql::RowText::WholeRow,
+        };
+        texts.insert(job.ord, text);
+    }
+    write_phases(&mut out, plan, &jobs, &bounds, &texts);
     Ok(out)
 }
 
-fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job], bounds: &HashMap<usize, Vec<String>>) {
+fn write_phases(
+    out: &mut String,
+    plan: &Plan,
+    jobs: &[Job],
+    bounds: &HashMap<usize, Vec<String>>,
+    texts: &HashMap<usize, parity::sql::RowText>,
+) {
     let lock = lock_policy(plan);
     section(
         out,
@@ -118,7 +135,14 @@ fn write_phases(out: &mut String, plan: &Plan, jobs: &[Job], bounds: &HashMap<us
                 b.len() + 1
             ),
         );
-        stmts(out, &parity::checksum_statements(job, Phase::Backfilled, b));
+        let text = texts
+            .get(&job.ord)
+            .copied()
+            .unwrap_or(parity::sql::RowText::Columns);
+        stmts(
+            out,
+            &parity::checksum_statements(job, Phase::Backfilled, b, text),
+        );
     }
     for job in jobs {
         let (live, mirror) = parity::pair(job, Phase::Backfilled);

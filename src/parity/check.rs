@@ -17,7 +17,9 @@ use crate::progress::Cancel;
 use crate::stmt::{self, SqlLog};
 
 use super::ranges::{self, KeyRange};
-use super::sql::{checksum_sql, pinpoint_sql, repair_statements, session_statements};
+use super::sql::{
+    checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText, ROW_ALIAS,
+};
 use super::{pair, DiffKind, Difference, ParityReport, TableParity};
 
 /// Differences listed per table at most.
@@ -136,6 +138,7 @@ impl Checker<'_> {
         digest: &mut Sha256,
     ) -> Result<TableParity> {
         let (live, mirror) = pair(job, self.phase);
+        let text = row_text(journal, job, self.phase).await?;
         let ranges = ranges::from_bounds(bounds);
         let (mut live_rows, mut mirror_rows) = (0, 0);
         let mut differences = Vec::new();
@@ -149,7 +152,9 @@ impl Checker<'_> {
             let (mut l, mut m) = match done.get(&key) {
                 Some(r) => r.clone(),
                 None => {
-                    let sums = self.checksum(conns, job, live, mirror, range).await?;
+                    let sums = self
+                        .checksum(conns, job, (live, mirror), range, text)
+                        .await?;
                     self.record(journal, run_id, key, &sums).await?;
                     sums
                 }
@@ -158,7 +163,9 @@ impl Checker<'_> {
                 let found = self.pinpoint(conns, job, live, mirror, range).await?;
                 if found.is_empty() {
                     // Gone since (a concurrent repair?): check the range again.
-                    (l, m) = self.checksum(conns, job, live, mirror, range).await?;
+                    (l, m) = self
+                        .checksum(conns, job, (live, mirror), range, text)
+                        .await?;
                     self.record_again(journal, run_id, key, &(l.clone(), m.clone()))
                         .await?;
                 }
@@ -195,13 +202,13 @@ impl Checker<'_> {
         &self,
         conns: &mut Conns,
         job: &Job,
-        live: &QualifiedName,
-        mirror: &QualifiedName,
+        (live, mirror): (&QualifiedName, &QualifiedName),
         range: &KeyRange,
+        text: RowText,
     ) -> Result<(Sums, Sums)> {
         let ctx = || format!("checking parity of {}", job.source);
-        let (live_sql, params) = checksum_sql(job, live, range);
-        let (mirror_sql, _) = checksum_sql(job, mirror, range);
+        let (live_sql, params) = checksum_sql(job, live, range, text);
+        let (mirror_sql, _) = checksum_sql(job, mirror, range, text);
         for sql in [&live_sql, &mirror_sql] {
             if conns.logged.insert(sql.clone()) {
                 self.log.record(sql);
@@ -425,6 +432,30 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// Whole-row text when both sides have the same columns, types and order (a column
+/// named like the alias would shadow it, so then not either).
+pub async fn row_text(client: &Client, job: &Job, phase: Phase) -> Result<RowText> {
+    let (live, mirror) = pair(job, phase);
+    let sql = include_str!("../../sql/catalog_row_signature.sql");
+    let ctx = "comparing the columns of both sides";
+    let a: Option<String> = client
+        .query_one(sql, &[&live.quoted()])
+        .await
+        .context(ctx)?
+        .get(0);
+    let b: Option<String> = client
+        .query_one(sql, &[&mirror.quoted()])
+        .await
+        .context(ctx)?
+        .get(0);
+    let shadowed = job.table.columns.iter().any(|c| c.name == ROW_ALIAS);
+    Ok(if a.is_some() && a == b && !shadowed {
+        RowText::WholeRow
+    } else {
+        RowText::Columns
+    })
 }
 
 /// The range boundaries of every table, from the current statistics.

@@ -20,16 +20,21 @@ use crate::model::Job;
 use crate::phase::Phase;
 use crate::stmt::Stmt;
 
-pub use check::{plan_bounds, Checker};
+pub use check::{plan_bounds, row_text, Checker};
 
 /// The distinct checksum statements a run over `bounds` executes for `job`, live then
 /// mirror, for `plan show`.
-pub fn checksum_statements(job: &Job, phase: Phase, bounds: &[String]) -> Vec<Stmt> {
+pub fn checksum_statements(
+    job: &Job,
+    phase: Phase,
+    bounds: &[String],
+    text: sql::RowText,
+) -> Vec<Stmt> {
     let (live, mirror) = pair(job, phase);
     let mut out: Vec<Stmt> = Vec::new();
     for range in ranges::from_bounds(bounds) {
         for table in [live, mirror] {
-            let (sql, _) = sql::checksum_sql(job, table, &range);
+            let (sql, _) = sql::checksum_sql(job, table, &range, text);
             if !out.iter().any(|s| s.sql == sql) {
                 out.push(Stmt::new(sql));
             }

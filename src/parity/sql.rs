@@ -16,6 +16,8 @@ pub fn session_statements() -> Vec<Stmt> {
         ("IntervalStyle", "postgres"),
         ("extra_float_digits", "1"),
         ("bytea_output", "hex"),
+        // Parity runs two backends, one per side, and no more: predictable on a busy server.
+        ("max_parallel_workers_per_gather", "0"),
     ];
     let mut out: Vec<Stmt> = settings
         .iter()
@@ -39,13 +41,35 @@ fn row_expr(job: &Job) -> String {
         .join(", ")
 }
 
+/// How a row becomes the text that is hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowText {
+    /// The whole-row value's text: both sides have the same columns, types and order,
+    /// so their text forms agree, and it costs less than half of building a `ROW()`.
+    WholeRow,
+    /// `ROW(col::type, ...)`, cast to the mirror's types: for sides that differ in shape.
+    Columns,
+}
+
+/// The alias the checksum gives the table, for the whole-row reference.
+pub const ROW_ALIAS: &str = "hyperswap_row";
+
 /// count, sum and xor of a 64-bit hash of each row's text, over one range of `table`.
-pub fn checksum_sql(job: &Job, table: &QualifiedName, range: &KeyRange) -> (String, Vec<String>) {
+pub fn checksum_sql(
+    job: &Job,
+    table: &QualifiedName,
+    range: &KeyRange,
+    text: RowText,
+) -> (String, Vec<String>) {
     let (clause, params) = range.clause(job, 1);
+    let row_text = match text {
+        RowText::WholeRow => format!("{ROW_ALIAS}::text"),
+        RowText::Columns => format!("ROW({})::text", row_expr(job)),
+    };
     let sql = render(
         include_str!("../../sql/parity_checksum.sql"),
         &[
-            ("row", row_expr(job)),
+            ("row_text", row_text),
             ("table", table.quoted()),
             ("range", clause),
         ],

@@ -1,0 +1,192 @@
+//! hyperswap's benchmarks: each measures the tool against a baseline in the same run,
+//! alternating them round by round, and reports the ratio of the medians (the machines
+//! are shared and noisy, so only ratios mean anything).
+//!
+//!   cargo run --release --example bench -- parity --rows 5000000 --rounds 5
+//!
+//! Run it through `scripts/bench.sh`, which starts the cluster and builds the binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use hyperswap::ident::QualifiedName;
+use hyperswap::workload::create_sample_table;
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The hyperswap binary to measure.
+    #[arg(long, default_value = "target/release/hyperswap")]
+    hyperswap: PathBuf,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// `hyperswap parity` against `SELECT count(*), sum(hashtextextended(t::text, 0))`
+    /// over each table, one after the other.
+    Parity {
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+const TABLE: &str = "bench_metrics";
+const PLAN: &str = "name: bench-parity\ntables:\n  - source: public.bench_metrics\n    time_column: ts\n    chunk_time_interval: 1 day\nbackfill:\n  batch_rows: 20000\n";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            match e
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.as_db_error())
+            {
+                Some(db) => eprintln!("bench: {e}: {} ({})", db.message(), db.code().code()),
+                None => eprintln!("bench: {e:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (client, conn) = tokio_postgres::connect(&cli.database_url, NoTls).await?;
+    tokio::spawn(conn);
+    match cli.bench {
+        Bench::Parity { rows, rounds } => parity(&cli, &client, rows, rounds).await,
+    }
+}
+
+async fn parity(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow::Result<()> {
+    let plan = std::env::temp_dir().join("hyperswap-bench-parity.yaml");
+    std::fs::write(&plan, PLAN)?;
+    prepare_pair(cli, client, rows, &plan).await?;
+    let mut baseline = Vec::new();
+    let mut tool = Vec::new();
+    let mut longest_tx: f64 = 0.0;
+    for round in 0..rounds {
+        // Alternate which goes first, so a drift in the machine's speed hits both.
+        for which in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            if which == 0 {
+                baseline.push(baseline_once(client).await?);
+            } else {
+                let (took, longest) = parity_once(cli, &plan)?;
+                tool.push(took);
+                longest_tx = longest_tx.max(longest);
+            }
+        }
+        eprintln!(
+            "round {}: baseline {:.2}s, hyperswap parity {:.2}s",
+            round + 1,
+            secs(baseline[round]),
+            secs(tool[round])
+        );
+    }
+    let (b, t) = (median(&mut baseline), median(&mut tool));
+    println!("| parity, {rows} rows | bare `count(*), sum(hashtextextended(t::text, 0))` over each table in turn | {:.2} s | {:.2} s | {:.2}x | longest transaction {:.0} ms |", secs(b), secs(t), secs(t) / secs(b), longest_tx);
+    Ok(())
+}
+
+/// A migrated 5M-row pair, made once and reused while it has the right size.
+async fn prepare_pair(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    plan: &std::path::Path,
+) -> anyhow::Result<()> {
+    let ready = client
+        .query_opt(
+            "SELECT 1 FROM pg_class WHERE relname = $1::text AND reltuples BETWEEN $2::float8 * 0.95 AND $2::float8 * 1.05
+               AND to_regclass('public.bench_metrics_hs_new') IS NOT NULL
+               AND to_regclass('hyperswap.plans') IS NOT NULL",
+            &[&TABLE, &(rows as f64)],
+        )
+        .await?
+        .is_some()
+        && client
+            .query_opt("SELECT 1 FROM hyperswap.plans WHERE name = 'bench-parity' AND phase = 'verified'", &[])
+            .await?
+            .is_some();
+    if ready {
+        eprintln!("reusing the migrated {rows}-row pair public.{TABLE} / public.{TABLE}_hs_new");
+        return Ok(());
+    }
+    eprintln!("preparing a migrated {rows}-row pair (once; later runs reuse it)");
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS hyperswap CASCADE; DROP TABLE IF EXISTS {TABLE}, {TABLE}_hs_new, {TABLE}_hs_old;"
+        ))
+        .await?;
+    let started = Instant::now();
+    create_sample_table(client, &QualifiedName::new("public", TABLE), rows).await?;
+    eprintln!("seeded in {:.1}s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let out = Command::new(&cli.hyperswap)
+        .args([
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "parity",
+            "-q",
+        ])
+        .env("DATABASE_URL", &cli.database_url)
+        .status()?;
+    anyhow::ensure!(out.success(), "hyperswap plan apply failed");
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {TABLE}"))
+        .await?;
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {TABLE}_hs_new"))
+        .await?;
+    eprintln!("migrated in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn baseline_once(client: &Client) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for table in [TABLE.to_string(), format!("{TABLE}_hs_new")] {
+        client
+            .query_one(
+                &format!("SELECT count(*), sum(hashtextextended(t::text, 0)) FROM {table} t"),
+                &[],
+            )
+            .await?;
+    }
+    Ok(started.elapsed())
+}
+
+fn parity_once(cli: &Cli, plan: &std::path::Path) -> anyhow::Result<(Duration, f64)> {
+    let started = Instant::now();
+    let out = Command::new(&cli.hyperswap)
+        .args(["parity", plan.to_str().unwrap(), "--json", "-q"])
+        .env("DATABASE_URL", &cli.database_url)
+        .output()?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        out.status.success(),
+        "hyperswap parity failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok((took, doc["longest_transaction_ms"].as_f64().unwrap_or(0.0)))
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}

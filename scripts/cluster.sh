@@ -6,8 +6,9 @@
 #   scripts/cluster.sh url     # the admin connection URL
 #   scripts/cluster.sh destroy # stop and delete the data directory
 #
-# Environment: HYPERSWAP_PGPORT (default 54329), HYPERSWAP_PGDATA (default
-# /var/tmp/hyperswap-pg/data). The cluster trusts local connections: it is for tests only.
+# Environment: HYPERSWAP_PGPORT (default 54329), HYPERSWAP_PGROOT (default
+# /var/tmp/hyperswap-pg: data, socket and server.log), HYPERSWAP_PGDATA (default
+# $HYPERSWAP_PGROOT/data). The cluster trusts local connections: it is for tests only.
 set -euo pipefail
 
 PORT=${HYPERSWAP_PGPORT:-54329}
@@ -57,7 +58,7 @@ CONF
     return 0
   fi
   log "starting PostgreSQL on 127.0.0.1:$PORT"
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 start >/dev/null
+  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -o "-p $PORT" -w -t 60 start >/dev/null
 }
 
 case "${1:-start}" in

@@ -130,4 +130,10 @@ if [ "$STATUS_RC" -ne 0 ] || [ "$PARITY_RC" -ne 0 ]; then
   step "status exited $STATUS_RC, parity exited $PARITY_RC"
   exit $((STATUS_RC != 0 ? STATUS_RC : PARITY_RC))
 fi
+# The application must not have seen a single failed statement.
+WRITER_ERRORS=$(sed -n 's/.*"errors":\([0-9]*\).*/\1/p' "$WRITER_STATS")
+if [ "${WRITER_ERRORS:-1}" -ne 0 ] || [ "$WRITER_RC" -ne 0 ]; then
+  step "the writer saw ${WRITER_ERRORS:-?} failed statements (exit code $WRITER_RC); its log: $WRITER_LOG"
+  exit 1
+fi
 step "done: $TABLE is a hypertable"

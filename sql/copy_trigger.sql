@@ -1,9 +1,15 @@
-CREATE OR REPLACE FUNCTION {{function}}() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $hyperswap$
--- Written by hyperswap for plan {{plan}}: mirrors every change to {{from}} into {{to}},
--- in the writer's own transaction.
+-- Written by hyperswap. Acts only while its table carries the application's name
+-- (on a hypertable a row trigger fires on the chunk: then its parent must carry it);
+-- otherwise it returns at once, so forward and reverse triggers can both stay
+-- installed and cutover and rollback are only renames.
+DECLARE
+    live oid := pg_catalog.to_regclass({{live}});
 BEGIN
+    IF TG_RELID IS DISTINCT FROM live AND NOT EXISTS (
+        SELECT FROM pg_catalog.pg_inherits WHERE inhrelid = TG_RELID AND inhparent = live
+    ) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
         VALUES ({{new_values}});
@@ -29,4 +35,3 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$hyperswap$

@@ -37,10 +37,7 @@ pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
 /// Phase 2's statements: every copy trigger, in one transaction.
 pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(
-            jobs.iter()
-                .flat_map(|j| trigger::statements(j, plan, &j.forward())),
-        )
+        .chain(jobs.iter().flat_map(|j| trigger::statements(j, plan)))
         .collect()
 }
 
@@ -107,6 +104,13 @@ impl Apply<'_> {
         let lock = lock_policy(self.plan);
         let stop = self.until.phase();
         let mut parity: Option<ParityReport> = None;
+        let tx = PhaseTx {
+            log: &self.log,
+            lock: &lock,
+            jobs,
+            plan: name,
+            cancel: &self.cancel,
+        };
         while rank(phase) < rank(stop) {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
@@ -116,34 +120,15 @@ impl Apply<'_> {
                 Phase::Planned => {
                     self.progress.step("creating the target hypertables");
                     let stmts = create_phase(jobs, &lock);
-                    locked_tx(
-                        client,
-                        &self.log,
-                        &lock,
-                        jobs,
-                        &stmts,
-                        name,
-                        Phase::TargetCreated,
-                        None,
-                    )
-                    .await?;
+                    tx.run(client, &stmts, Phase::TargetCreated, None).await?;
                     Phase::TargetCreated
                 }
                 // Targets exist and are empty: install the copy triggers.
                 Phase::TargetCreated => {
                     self.progress.step("installing the copy triggers");
                     let stmts = trigger_phase(name, jobs, &lock);
-                    locked_tx(
-                        client,
-                        &self.log,
-                        &lock,
-                        jobs,
-                        &stmts,
-                        name,
-                        Phase::TriggerInstalled,
-                        None,
-                    )
-                    .await?;
+                    tx.run(client, &stmts, Phase::TriggerInstalled, None)
+                        .await?;
                     Phase::TriggerInstalled
                 }
                 // Triggers committed: capture the key ranges to copy.
@@ -189,19 +174,10 @@ impl Apply<'_> {
                         parity = Some(report);
                     }
                     self.progress.step("cutting over");
-                    let stmts = cutover::statements(name, jobs, &lock);
-                    let reverse = cutover::script(&cutover::reverse_statements(name, jobs, &lock));
-                    locked_tx(
-                        client,
-                        &self.log,
-                        &lock,
-                        jobs,
-                        &stmts,
-                        name,
-                        Phase::CutOver,
-                        Some(&reverse),
-                    )
-                    .await?;
+                    let stmts = cutover::statements(jobs, &lock);
+                    let reverse = cutover::script(&cutover::reverse_statements(jobs, &lock));
+                    tx.run(client, &stmts, Phase::CutOver, Some(&reverse))
+                        .await?;
                     Phase::CutOver
                 }
                 Phase::CutOver => unreachable!("the loop stops at cutover"),
@@ -248,60 +224,88 @@ fn rank(phase: Phase) -> u8 {
     }
 }
 
-/// Runs `stmts` and the move to phase `to` in one transaction, waiting at most the
-/// policy's lock_timeout for locks each attempt and retrying with jittered backoff.
-/// `reverse_sql` is stored with the phase (the cutover records its rollback).
-#[allow(clippy::too_many_arguments)]
-pub async fn locked_tx(
-    client: &mut Client,
-    log: &SqlLog,
-    lock: &LockPolicy,
-    jobs: &[Job],
-    stmts: &[Stmt],
-    plan: &str,
-    to: Phase,
-    reverse_sql: Option<&str>,
-) -> Result<()> {
-    let tables: Vec<String> = jobs
-        .iter()
-        .flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()])
-        .collect();
-    for attempt in 1..=lock.attempts {
-        match try_tx(client, log, stmts, plan, to, reverse_sql).await {
-            Ok(()) => return Ok(()),
-            Err(e) if is_lock_conflict(&e) => {
-                let holders = lock_holders(client, &tables).await.unwrap_or_default();
-                let who = if holders.is_empty() {
-                    "no holder seen any more".to_string()
-                } else {
-                    holders.join("; ")
-                };
-                tracing::warn!(
-                    "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
-                    lock.attempts,
-                    lock.lock_timeout
-                );
-                journal::event(
-                    &*client,
-                    plan,
-                    to,
-                    &format!("attempt {attempt} blocked by: {who}"),
-                )
-                .await?;
-                if attempt < lock.attempts {
-                    tokio::time::sleep(backoff(lock.backoff, attempt)).await;
-                }
+/// Runs a phase's statements and the journal's move to its next phase in one
+/// transaction, waiting at most the policy's lock_timeout for locks each attempt and
+/// retrying with jittered backoff; Ctrl-C stops between attempts.
+pub struct PhaseTx<'a> {
+    pub log: &'a SqlLog,
+    pub lock: &'a LockPolicy,
+    pub jobs: &'a [Job],
+    pub plan: &'a str,
+    pub cancel: &'a Cancel,
+}
+
+impl PhaseTx<'_> {
+    /// `reverse_sql` is stored with the phase (the cutover records its rollback).
+    pub async fn run(
+        &self,
+        client: &mut Client,
+        stmts: &[Stmt],
+        to: Phase,
+        reverse_sql: Option<&str>,
+    ) -> Result<()> {
+        let (lock, plan) = (self.lock, self.plan);
+        let tables: Vec<String> = self
+            .jobs
+            .iter()
+            .flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()])
+            .collect();
+        for attempt in 1..=lock.attempts {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
             }
-            Err(e) => return Err(e),
+            match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_lock_conflict(&e) => {
+                    let holders = lock_holders(client, &tables).await.unwrap_or_default();
+                    let who = if holders.is_empty() {
+                        "no holder seen any more".to_string()
+                    } else {
+                        holders.join("; ")
+                    };
+                    tracing::warn!(
+                        "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
+                        lock.attempts,
+                        lock.lock_timeout
+                    );
+                    journal::event(
+                        &*client,
+                        plan,
+                        to,
+                        &format!("attempt {attempt} blocked by: {who}"),
+                    )
+                    .await?;
+                    if attempt < lock.attempts {
+                        self.pause(backoff(lock.backoff, attempt)).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Err(Error::invalid(
+            format!(
+                "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
+                lock.attempts, lock.lock_timeout
+            ),
+            "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again",
+        ))
     }
-    Err(Error::invalid(
-        format!(
-            "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
-            lock.attempts, lock.lock_timeout
-        ),
-        "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again; raise cutover.attempts or cutover.lock_timeout in a new plan if the database is always this busy",
-    ))
+
+    /// Sleeps, waking early (with `Interrupted`) on Ctrl-C.
+    async fn pause(&self, d: std::time::Duration) -> Result<()> {
+        let step = std::time::Duration::from_millis(50);
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            tokio::time::sleep(
+                step.min(until.saturating_duration_since(std::time::Instant::now())),
+            )
+            .await;
+        }
+        Ok(())
+    }
 }
 
 async fn try_tx(

@@ -40,7 +40,7 @@ impl Progress for Bars {
         let bar = self.multi.add(ProgressBar::new(total.max(1)));
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+                "{prefix:.bold} [{bar:30}] {human_pos}/~{human_len} rows  {msg}  ETA {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -65,6 +65,10 @@ impl Progress for Bars {
                 bar.set_length(bar.position() + rows);
             }
             bar.inc(rows);
+            let secs = bar.elapsed().as_secs_f64();
+            if secs > 0.0 {
+                bar.set_message(format!("{:.0} rows/s", bar.position() as f64 / secs));
+            }
         }
     }
 

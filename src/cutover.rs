@@ -6,54 +6,65 @@
 //! the retired table keeps every later write. The exact SQL that undoes all of it is
 //! written to the journal in the same transaction; `hyperswap rollback` runs that text.
 
-use crate::ident::{quote_ident, quote_literal, QualifiedName};
-use crate::model::{Job, REVERSE_TRIGGER, REVERSE_TRUNCATE_TRIGGER};
+use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
+use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
-use crate::trigger::{self, Direction};
-
-impl Job {
-    /// Live hypertable -> retired table, after cutover.
-    pub fn reverse(&self) -> Direction<'_> {
-        Direction {
-            function: self.reverse_function(),
-            from: &self.source,
-            to: &self.retired,
-            row_trigger: REVERSE_TRIGGER,
-            truncate_trigger: REVERSE_TRUNCATE_TRIGGER,
-        }
-    }
-}
 
 /// The cutover transaction's statements (without BEGIN/COMMIT).
-pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = vec![
         set_lock_timeout(lock.lock_timeout),
         lock_all(jobs.iter().flat_map(|j| [&j.source, &j.target])),
     ];
     for job in jobs {
-        out.extend(trigger::drop_statements(&job.forward()));
+        out.push(columns_guard(&job.source, &job.target));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
         out.extend(sequences_to(job));
         out.extend(identity_on_new(job));
-        out.extend(trigger::statements(job, plan, &job.reverse()));
     }
     out
 }
 
 /// The rollback transaction's statements, recorded in the journal at cutover.
-pub fn reverse_statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = vec![
         set_lock_timeout(lock.lock_timeout),
         lock_all(jobs.iter().flat_map(|j| [&j.source, &j.retired])),
     ];
     for job in jobs {
-        out.extend(trigger::drop_statements(&job.reverse()));
+        out.push(columns_guard(&job.source, &job.retired));
         out.extend(identity_back(job));
         out.extend(swap(job, &job.source, &job.target, &job.retired, NEW, OLD));
         out.extend(sequences_to(job));
-        out.extend(trigger::statements(job, plan, &job.forward()));
     }
     out
+}
+
+/// Fails the transaction when `a` and `b` no longer have the same columns (an ALTER
+/// TABLE on one side since the target was created): the triggers copy the columns they
+/// were written for, and a swap would hide or break the others.
+pub fn columns_guard(a: &QualifiedName, b: &QualifiedName) -> Stmt {
+    let sig = |t: &QualifiedName| {
+        format!(
+            "(SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+             FROM pg_catalog.pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped)",
+            t.literal()
+        )
+    };
+    let message = quote_literal(&format!(
+        "the columns of {a} and {b} differ: the table was altered after hyperswap created its copy"
+    ));
+    let hint =
+        quote_literal("undo the ALTER TABLE, or run `hyperswap abort` and start the plan again");
+    let body = format!(
+        "\nBEGIN\n    IF {} IS DISTINCT FROM {} THEN\n        RAISE EXCEPTION USING MESSAGE = {message}, HINT = {hint};\n    END IF;\nEND\n",
+        sig(a),
+        sig(b)
+    );
+    Stmt::noted(
+        format!("DO {}", dollar_quote(&body)),
+        "refuse if either table was altered since the copy was created",
+    )
 }
 
 const OLD: Suffix = Suffix::Old;

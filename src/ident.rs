@@ -24,6 +24,23 @@ pub fn quote_literal(value: &str) -> String {
     }
 }
 
+/// `body` as a dollar-quoted string whose tag does not occur in it, so nothing inside
+/// (a crafted identifier, say) can end the string early.
+pub fn dollar_quote(body: &str) -> String {
+    let mut n = 0u32;
+    loop {
+        let tag = if n == 0 {
+            "$hyperswap$".to_string()
+        } else {
+            format!("$hyperswap{n}$")
+        };
+        if !body.contains(&tag) {
+            return format!("{tag}{body}{tag}");
+        }
+        n += 1;
+    }
+}
+
 /// A schema-qualified relation (or function) name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QualifiedName {
@@ -96,15 +113,20 @@ pub fn display_ident(name: &str) -> String {
     }
 }
 
-/// `name` with `suffix`, truncated (on a character boundary) so the whole fits
-/// PostgreSQL's identifier limit.
+/// `name` with `suffix`, within PostgreSQL's identifier limit. A name too long is cut
+/// and given a short hash of the whole, so two long names never end up the same.
 pub fn with_suffix(name: &str, suffix: &str) -> String {
-    let room = MAX_IDENT_BYTES.saturating_sub(suffix.len());
+    if name.len() + suffix.len() <= MAX_IDENT_BYTES {
+        return format!("{name}{suffix}");
+    }
+    use sha2::{Digest, Sha256};
+    let hash = crate::plan::hex(&Sha256::digest(name.as_bytes())[..4]);
+    let room = MAX_IDENT_BYTES.saturating_sub(suffix.len() + hash.len() + 1);
     let mut cut = name.len().min(room);
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}{}", &name[..cut], suffix)
+    format!("{}_{hash}{suffix}", &name[..cut])
 }
 
 fn split_qualified(text: &str) -> Result<Vec<String>, String> {
@@ -188,10 +210,22 @@ mod tests {
     }
 
     #[test]
-    fn suffix_respects_the_identifier_limit() {
+    fn suffix_respects_the_identifier_limit_without_collisions() {
         let long = "x".repeat(70);
         let n = with_suffix(&long, "_hs_new");
         assert_eq!(n.len(), 63);
         assert!(n.ends_with("_hs_new"));
+        let a = with_suffix(&format!("{}_1", "y".repeat(60)), "");
+        let b = with_suffix(&format!("{}_2", "y".repeat(60)), "");
+        assert_ne!(a, b);
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_eq!(with_suffix("short", "_hs_new"), "short_hs_new");
+    }
+
+    #[test]
+    fn dollar_quotes_never_end_early() {
+        assert_eq!(dollar_quote("x"), "$hyperswap$x$hyperswap$");
+        let q = dollar_quote("a $hyperswap$ b");
+        assert!(q.starts_with("$hyperswap1$") && q.ends_with("$hyperswap1$"));
     }
 }

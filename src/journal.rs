@@ -50,6 +50,9 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
         .transaction()
         .await
         .context("creating the hyperswap journal")?;
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .context("creating the hyperswap journal")?;
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;

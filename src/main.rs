@@ -4,6 +4,30 @@
 mod bars;
 mod render;
 
+/// Writes to stdout; when the reader has gone (`hyperswap plan show | head`), stops
+/// quietly as a Unix tool does instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(&format!($($arg)*)) };
+}
+macro_rules! outln {
+    ($($arg:tt)*) => { write_stdout(&format!("{}\n", format!($($arg)*))) };
+}
+
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,13 +139,13 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::apply::check_frozen(&plan, record.as_ref())?;
             let jobs = validate::resolve(&client, &plan, record.map(|r| r.phase)).await?;
-            println!("{}", render::validated(&plan, &jobs, &connect));
+            outln!("{}", render::validated(&plan, &jobs, &connect));
             Ok(0)
         }
         Command::Plan(PlanCommand::Show { plan }) => {
             let plan = Plan::load(&plan)?;
             let client = connect.connect("hyperswap show").await?;
-            print!("{}", show::show(&client, &plan).await?);
+            out!("{}", show::show(&client, &plan).await?);
             Ok(0)
         }
         Command::Plan(PlanCommand::Apply { plan, until }) => {
@@ -141,7 +165,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             .await?;
             bars.clear();
             if let Some(report) = &outcome.parity {
-                println!("{}", render::parity(report));
+                outln!("{}", render::parity(report));
                 if !report.equal {
                     eprintln!(
                         "error: parity found differences; cutover refused. Inspect with `hyperswap parity {}`; the copy trigger keeps running, nothing was lost",
@@ -150,7 +174,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                     return Ok(1);
                 }
             }
-            println!(
+            outln!(
                 "plan `{}`: {}",
                 plan.name,
                 render::phase_sentence(outcome.phase)
@@ -162,12 +186,12 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let client = connect.connect("hyperswap status").await?;
             let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).expect("status serialises")
                 );
             } else {
-                println!(
+                outln!(
                     "{}",
                     render::status(&list, plan.as_ref().map(|p| p.name.as_str()))
                 );
@@ -180,10 +204,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::apply::check_frozen(&plan, record.as_ref())?;
             let phase = match record.map(|r| r.phase) {
-                Some(p) if p >= Phase::TargetCreated => p,
+                Some(p) if p >= Phase::Backfilled => p,
                 _ => {
                     return Err(Error::WrongPhase(format!(
-                        "plan `{}` has no target yet; run `hyperswap plan apply {} --until backfill` first",
+                        "plan `{}` has not finished its backfill: parity compares complete copies; run `hyperswap plan apply {} --until backfill` first",
                         plan.name,
                         plan.path.display()
                     )))
@@ -204,23 +228,23 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             };
             let report = checker.run(&client).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("report serialises")
                 );
             } else {
-                println!("{}", render::parity(&report));
+                outln!("{}", render::parity(&report));
             }
             Ok(if report.equal { 0 } else { 1 })
         }
         Command::Rollback { plan } => {
             let plan = Plan::load(&plan)?;
             let report = rollback::rollback(&connect, &plan, &log).await?;
-            println!(
+            outln!(
                 "plan `{}`: rolled back; the original tables are live again",
                 plan.name
             );
-            println!("{}", render::parity(&report));
+            outln!("{}", render::parity(&report));
             Ok(if report.equal { 0 } else { 1 })
         }
     }

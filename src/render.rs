@@ -77,24 +77,32 @@ pub fn parity(report: &ParityReport) -> String {
             "  repaired: re-copied {keys} key(s) of {table} before this check"
         );
     }
+    let pairs: Vec<String> = report
+        .tables
+        .iter()
+        .map(|t| format!("{} -> {}", t.live, t.mirror))
+        .collect();
+    let w = pairs
+        .iter()
+        .map(|p| p.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("live -> mirror".len());
     let _ = writeln!(
         out,
-        "  {:<44} {:>12} {:>12} {:>7}  result",
+        "  {:<w$}  {:>12}  {:>12}  {:>6}  result",
         "live -> mirror", "live rows", "mirror rows", "ranges"
     );
-    for t in &report.tables {
+    for (t, pair) in report.tables.iter().zip(&pairs) {
+        let result = if t.equal {
+            "equal".to_string()
+        } else {
+            format!("{} range(s) differ", t.ranges_different)
+        };
         let _ = writeln!(
             out,
-            "  {:<44} {:>12} {:>12} {:>7}  {}",
-            format!("{} -> {}", t.live, t.mirror),
-            t.live_rows,
-            t.mirror_rows,
-            t.ranges,
-            if t.equal {
-                "equal".to_string()
-            } else {
-                format!("{} range(s) differ", t.ranges_different)
-            }
+            "  {pair:<w$}  {:>12}  {:>12}  {:>6}  {result}",
+            t.live_rows, t.mirror_rows, t.ranges
         );
     }
     for t in report.tables.iter().filter(|t| !t.differences.is_empty()) {

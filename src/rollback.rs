@@ -3,13 +3,14 @@
 //! retired table was kept current by the reverse trigger, so no write is lost; the copy
 //! trigger is re-installed, so the plan can cut over again later.
 
-use crate::apply::{check_frozen, lock_policy, locked_tx};
+use crate::apply::{check_frozen, lock_policy, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
 use crate::plan::Plan;
+use crate::progress::Cancel;
 use crate::stmt::{SqlLog, Stmt};
 use crate::validate;
 
@@ -37,17 +38,17 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
     })?;
     let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
     let stmt = Stmt::new(reverse.trim_end().trim_end_matches(';').to_string());
-    locked_tx(
-        &mut client,
+    let lock = lock_policy(plan);
+    let cancel = Cancel::default();
+    let tx = PhaseTx {
         log,
-        &lock_policy(plan),
-        &jobs,
-        &[stmt],
-        &plan.name,
-        Phase::RolledBack,
-        None,
-    )
-    .await?;
+        lock: &lock,
+        jobs: &jobs,
+        plan: &plan.name,
+        cancel: &cancel,
+    };
+    tx.run(&mut client, &[stmt], Phase::RolledBack, None)
+        .await?;
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
     let checker = parity::Checker {

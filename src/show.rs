@@ -160,7 +160,7 @@ fn write_phases(
         );
         stmts(out, &[Stmt::new(sql)]);
     }
-    let cut = cutover::statements(&plan.name, jobs, &lock);
+    let cut = cutover::statements(jobs, &lock);
     section(
         out,
         &format!(
@@ -173,7 +173,7 @@ fn write_phases(
         out,
         "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`",
     );
-    stmts(out, &cutover::reverse_statements(&plan.name, jobs, &lock));
+    stmts(out, &cutover::reverse_statements(jobs, &lock));
 }
 
 fn section(out: &mut String, title: &str) {

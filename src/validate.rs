@@ -64,6 +64,9 @@ async fn resolve_table(
         check_plain_table(client, &table, field).await?;
         check_names_free(client, plan, t, field, phase).await?;
     }
+    if let Some((a, b)) = copy_pair(t, phase) {
+        check_same_columns(client, a, b).await?;
+    }
     let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
     let key = check_key(&table, t.key.as_deref(), field)?;
     check_constraints(&table, field)?;
@@ -77,6 +80,54 @@ async fn resolve_table(
         chunk_time_interval: t.chunk_time_interval,
         table,
     })
+}
+
+/// The two tables the triggers keep in step in this phase, once both exist.
+fn copy_pair(t: &TablePlan, phase: Option<Phase>) -> Option<(&QualifiedName, &QualifiedName)> {
+    match phase? {
+        Phase::Planned => None,
+        Phase::CutOver => Some((&t.source, &t.retired)),
+        _ => Some((&t.source, &t.target)),
+    }
+}
+
+/// The copy triggers were written for the columns the target was created with: an
+/// ALTER TABLE on either side since then would lose data or break writes.
+async fn check_same_columns(
+    client: &impl GenericClient,
+    a: &QualifiedName,
+    b: &QualifiedName,
+) -> Result<()> {
+    let sql = include_str!("../sql/catalog_row_signature.sql");
+    let ctx = "comparing the columns of the two tables";
+    let sa: Option<String> = client
+        .query_one(sql, &[&a.quoted()])
+        .await
+        .context(ctx)?
+        .get(0);
+    let sb: Option<String> = client
+        .query_one(sql, &[&b.quoted()])
+        .await
+        .context(ctx)?
+        .get(0);
+    if sa.is_none() || sb.is_none() {
+        let missing = if sa.is_none() { a } else { b };
+        return Err(Error::invalid(
+            format!("{missing} is missing, though the journal says the plan created it or works on it"),
+            "it was dropped or renamed by hand: put it back, or run `hyperswap abort` to start over",
+        ));
+    }
+    if sa != sb {
+        return Err(Error::invalid(
+            format!(
+                "the columns of {a} and {b} differ: a table was altered after hyperswap created its copy\n  {a}: {}\n  {b}: {}",
+                sa.unwrap_or_default(),
+                sb.unwrap_or_default()
+            ),
+            "undo the ALTER TABLE, or run `hyperswap abort` and start the plan again",
+        ));
+    }
+    Ok(())
 }
 
 async fn load_original(
@@ -149,6 +200,18 @@ async fn check_names_free(
     field: &str,
     phase: Option<Phase>,
 ) -> Result<()> {
+    if phase.is_none() {
+        for name in [&t.source, &t.target, &t.retired] {
+            if let Some((other, other_phase)) = owning_plan(client, name).await? {
+                if other != plan.name {
+                    return Err(Error::invalid(
+                        format!("{name} ({field}) is part of plan `{other}`, in phase {other_phase}"),
+                        format!("finish that plan, or undo it with `hyperswap abort` on its plan file, before starting another on {name}"),
+                    ));
+                }
+            }
+        }
+    }
     let target_is_ours = phase.is_some_and(|p| p >= Phase::TargetCreated);
     if !target_is_ours && relation_exists(client, &t.target).await? {
         return Err(Error::invalid(
@@ -173,6 +236,28 @@ async fn check_names_free(
         ));
     }
     Ok(())
+}
+
+/// The plan in this database's journal, other than finished ones, that names `name` as
+/// a source, target or retired table, with its phase.
+async fn owning_plan(
+    client: &impl GenericClient,
+    name: &QualifiedName,
+) -> Result<Option<(String, String)>> {
+    if !crate::journal::exists(client).await? {
+        return Ok(None);
+    }
+    let text = name.to_string();
+    let row = client
+        .query_opt(
+            "SELECT p.name, p.phase FROM hyperswap.tables t JOIN hyperswap.plans p ON p.name = t.plan_name
+             WHERE $1 IN (t.source, t.target, t.retired) AND p.phase NOT IN ('finalized', 'aborted')
+             ORDER BY p.started_at LIMIT 1",
+            &[&text],
+        )
+        .await
+        .context("looking for plans that use the table")?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 async fn relation_exists(client: &impl GenericClient, name: &QualifiedName) -> Result<bool> {

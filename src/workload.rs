@@ -480,7 +480,7 @@ impl OpSql {
                 // Another time of the same UTC day ($2 folded into 0..86400 s).
                 format!(
                     "UPDATE {t} SET ts = least(date_bin('1 day', ts, timestamptz '2000-01-01 00:00+00') \
-                     + make_interval(secs => abs($2::float8) % 86400), now()) WHERE {row}"
+                     + make_interval(secs => mod(abs($2::float8)::numeric, 86400)::float8), now()) WHERE {row}"
                 )
             },
             update_key: format!(

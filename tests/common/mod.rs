@@ -49,7 +49,7 @@ impl TestDb {
             .batch_execute("CREATE EXTENSION timescaledb")
             .await
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("hyperswap-tests/{name}"));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TestDb { name, url, dir }

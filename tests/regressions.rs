@@ -1,0 +1,183 @@
+//! Regression tests, each named after the bug it pins.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A key updated while a batch waited on the row's lock came back (after the lock's
+/// re-check) with its new, higher key; the batch's cursor jumped to it and skipped every
+/// key in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_update_during_a_batch_wait_does_not_skip_rows() {
+    let db = TestDb::new("cursor_skip").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO t (ts, v) SELECT timestamptz '2024-01-01' + g * interval '1 minute', g
+             FROM generate_series(1, 20000) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("skip", "t", "backfill:\n  batch_rows: 1000\n"),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "trigger"])
+        .ok();
+
+    // The application moves row 5 to key 15000 and holds its transaction open.
+    let app = db.client().await;
+    app.batch_execute(
+        "BEGIN; DELETE FROM t WHERE id = 15000; UPDATE t SET id = 15000 WHERE id = 5;",
+    )
+    .await
+    .unwrap();
+    let run = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        let plan = plan.clone();
+        move || {
+            run_binary(
+                &url,
+                &["plan", "apply", path_str(&plan), "--until", "parity"],
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.batch_execute("COMMIT").await.unwrap();
+    let run = run.await.unwrap();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(except_both_ways(&client, "t", "t_hs_new").await, 0);
+    assert_eq!(count(&client, "t_hs_new").await, 19_999);
+}
+
+/// A table name carrying the copy function's dollar-quote tag and a newline could end
+/// the function body early and run its own SQL as the tool's (superuser) role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_table_name_cannot_inject_sql() {
+    let db = TestDb::new("injection").await;
+    let client = db.client().await;
+    let name = "e\nEND$hyperswap$;ALTER ROLE hs_evil SUPERUSER;--";
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    client
+        .batch_execute("DROP ROLE IF EXISTS hs_evil; CREATE ROLE hs_evil")
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE public.{quoted} (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO public.{quoted} (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 500) g;
+             ALTER TABLE public.{quoted} OWNER TO hs_evil;"
+        ))
+        .await
+        .unwrap();
+    let yaml_name = serde_json::to_string(&quoted).unwrap(); // a YAML double-quoted string
+    let plan = db.plan("p.yaml", &one_table_plan("evil", &yaml_name, ""));
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"]);
+    let superuser: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'hs_evil'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute("DROP OWNED BY hs_evil CASCADE")
+        .await
+        .ok();
+    assert!(!superuser, "the crafted name made its owner a superuser");
+    assert_eq!(
+        run.code, 0,
+        "a strange but legal name should work:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+}
+
+/// Long table names were cut to 63 bytes without a hash: two tables of one plan shared
+/// one copy function and one table's writes landed in the other's hypertable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_names_do_not_share_copy_functions() {
+    let db = TestDb::new("long_names").await;
+    let client = db.client().await;
+    let base = "sensor_readings_archive_for_customer_region_eu_west";
+    for n in 1..=2 {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {base}_{n} (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+                 INSERT INTO {base}_{n} (ts, v) SELECT now() - g * interval '1 hour', {n} FROM generate_series(1, 100 * {n}) g;"
+            ))
+            .await
+            .unwrap();
+    }
+    let plan = db.plan(
+        "p.yaml",
+        &format!(
+            "name: long\ntables:\n  - source: {base}_1\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: {base}_2\n    time_column: ts\n    chunk_time_interval: 1 day\n"
+        ),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "trigger"])
+        .ok();
+    for n in 1..=2 {
+        client
+            .execute(
+                &format!("INSERT INTO {base}_{n} (ts, v) VALUES (now(), {n})"),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    let run = db
+        .hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    let functions: i64 = client
+        .query_one("SELECT count(DISTINCT proname) FROM pg_proc WHERE pronamespace = 'hyperswap'::regnamespace", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(functions, 4, "two tables, forward and reverse each");
+}
+
+/// An ALTER TABLE on the source after its copy was created made the copy trigger drop
+/// the new column's data and, after cutover, broke every write; now it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_source_is_refused_before_cutover() {
+    let db = TestDb::new("drift").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("drift", "m", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    client.batch_execute("ALTER TABLE m ADD COLUMN note text; INSERT INTO m (ts, v, note) VALUES (now(), 1, 'x')").await.unwrap();
+    for args in [&["plan", "apply"][..], &["parity"][..]] {
+        let args: Vec<&str> = args.iter().copied().chain([path_str(&plan)]).collect();
+        let run = db.hyperswap(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr
+                .contains("columns of public.m and public.m_hs_new differ"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hyperswap abort"), "{}", run.stderr);
+    }
+    let relkind: String = client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = 'm'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(relkind, "r", "the source is still live");
+}

@@ -85,6 +85,18 @@ impl Apply<'_> {
         let record = journal::load(&client, &self.plan.name).await?;
         check_frozen(self.plan, record.as_ref())?;
         let start = record.as_ref().map(|r| r.phase);
+        if let Some(p @ (Phase::Aborting | Phase::Finalizing)) = start {
+            let cmd = if p == Phase::Aborting {
+                "abort"
+            } else {
+                "finalize"
+            };
+            return Err(Error::WrongPhase(format!(
+                "plan `{}` is being removed ({p}); run `hyperswap {cmd} {}` to finish that",
+                self.plan.name,
+                self.plan.path.display()
+            )));
+        }
         let jobs = validate::resolve(&client, self.plan, start).await?;
         if record.is_none() {
             journal::ensure(&mut client).await?;
@@ -163,6 +175,7 @@ impl Apply<'_> {
                 }
                 // Verified: check once more in this run, then cut over.
                 Phase::Verified => {
+                    check_window(client, self.plan).await?;
                     if parity.is_none() {
                         let report = self.verify(client, jobs, phase).await?;
                         if !report.equal {
@@ -180,7 +193,9 @@ impl Apply<'_> {
                         .await?;
                     Phase::CutOver
                 }
-                Phase::CutOver => unreachable!("the loop stops at cutover"),
+                Phase::CutOver | Phase::Aborting | Phase::Finalizing => {
+                    unreachable!("the loop stops before")
+                }
             };
         }
         Ok(ApplyOutcome { phase, parity })
@@ -211,6 +226,35 @@ impl Apply<'_> {
     }
 }
 
+/// Refuses cutover outside the plan's maintenance window, saying when it opens. The
+/// database's clock decides, in the window's time zone.
+async fn check_window(client: &Client, plan: &Plan) -> Result<()> {
+    let Some(w) = &plan.cutover.window else {
+        return Ok(());
+    };
+    let row = client
+        .query_one(
+            "SELECT (extract(hour FROM t) * 60 + extract(minute FROM t))::int, to_char(t, 'HH24:MI')
+             FROM (SELECT now() AT TIME ZONE $1 AS t) AS s",
+            &[&w.time_zone],
+        )
+        .await
+        .context("reading the database's clock for the maintenance window")?;
+    let (minute, now): (i32, String) = (row.get(0), row.get(1));
+    if w.contains(minute as u32) {
+        return Ok(());
+    }
+    let wait = w.opens_in(minute as u32);
+    Err(Error::WrongPhase(format!(
+        "cutover is outside the plan's window {} (it is {now} {} now); the window opens in {}h{:02}m. Everything before cutover is done: run `hyperswap plan apply {}` again then (`--until parity` stops just before cutover)",
+        w.text,
+        w.time_zone,
+        wait / 60,
+        wait % 60,
+        plan.path.display()
+    )))
+}
+
 /// Order of phases for `--until`; a rolled-back plan stands where backfill ended.
 fn rank(phase: Phase) -> u8 {
     match phase {
@@ -221,6 +265,7 @@ fn rank(phase: Phase) -> u8 {
         Phase::Backfilled | Phase::RolledBack => 4,
         Phase::Verified => 5,
         Phase::CutOver => 6,
+        Phase::Aborting | Phase::Finalizing => 7,
     }
 }
 

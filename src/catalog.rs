@@ -28,7 +28,52 @@ pub struct Table {
     pub indexes: Vec<Index>,
     pub sequences: Vec<OwnedSequence>,
     pub grants: Vec<Grant>,
-    pub inbound_fks: Vec<(String, String)>,
+    pub inbound_fks: Vec<InboundFk>,
+    pub views: Vec<View>,
+    pub policies: Vec<Policy>,
+    pub triggers: Vec<UserTrigger>,
+}
+
+/// A foreign key on another table that references this one.
+#[derive(Debug, Clone)]
+pub struct InboundFk {
+    pub name: String,
+    /// `schema.table` as PostgreSQL prints it.
+    pub table: String,
+    /// The table, quoted for SQL.
+    pub table_quoted: String,
+    pub definition: String,
+}
+
+/// A view reading the table; its definition names the table by its current name.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub name: QualifiedName,
+    /// 'v' view, 'm' materialized view.
+    pub relkind: String,
+    pub definition: String,
+    /// `security_barrier=true, check_option=local`, or "".
+    pub options: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub permissive: bool,
+    pub command: String,
+    /// Quoted role names, or PUBLIC.
+    pub roles: Vec<String>,
+    pub using_expr: Option<String>,
+    pub check_expr: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserTrigger {
+    pub name: String,
+    /// `CREATE TRIGGER ... ON <table> ...`, naming the table by its current name.
+    pub definition: String,
+    /// 'O' enabled, 'D' disabled, 'R' replica, 'A' always.
+    pub enabled: String,
 }
 
 #[derive(Debug, Clone)]
@@ -160,7 +205,43 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
     let inbound_fks = rows(include_str!("../sql/catalog_inbound_fks.sql"))
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| InboundFk {
+            name: r.get(0),
+            table: r.get(1),
+            definition: r.get(2),
+            table_quoted: r.get(3),
+        })
+        .collect();
+    let views = rows(include_str!("../sql/catalog_views.sql"))
+        .await?
+        .iter()
+        .map(|r| View {
+            name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            relkind: r.get(3),
+            definition: r.get(4),
+            options: r.get(5),
+        })
+        .collect();
+    let policies = rows(include_str!("../sql/catalog_policies.sql"))
+        .await?
+        .iter()
+        .map(|r| Policy {
+            name: r.get(0),
+            permissive: r.get(1),
+            command: r.get(2),
+            roles: r.get(3),
+            using_expr: r.get(4),
+            check_expr: r.get(5),
+        })
+        .collect();
+    let triggers = rows(include_str!("../sql/catalog_triggers.sql"))
+        .await?
+        .iter()
+        .map(|r| UserTrigger {
+            name: r.get(0),
+            definition: r.get(1),
+            enabled: r.get(2),
+        })
         .collect();
     Ok(Some(Table {
         oid,
@@ -181,6 +262,9 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
         sequences,
         grants,
         inbound_fks,
+        views,
+        policies,
+        triggers,
     }))
 }
 

@@ -12,32 +12,205 @@ use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 
 /// The cutover transaction's statements (without BEGIN/COMMIT).
 pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    let mut out = vec![
-        set_lock_timeout(lock.lock_timeout),
-        lock_all(jobs.iter().flat_map(|j| [&j.source, &j.target])),
-    ];
+    let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
+        out.extend(drop_inbound_fks(job));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
         out.extend(sequences_to(job));
         out.extend(identity_on_new(job));
+        out.extend(views(job));
+        out.extend(row_security(job, true));
+        out.extend(user_triggers_to_new(job));
     }
     out
 }
 
 /// The rollback transaction's statements, recorded in the journal at cutover.
 pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    let mut out = vec![
-        set_lock_timeout(lock.lock_timeout),
-        lock_all(jobs.iter().flat_map(|j| [&j.source, &j.retired])),
-    ];
+    let mut out = lock_all(jobs, lock, |j| [&j.source, &j.retired]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.retired));
         out.extend(identity_back(job));
+        out.extend(user_triggers_from_new(job));
+        out.extend(row_security(job, false));
         out.extend(swap(job, &job.source, &job.target, &job.retired, NEW, OLD));
+        out.extend(user_triggers_back_on(job));
         out.extend(sequences_to(job));
+        out.extend(views(job));
+        out.extend(add_inbound_fks(job));
     }
     out
+}
+
+/// lock_timeout bounds each wait for a lock; statement_timeout bounds the LOCK statement
+/// as a whole, so the application never queues behind us longer than lock_timeout, even
+/// when several tables are locked one after the other.
+fn lock_all<'a, F, I>(jobs: &'a [Job], lock: &LockPolicy, tables: F) -> Vec<Stmt>
+where
+    F: Fn(&'a Job) -> I,
+    I: IntoIterator<Item = &'a QualifiedName>,
+{
+    let ms = lock.lock_timeout.as_millis().max(1);
+    let mut list: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| tables(j).into_iter().map(|t| t.quoted()))
+        .collect();
+    for job in jobs.iter().filter(|j| j.drop_inbound_fks) {
+        list.extend(
+            job.table
+                .inbound_fks
+                .iter()
+                .map(|fk| fk.table_quoted.clone()),
+        );
+    }
+    list.dedup();
+    vec![
+        set_lock_timeout(lock.lock_timeout),
+        Stmt::new(format!("SET LOCAL statement_timeout = '{ms}ms'")),
+        Stmt::noted(
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", list.join(", ")),
+            "waits at most lock_timeout in all; on timeout the transaction rolls back and is retried",
+        ),
+        Stmt::new("SET LOCAL statement_timeout = DEFAULT"),
+    ]
+}
+
+/// Views reading the table, re-created from their definitions (taken before the
+/// renames, so they name the table by the name the new table now carries). The view
+/// keeps its OID, owner, grants and dependants.
+fn views(job: &Job) -> Vec<Stmt> {
+    job.table
+        .views
+        .iter()
+        .filter(|v| v.relkind == "v")
+        .map(|v| {
+            let with = if v.options.is_empty() {
+                String::new()
+            } else {
+                format!(" WITH ({})", v.options)
+            };
+            Stmt::noted(
+                format!(
+                    "CREATE OR REPLACE VIEW {}{with} AS\n{}",
+                    v.name.quoted(),
+                    v.definition.trim_end().trim_end_matches(';')
+                ),
+                "a view is bound to a table, not its name: re-point it",
+            )
+        })
+        .collect()
+}
+
+/// Row-level security: the policies were created with the target, inert until the
+/// table enables RLS, which it does as it takes the name (and stops doing on rollback).
+fn row_security(job: &Job, on: bool) -> Vec<Stmt> {
+    let t = &job.table;
+    // Both ways it is the table named like the source: before the renames on rollback.
+    let table = &job.source;
+    let mut out = Vec::new();
+    if t.row_security {
+        let verb = if on { "ENABLE" } else { "DISABLE" };
+        out.push(Stmt::new(format!(
+            "ALTER TABLE {} {verb} ROW LEVEL SECURITY",
+            table.quoted()
+        )));
+    }
+    if t.force_row_security {
+        let verb = if on { "FORCE" } else { "NO FORCE" };
+        out.push(Stmt::new(format!(
+            "ALTER TABLE {} {verb} ROW LEVEL SECURITY",
+            table.quoted()
+        )));
+    }
+    out
+}
+
+/// The user's (enabled) triggers follow the name to the new table; on the retired table
+/// they are disabled, so the reverse copy does not fire them a second time.
+fn user_triggers_to_new(job: &Job) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    for trg in job.table.triggers.iter().filter(|t| t.enabled == "O") {
+        out.push(Stmt::noted(trg.definition.clone(), "the user's trigger, re-created on the new table (on a hypertable this touches every chunk)"));
+        out.push(Stmt::new(format!(
+            "ALTER TABLE {} DISABLE TRIGGER {}",
+            job.retired.quoted(),
+            quote_ident(&trg.name)
+        )));
+    }
+    out
+}
+
+/// Rollback of [`user_triggers_to_new`], first half: off the hypertable (still named
+/// like the source).
+fn user_triggers_from_new(job: &Job) -> Vec<Stmt> {
+    job.table
+        .triggers
+        .iter()
+        .filter(|t| t.enabled == "O")
+        .map(|t| {
+            Stmt::new(format!(
+                "DROP TRIGGER IF EXISTS {} ON {}",
+                quote_ident(&t.name),
+                job.source.quoted()
+            ))
+        })
+        .collect()
+}
+
+/// Second half: enabled again on the original, once it has its name back.
+fn user_triggers_back_on(job: &Job) -> Vec<Stmt> {
+    job.table
+        .triggers
+        .iter()
+        .filter(|t| t.enabled == "O")
+        .map(|t| {
+            Stmt::new(format!(
+                "ALTER TABLE {} ENABLE TRIGGER {}",
+                job.source.quoted(),
+                quote_ident(&t.name)
+            ))
+        })
+        .collect()
+}
+
+fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
+    if !job.drop_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .map(|fk| {
+            Stmt::noted(
+                format!(
+                    "ALTER TABLE {} DROP CONSTRAINT {}",
+                    fk.table_quoted,
+                    quote_ident(&fk.name)
+                ),
+                format!(
+                    "the plan's choice (inbound_foreign_keys: drop); it was: {}",
+                    fk.definition
+                ),
+            )
+        })
+        .collect()
+}
+
+fn add_inbound_fks(job: &Job) -> Vec<Stmt> {
+    if !job.drop_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .map(|fk| {
+            Stmt::noted(
+                format!("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID", fk.table_quoted, quote_ident(&fk.name), fk.definition),
+                "back as NOT VALID, so rollback scans nothing; run ALTER TABLE ... VALIDATE CONSTRAINT afterwards",
+            )
+        })
+        .collect()
 }
 
 /// Fails the transaction when `a` and `b` no longer have the same columns (an ALTER
@@ -85,14 +258,6 @@ impl Suffix {
             Suffix::None => index.to_string(),
         }
     }
-}
-
-fn lock_all<'a>(tables: impl Iterator<Item = &'a QualifiedName>) -> Stmt {
-    let list = tables.map(|t| t.quoted()).collect::<Vec<_>>().join(", ");
-    Stmt::noted(
-        format!("LOCK TABLE {list} IN ACCESS EXCLUSIVE MODE"),
-        "waits at most lock_timeout; on timeout the transaction rolls back and is retried",
-    )
 }
 
 /// Moves the table now named `live` to `park` (its indexes gaining `park_suffix`), and

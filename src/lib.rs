@@ -15,6 +15,7 @@
 //! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
 //!   trigger), [`backfill`] (batches), [`parity`] (comparison), [`cutover`] (the swap and
 //!   its recorded reverse), [`rollback`] (running that reverse).
+//! - [`remove`]: `abort` before cutover and `finalize` after it.
 //! - [`show`]: `plan show`, from the same functions `apply` runs.
 //! - [`status`]: where each plan stands.
 //! - [`stmt`]: statements, the SQL audit log, lock-polite transactions.
@@ -35,6 +36,7 @@ pub mod parity;
 pub mod phase;
 pub mod plan;
 pub mod progress;
+pub mod remove;
 pub mod rollback;
 pub mod show;
 pub mod status;

@@ -38,6 +38,7 @@ use hyperswap::conn::ConnectOptions;
 use hyperswap::phase::{Phase, Until};
 use hyperswap::plan::Plan;
 use hyperswap::progress::Cancel;
+use hyperswap::remove::Removal;
 use hyperswap::stmt::SqlLog;
 use hyperswap::{journal, parity, rollback, show, status, validate, Error};
 
@@ -85,6 +86,11 @@ enum Command {
     },
     /// After cutover, make the original tables live again, keeping every write.
     Rollback { plan: PathBuf },
+    /// Before cutover (or after a rollback): remove the copy triggers and the new tables,
+    /// leaving the source as it was, and forget the plan.
+    Abort { plan: PathBuf },
+    /// After cutover: remove the reverse triggers and the retired tables, and forget the plan.
+    Finalize { plan: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +243,8 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             }
             Ok(if report.equal { 0 } else { 1 })
         }
+        Command::Abort { plan } => remove(Removal::Abort, &connect, &plan, &log).await,
+        Command::Finalize { plan } => remove(Removal::Finalize, &connect, &plan, &log).await,
         Command::Rollback { plan } => {
             let plan = Plan::load(&plan)?;
             let report = rollback::rollback(&connect, &plan, &log).await?;
@@ -248,6 +256,29 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             Ok(if report.equal { 0 } else { 1 })
         }
     }
+}
+
+async fn remove(
+    kind: Removal,
+    connect: &ConnectOptions,
+    plan: &std::path::Path,
+    log: &SqlLog,
+) -> Result<u8, Error> {
+    let plan = Plan::load(plan)?;
+    let cancel = Cancel::default();
+    watch_ctrl_c(cancel.clone());
+    hyperswap::remove::remove(kind, connect, &plan, log, &cancel).await?;
+    let what = match kind {
+        Removal::Abort => {
+            "aborted: the copy triggers and the new tables are gone, the source is as it was"
+        }
+        Removal::Finalize => "finalized: the reverse triggers and the retired tables are gone",
+    };
+    outln!(
+        "plan `{}`: {what}; the plan is removed from the journal",
+        plan.name
+    );
+    Ok(0)
 }
 
 /// First Ctrl-C: stop at the next safe point. Second: leave at once (the journal keeps

@@ -44,6 +44,8 @@ pub struct Job {
     pub chunk_time_interval: Duration,
     /// The original table's definition, read from the catalog.
     pub table: Table,
+    /// Drop other tables' foreign keys to this one at cutover (the plan's choice).
+    pub drop_inbound_fks: bool,
 }
 
 impl Job {

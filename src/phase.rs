@@ -21,10 +21,14 @@ pub enum Phase {
     CutOver,
     /// Cutover undone: sources live again, copy triggers back in place.
     RolledBack,
+    /// `abort` has removed the copy triggers and is removing the targets.
+    Aborting,
+    /// `finalize` has removed the reverse triggers and is removing the retired tables.
+    Finalizing,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Planned,
         Phase::TargetCreated,
         Phase::TriggerInstalled,
@@ -33,6 +37,8 @@ impl Phase {
         Phase::Verified,
         Phase::CutOver,
         Phase::RolledBack,
+        Phase::Aborting,
+        Phase::Finalizing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,12 +51,14 @@ impl Phase {
             Phase::Verified => "verified",
             Phase::CutOver => "cut_over",
             Phase::RolledBack => "rolled_back",
+            Phase::Aborting => "aborting",
+            Phase::Finalizing => "finalizing",
         }
     }
 
     /// Whether the sources still carry the application (no cutover in effect).
     pub fn source_is_live(self) -> bool {
-        self != Phase::CutOver
+        !matches!(self, Phase::CutOver | Phase::Finalizing)
     }
 }
 

@@ -35,6 +35,81 @@ pub struct TablePlan {
     pub key: Option<String>,
     pub target: QualifiedName,
     pub retired: QualifiedName,
+    pub inbound_foreign_keys: InboundForeignKeys,
+}
+
+/// What to do with other tables' foreign keys that reference a moved table: after the
+/// move its key is no longer unique without the time column, so they cannot follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundForeignKeys {
+    /// Refuse the plan (the default): the DBA decides first.
+    #[default]
+    Refuse,
+    /// Drop them in the cutover transaction; rollback re-adds them as NOT VALID.
+    Drop,
+}
+
+/// A daily window, in a time zone, outside which cutover is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Minutes after midnight.
+    pub start: u32,
+    pub end: u32,
+    pub time_zone: String,
+    pub text: String,
+}
+
+impl Window {
+    pub fn parse(text: &str) -> std::result::Result<Window, String> {
+        let bad = || {
+            format!("`{text}` is not a window: write it like `01:00-03:30 UTC` (the zone is optional, UTC by default)")
+        };
+        let mut parts = text.split_whitespace();
+        let span = parts.next().ok_or_else(bad)?;
+        let time_zone = parts.next().unwrap_or("UTC").to_string();
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        let (a, b) = span.split_once('-').ok_or_else(bad)?;
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (start, end) = (minutes(a).ok_or_else(bad)?, minutes(b).ok_or_else(bad)?);
+        if start == end {
+            return Err(format!("`{text}`: the window is empty"));
+        }
+        Ok(Window {
+            start,
+            end,
+            time_zone,
+            text: text.to_string(),
+        })
+    }
+
+    /// Whether `minute` (after midnight, in the window's zone) is inside; a window may
+    /// cross midnight.
+    pub fn contains(&self, minute: u32) -> bool {
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    /// Minutes from `minute` until the window opens.
+    pub fn opens_in(&self, minute: u32) -> u32 {
+        (self.start + 24 * 60 - minute) % (24 * 60)
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Window::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +167,9 @@ pub struct CutoverOptions {
     /// Base pause between attempts; each retry doubles it, with jitter.
     #[serde(default = "default_cutover_backoff", with = "humantime_serde_compat")]
     pub backoff: Duration,
+    /// When cutover may happen, e.g. `01:00-03:00 UTC`; none: any time.
+    #[serde(default)]
+    pub window: Option<Window>,
 }
 
 fn default_batch_rows() -> u32 {
@@ -130,6 +208,7 @@ impl Default for CutoverOptions {
             lock_timeout: default_cutover_lock_timeout(),
             attempts: default_cutover_attempts(),
             backoff: default_cutover_backoff(),
+            window: None,
         }
     }
 }
@@ -161,6 +240,8 @@ struct TableFile {
     target: Option<Name>,
     #[serde(default)]
     retired: Option<Name>,
+    #[serde(default)]
+    inbound_foreign_keys: InboundForeignKeys,
 }
 
 /// A table name, checked while parsing so errors carry the line.
@@ -337,6 +418,7 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
         key: t.key,
         target,
         retired,
+        inbound_foreign_keys: t.inbound_foreign_keys,
     })
 }
 
@@ -423,6 +505,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a table name"), "{e}");
+    }
+
+    #[test]
+    fn windows_parse_and_wrap_midnight() {
+        let w = Window::parse("23:00-01:30 Europe/Paris").unwrap();
+        assert_eq!(
+            (w.start, w.end, w.time_zone.as_str()),
+            (23 * 60, 90, "Europe/Paris")
+        );
+        assert!(w.contains(23 * 60 + 5) && w.contains(10) && !w.contains(2 * 60));
+        assert_eq!(w.opens_in(22 * 60), 60);
+        assert!(Window::parse("1am-3am").is_err());
+        assert_eq!(Window::parse("01:00-03:00").unwrap().time_zone, "UTC");
     }
 
     #[test]

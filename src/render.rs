@@ -53,6 +53,8 @@ pub fn phase_sentence(phase: Phase) -> String {
                 .into()
         }
         Phase::RolledBack => "rolled back".into(),
+        Phase::Aborting => "being aborted".into(),
+        Phase::Finalizing => "being finalized".into(),
     }
 }
 

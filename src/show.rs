@@ -169,6 +169,24 @@ fn write_phases(
         ),
     );
     stmts(out, &cut);
+    for (kind, title) in [
+        (
+            crate::remove::Removal::Abort,
+            "abort: only when you run `hyperswap abort` (before cutover)",
+        ),
+        (
+            crate::remove::Removal::Finalize,
+            "finalize: only when you run `hyperswap finalize` (after cutover)",
+        ),
+    ] {
+        let (first, second) = crate::remove::statements(kind, jobs, &lock);
+        section(
+            out,
+            &format!("{title}; first one lock-polite transaction, then one more"),
+        );
+        stmts(out, &first);
+        stmts(out, &second);
+    }
     section(
         out,
         "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`",

@@ -106,7 +106,8 @@ pub fn set_lock_timeout(timeout: Duration) -> Stmt {
 
 /// Whether an error is a lock timeout or deadlock, worth another attempt.
 pub fn is_lock_conflict(e: &Error) -> bool {
-    matches!(e.sqlstate(), Some("55P03") | Some("40P01"))
+    // 57014: the LOCK statement ran into its statement_timeout.
+    matches!(e.sqlstate(), Some("55P03") | Some("40P01") | Some("57014"))
 }
 
 /// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.

@@ -29,7 +29,40 @@ pub fn statements(job: &Job) -> Vec<Stmt> {
     ));
     out.extend(grants(job));
     out.extend(comments(job));
+    out.extend(policies(job));
     out
+}
+
+/// Row-level security policies, inert until cutover enables RLS on the new table.
+fn policies(job: &Job) -> Vec<Stmt> {
+    job.table
+        .policies
+        .iter()
+        .map(|p| {
+            let mut sql = format!(
+                "CREATE POLICY {} ON {} AS {} FOR {} TO {}",
+                quote_ident(&p.name),
+                job.target.quoted(),
+                if p.permissive {
+                    "PERMISSIVE"
+                } else {
+                    "RESTRICTIVE"
+                },
+                p.command,
+                p.roles.join(", ")
+            );
+            if let Some(e) = &p.using_expr {
+                sql.push_str(&format!(" USING ({e})"));
+            }
+            if let Some(e) = &p.check_expr {
+                sql.push_str(&format!(" WITH CHECK ({e})"));
+            }
+            Stmt::noted(
+                sql,
+                "inert until cutover enables row-level security on the new table",
+            )
+        })
+        .collect()
 }
 
 fn create_table(job: &Job) -> Stmt {

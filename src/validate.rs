@@ -8,7 +8,7 @@ use crate::error::{Context, Error, Result};
 use crate::ident::QualifiedName;
 use crate::model::{ColumnRef, Job};
 use crate::phase::Phase;
-use crate::plan::{Plan, TablePlan};
+use crate::plan::{InboundForeignKeys, Plan, TablePlan};
 
 /// Time column types the target's `by_range` dimension accepts with an interval.
 const TIME_TYPES: [&str; 3] = ["timestamptz", "timestamp", "date"];
@@ -69,7 +69,7 @@ async fn resolve_table(
     }
     let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
     let key = check_key(&table, t.key.as_deref(), field)?;
-    check_constraints(&table, field)?;
+    check_constraints(&table, field, t.inbound_foreign_keys)?;
     Ok(Job {
         ord,
         source: t.source.clone(),
@@ -79,7 +79,61 @@ async fn resolve_table(
         time,
         chunk_time_interval: t.chunk_time_interval,
         table,
+        drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
     })
+}
+
+/// Resolves the plan for `abort` or `finalize`: the original table is found where it is
+/// (under the retired name after a cutover); the other table may already be gone.
+pub async fn resolve_for_removal(
+    client: &impl GenericClient,
+    plan: &Plan,
+    phase: Phase,
+) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for (ord, t) in plan.tables.iter().enumerate() {
+        let field = format!("tables[{ord}]");
+        let original = if phase == Phase::CutOver {
+            &t.retired
+        } else {
+            &t.source
+        };
+        let original = if phase == Phase::CutOver && !relation_exists(client, original).await? {
+            &t.source
+        } else {
+            original
+        };
+        let table = load_original(client, plan, original, &field).await?;
+        let time = ColumnRef {
+            name: t.time_column.clone(),
+            type_sql: String::new(),
+        };
+        let key_name = t
+            .key
+            .clone()
+            .or_else(|| {
+                table
+                    .primary_key()
+                    .and_then(|pk| pk.columns.first().cloned())
+            })
+            .unwrap_or_default();
+        let key = ColumnRef {
+            name: key_name,
+            type_sql: String::new(),
+        };
+        jobs.push(Job {
+            ord,
+            source: t.source.clone(),
+            target: t.target.clone(),
+            retired: t.retired.clone(),
+            key,
+            time,
+            chunk_time_interval: t.chunk_time_interval,
+            table,
+            drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
+        });
+    }
+    Ok(jobs)
 }
 
 /// The two tables the triggers keep in step in this phase, once both exist.
@@ -374,7 +428,7 @@ fn no_key(name: &QualifiedName, field: &str, why: &str) -> Error {
     )
 }
 
-fn check_constraints(table: &Table, field: &str) -> Result<()> {
+fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> Result<()> {
     let name = &table.name;
     if let Some(x) = table.constraints.iter().find(|c| c.kind == "x") {
         return Err(Error::invalid(
@@ -391,12 +445,22 @@ fn check_constraints(table: &Table, field: &str) -> Result<()> {
             "drop it before the move: a hypertable cannot reference itself",
         ));
     }
-    if let Some((fk, from)) = table.inbound_fks.first() {
+    if let (Some(fk), InboundForeignKeys::Refuse) = (table.inbound_fks.first(), choice) {
         return Err(Error::invalid(
             format!(
-                "{name} ({field}) is referenced by foreign key {fk} on {from}; after the move the key is no longer unique without the time column, so the foreign key cannot follow"
+                "{name} ({field}) is referenced by foreign key {} on {}; after the move the key is no longer unique without the time column, so the foreign key cannot follow",
+                fk.name, fk.table
             ),
-            format!("drop {fk} (ALTER TABLE {from} DROP CONSTRAINT {fk}) before the move, and enforce the reference otherwise"),
+            format!(
+                "choose in the plan: `inbound_foreign_keys: drop` under {field} drops such keys in the cutover transaction (rollback re-adds them NOT VALID); or drop {} yourself first",
+                fk.name
+            ),
+        ));
+    }
+    if let Some(m) = table.views.iter().find(|v| v.relkind == "m") {
+        return Err(Error::invalid(
+            format!("materialized view {} reads {name} ({field}); it cannot be re-pointed at the new table in place", m.name),
+            format!("drop {} before the move and create it again after cutover", m.name),
         ));
     }
     Ok(())

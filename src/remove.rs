@@ -1,0 +1,158 @@
+//! `hyperswap abort` (before cutover: the source as it was, the target gone) and
+//! `hyperswap finalize` (after cutover: the retired table gone). Each first removes the
+//! trigger from the table the application writes to, in a short lock-polite transaction
+//! that also records the phase, then drops the rest, then the plan's journal; a run
+//! stopped anywhere is finished by running the same command again.
+
+use tokio_postgres::Client;
+
+use crate::apply::{check_frozen, lock_policy, PhaseTx};
+use crate::conn::ConnectOptions;
+use crate::error::{Context, Error, Result};
+use crate::ident::quote_ident;
+use crate::journal;
+use crate::model::{Job, TOOL_SCHEMA};
+use crate::phase::Phase;
+use crate::plan::Plan;
+use crate::progress::Cancel;
+use crate::stmt::{self, set_lock_timeout, SqlLog, Stmt};
+use crate::trigger;
+use crate::validate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Abort,
+    Finalize,
+}
+
+/// The statements of both steps, for `plan show` and the run.
+pub fn statements(
+    kind: Removal,
+    jobs: &[Job],
+    lock: &crate::stmt::LockPolicy,
+) -> (Vec<Stmt>, Vec<Stmt>) {
+    let mut first = vec![set_lock_timeout(lock.lock_timeout)];
+    let mut second = Vec::new();
+    for job in jobs {
+        let (trigger_dir, on, drop_table) = match kind {
+            // The forward trigger sits on the live source; the target goes.
+            Removal::Abort => (job.forward(), &job.source, &job.target),
+            // The reverse trigger sits on the live hypertable; the retired table goes.
+            Removal::Finalize => (job.reverse(), &job.source, &job.retired),
+        };
+        first.extend(trigger::drop_triggers(&trigger_dir, on));
+        second.push(Stmt::noted(
+            format!("DROP TABLE IF EXISTS {}", drop_table.quoted()),
+            "no CASCADE: anything of yours that still depends on it stops the drop",
+        ));
+        second.push(trigger::drop_function(&job.forward()));
+        second.push(trigger::drop_function(&job.reverse()));
+    }
+    (first, second)
+}
+
+pub async fn remove(
+    kind: Removal,
+    connect: &ConnectOptions,
+    plan: &Plan,
+    log: &SqlLog,
+    cancel: &Cancel,
+) -> Result<()> {
+    let (cmd, allowed, doing) = match kind {
+        Removal::Abort => (
+            "abort",
+            "any phase before cut_over, or rolled_back",
+            Phase::Aborting,
+        ),
+        Removal::Finalize => ("finalize", "cut_over", Phase::Finalizing),
+    };
+    let mut client = connect
+        .connect(&format!("hyperswap {cmd} {}", plan.name))
+        .await?;
+    journal::lock_plan(&client, &plan.name).await?;
+    let record = journal::load(&client, &plan.name).await?;
+    check_frozen(plan, record.as_ref())?;
+    let record = record.ok_or_else(|| {
+        Error::WrongPhase(format!(
+            "plan `{}` has not started in this database (or was already removed); nothing to {cmd}",
+            plan.name
+        ))
+    })?;
+    let ok = match kind {
+        Removal::Abort => {
+            record.phase < Phase::CutOver
+                || matches!(record.phase, Phase::RolledBack | Phase::Aborting)
+        }
+        Removal::Finalize => matches!(record.phase, Phase::CutOver | Phase::Finalizing),
+    };
+    if !ok {
+        let hint = match kind {
+            Removal::Abort => "after cutover, run `hyperswap rollback` first, then abort",
+            Removal::Finalize => {
+                "finalize follows a cutover; before it, `hyperswap abort` undoes the plan"
+            }
+        };
+        return Err(Error::WrongPhase(format!(
+            "plan `{}` is in phase {}; {cmd} works in {allowed}: {hint}",
+            plan.name, record.phase
+        )));
+    }
+    // Resolve as the tables stand: after a cutover the original is the retired table.
+    let as_phase = if kind == Removal::Finalize {
+        Phase::CutOver
+    } else {
+        Phase::RolledBack
+    };
+    let jobs = validate::resolve_for_removal(&client, plan, as_phase).await?;
+    let lock = lock_policy(plan);
+    let (first, second) = statements(kind, &jobs, &lock);
+    if record.phase != doing {
+        let tx = PhaseTx {
+            log,
+            lock: &lock,
+            jobs: &jobs,
+            plan: &plan.name,
+            cancel,
+        };
+        tx.run(&mut client, &first, doing, None).await?;
+    }
+    let t = client
+        .transaction()
+        .await
+        .context("removing the plan's tables")?;
+    for s in &second {
+        stmt::exec(&t, log, s).await?;
+    }
+    t.commit().await.context("removing the plan's tables")?;
+    forget(&mut client, &plan.name).await
+}
+
+/// Deletes the plan from the journal, and the journal itself once no plan is left.
+async fn forget(client: &mut Client, plan: &str) -> Result<()> {
+    let ctx = "removing the plan from the journal";
+    let tx = client.transaction().await.context(ctx)?;
+    tx.execute(
+        "DELETE FROM hyperswap.events WHERE plan_name = $1",
+        &[&plan],
+    )
+    .await
+    .context(ctx)?;
+    tx.execute("DELETE FROM hyperswap.plans WHERE name = $1", &[&plan])
+        .await
+        .context(ctx)?;
+    let left: i64 = tx
+        .query_one("SELECT count(*) FROM hyperswap.plans", &[])
+        .await
+        .context(ctx)?
+        .get(0);
+    if left == 0 {
+        let schema = quote_ident(TOOL_SCHEMA);
+        tx.batch_execute(&format!(
+            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans;
+             DROP SCHEMA {schema};"
+        ))
+        .await
+        .context("removing the hyperswap schema (it holds objects hyperswap did not create?)")?;
+    }
+    tx.commit().await.context(ctx)
+}

@@ -177,11 +177,11 @@ pub async fn fingerprint(client: &Client) -> String {
     let row = client
         .query_one(
             "SELECT concat_ws(' | ',
-                (SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text, ',' ORDER BY 1)
+                (SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text, ',' ORDER BY n.nspname, c.relname)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname IN ('public', 'hyperswap')),
-                (SELECT string_agg(tgname, ',' ORDER BY 1) FROM pg_trigger WHERE NOT tgisinternal),
-                (SELECT string_agg(proname, ',' ORDER BY 1) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal),
+                (SELECT string_agg(proname, ',' ORDER BY proname, p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  WHERE n.nspname IN ('public', 'hyperswap')),
                 (SELECT count(*)::text FROM pg_namespace WHERE nspname = 'hyperswap'))",
             &[],

@@ -1,0 +1,480 @@
+//! Issue 4's acceptance: cutover and rollback keep the application whole.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hyperswap::ident::QualifiedName;
+use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+
+async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> T {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// The application's view of `orders` through a second role, checked after cutover
+/// (against the hypertable) and after rollback (against the original).
+async fn app_checks(db: &TestDb, admin: &tokio_postgres::Client, stage: &str, expect_hyper: bool) {
+    let hyper: bool = scalar(admin, "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'orders')").await;
+    assert_eq!(hyper, expect_hyper, "{stage}: orders is the wrong table");
+    let view_reads: String = scalar(
+        admin,
+        "SELECT string_agg(DISTINCT d.refobjid::regclass::text, ',') FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+         WHERE r.ev_class = 'big_orders'::regclass AND d.refobjid <> 'big_orders'::regclass AND d.refclassid = 'pg_class'::regclass",
+    )
+    .await;
+    assert_eq!(view_reads, "orders", "{stage}: the view reads {view_reads}");
+    let comment: Option<String> = scalar(
+        admin,
+        "SELECT obj_description('orders'::regclass, 'pg_class')",
+    )
+    .await;
+    assert_eq!(comment.as_deref(), Some("customer orders"), "{stage}");
+
+    let app = connect(&db_url(&db.name).replace("postgres@", "hs_app4@")).await;
+    let total: i64 = scalar(admin, "SELECT count(*) FROM orders").await;
+    let mine: i64 = scalar(&app, "SELECT count(*) FROM orders").await;
+    let mine_expected: i64 = scalar(
+        admin,
+        "SELECT count(*) FROM orders WHERE tenant = 'hs_app4'",
+    )
+    .await;
+    assert_eq!(
+        mine, mine_expected,
+        "{stage}: row-level security lets the app see {mine} rows"
+    );
+    assert!(
+        mine < total,
+        "{stage}: RLS is not filtering ({mine} of {total})"
+    );
+    let audits: i64 = scalar(admin, "SELECT count(*) FROM audit").await;
+    let max_id: i64 = scalar(admin, "SELECT max(id) FROM orders").await;
+    let max_n: i64 = scalar(admin, "SELECT max(n) FROM orders").await;
+    let row = app
+        .query_one("INSERT INTO orders (ts, tenant, amount) VALUES (now(), 'hs_app4', 500) RETURNING id, n", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{stage}: the app's insert failed: {e}"));
+    let (id, n): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        id > max_id,
+        "{stage}: identity handed out {id}, not past {max_id}"
+    );
+    assert!(
+        n > max_n,
+        "{stage}: serial handed out {n}, not past {max_n}"
+    );
+    let in_view: i64 = app
+        .query_one("SELECT count(*) FROM big_orders WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        in_view, 1,
+        "{stage}: the new row is not seen through the view"
+    );
+    let audits_after: i64 = scalar(admin, "SELECT count(*) FROM audit").await;
+    assert_eq!(
+        audits_after,
+        audits + 1,
+        "{stage}: the user's trigger fired {} times",
+        audits_after - audits
+    );
+}
+
+/// Acceptance 1: view, grant to a second role, comment, RLS policy, user trigger,
+/// identity and serial columns all work after cutover, and after rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_objects_follow_cutover_and_rollback() {
+    let db = TestDb::new("app_objects").await;
+    let admin = db.client().await;
+    admin.batch_execute("DO $$ BEGIN CREATE ROLE hs_app4 LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE audit (order_id bigint, at timestamptz DEFAULT now());
+             CREATE TABLE orders (
+                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 n bigserial,
+                 ts timestamptz NOT NULL,
+                 tenant text NOT NULL,
+                 amount numeric);
+             INSERT INTO orders (ts, tenant, amount)
+             SELECT now() - g * interval '10 minutes', CASE WHEN g % 3 = 0 THEN 'hs_app4' ELSE 'other' END, g
+             FROM generate_series(1, 3000) g;
+             COMMENT ON TABLE orders IS 'customer orders';
+             CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 100;
+             CREATE FUNCTION audit_order() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN INSERT INTO audit (order_id) VALUES (NEW.id); RETURN NULL; END$$;
+             CREATE TRIGGER audit_insert AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION audit_order();
+             ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_rows ON orders USING (tenant = current_user);
+             GRANT SELECT, INSERT ON orders, big_orders TO hs_app4;
+             GRANT USAGE ON SEQUENCE orders_n_seq TO hs_app4;
+             GRANT INSERT ON audit TO hs_app4;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("app", "orders", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    app_checks(&db, &admin, "after cutover", true).await;
+    let rb = db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
+    app_checks(&db, &admin, "after rollback", false).await;
+    assert_eq!(except_both_ways(&admin, "orders", "orders_hs_new").await, 0);
+    // And forward again, to finalize: nothing of the tool is left.
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    app_checks(&db, &admin, "after the second cutover", true).await;
+    db.hyperswap(&["finalize", path_str(&plan)]).ok();
+    assert_eq!(
+        tool_objects(&admin).await,
+        "",
+        "finalize left objects behind"
+    );
+    app_checks(&db, &admin, "after finalize", true).await;
+}
+
+/// Everything named the tool's way: its schema, functions, triggers, and tables.
+async fn tool_objects(c: &tokio_postgres::Client) -> String {
+    scalar(
+        c,
+        "SELECT concat_ws(' ',
+            (SELECT string_agg(nspname, ',') FROM pg_namespace WHERE nspname = 'hyperswap'),
+            (SELECT string_agg(proname, ',') FROM pg_proc WHERE proname LIKE 'copy\\_\\_%' OR proname LIKE 'reverse\\_\\_%'),
+            (SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgname LIKE 'hyperswap\\_%'),
+            (SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE '%\\_hs\\_new%' OR relname LIKE '%\\_hs\\_old%'))",
+    )
+    .await
+}
+
+/// Acceptance 2: writes made after cutover (inserts, updates, deletes) are all present
+/// after rollback, by an independent EXCEPT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_cutover_survive_rollback() {
+    let db = TestDb::new("writes_survive").await;
+    create_sample_table(
+        &db.client().await,
+        &QualifiedName::new("public", "metrics"),
+        20_000,
+    )
+    .await
+    .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("keep", "public.metrics", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let writer = spawn_writer(WriterConfig {
+        url: db.url.clone(),
+        table: QualifiedName::new("public", "metrics"),
+        connections: 3,
+        ops_per_sec: 400,
+        mix: OpMix::default(),
+        time_updates_cross_days: false,
+    });
+    let run_blocking = |args: Vec<String>| {
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            run_binary(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let p = path_str(&plan).to_string();
+    run_blocking(vec!["plan".into(), "apply".into(), p.clone()])
+        .await
+        .unwrap()
+        .ok();
+    let before = writer.stats();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = writer.stats();
+    assert!(
+        during.inserts > before.inserts
+            && during.deletes > before.deletes
+            && during.updates_value > before.updates_value
+    );
+    run_blocking(vec!["rollback".into(), p.clone()])
+        .await
+        .unwrap()
+        .ok();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = writer.stop().await;
+    assert_eq!(stats.errors, 0, "the application saw errors: {stats:?}");
+    let client = db.client().await;
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+}
+
+/// Acceptance 3: a session holding a conflicting lock: cutover retries and reports it,
+/// the application's longest stall stays under lock_timeout + 100 ms, and with the
+/// blocker never released, cutover gives up cleanly and leaves the source live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_waits_politely_behind_a_blocker() {
+    let db = TestDb::new("lock_safety").await;
+    create_sample_table(
+        &db.client().await,
+        &QualifiedName::new("public", "metrics"),
+        20_000,
+    )
+    .await
+    .unwrap();
+    let cutover = "cutover:\n  lock_timeout: 300ms\n  attempts: 20\n  backoff: 100ms\n";
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("polite", "public.metrics", cutover),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+
+    let blocker = db.client().await;
+    blocker
+        .batch_execute("BEGIN; INSERT INTO public.metrics (ts, device_id) VALUES (now(), 1);")
+        .await
+        .unwrap();
+    let writer = spawn_writer(WriterConfig {
+        url: db.url.clone(),
+        table: QualifiedName::new("public", "metrics"),
+        connections: 3,
+        ops_per_sec: 300,
+        mix: OpMix::default(),
+        time_updates_cross_days: false,
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let run = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        let plan = plan.clone();
+        move || run_binary(&url, &["plan", "apply", path_str(&plan)])
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let run = run.await.unwrap();
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = writer.stop().await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("blocked by: pid"),
+        "the blocker was not reported:\n{}",
+        run.stderr
+    );
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    let limit = Duration::from_millis(300 + 100);
+    assert!(
+        stats.max_latency < limit,
+        "the application stalled {:?} (limit {limit:?}) during a cutover of {took:?}",
+        stats.max_latency
+    );
+    eprintln!(
+        "longest application stall during cutover: {:?}",
+        stats.max_latency
+    );
+
+    // A blocker that never lets go: cutover gives up and the source stays live.
+    let plan2 = db.plan("p2.yaml", "");
+    let _ = plan2;
+    let db2 = TestDb::new("lock_giveup").await;
+    create_sample_table(
+        &db2.client().await,
+        &QualifiedName::new("public", "metrics"),
+        5_000,
+    )
+    .await
+    .unwrap();
+    let plan = db2.plan(
+        "p.yaml",
+        &one_table_plan(
+            "giveup",
+            "public.metrics",
+            "cutover:\n  lock_timeout: 200ms\n  attempts: 3\n  backoff: 50ms\n",
+        ),
+    );
+    db2.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let blocker = db2.client().await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM public.metrics_hs_new;")
+        .await
+        .unwrap();
+    let run = db2.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("in 3 attempts") && run.stderr.contains("the source is still live"),
+        "{}",
+        run.stderr
+    );
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let client = db2.client().await;
+    let relkind: String = scalar(
+        &client,
+        "SELECT relkind::text FROM pg_class WHERE oid = 'public.metrics'::regclass",
+    )
+    .await;
+    assert_eq!(relkind, "r");
+    let phase: String = scalar(&client, "SELECT phase FROM hyperswap.plans").await;
+    assert_eq!(phase, "verified");
+}
+
+/// Acceptance 4: abort after backfill leaves nothing of the tool behind, and the source
+/// as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_after_backfill_leaves_nothing_behind() {
+    let db = TestDb::new("abort").await;
+    let client = db.client().await;
+    create_sample_table(&client, &QualifiedName::new("public", "metrics"), 5_000)
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let rows = count(&client, "public.metrics").await;
+    let plan = db.plan("p.yaml", &one_table_plan("gone", "public.metrics", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    db.hyperswap(&["abort", path_str(&plan)]).ok();
+    assert_eq!(tool_objects(&client).await, "");
+    assert_eq!(fingerprint(&client).await, before);
+    assert_eq!(count(&client, "public.metrics").await, rows);
+    let again = db.hyperswap(&["abort", path_str(&plan)]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+}
+
+/// Acceptance 5: a two-table plan cuts over atomically: a failure injected at the
+/// second table's rename leaves both tables as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tables_cut_over_together_or_not_at_all() {
+    let db = TestDb::new("two_tables").await;
+    let client = db.client().await;
+    for t in ["first", "second"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {t} (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+                 INSERT INTO {t} (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 1000) g;"
+            ))
+            .await
+            .unwrap();
+    }
+    let plan = db.plan(
+        "p.yaml",
+        "name: pair\ntables:\n  - source: first\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: second\n    time_column: ts\n    chunk_time_interval: 1 day\n",
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    // The injected failure: an event trigger that refuses the rename of `second`.
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_second() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                            WHERE object_identity = 'public.second_hs_old') THEN
+                     RAISE EXCEPTION 'injected failure renaming second';
+                 END IF;
+             END $$;
+             CREATE EVENT TRIGGER refuse_second ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+             EXECUTE FUNCTION refuse_second();",
+        )
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("injected failure"), "{}", run.stderr);
+    for t in ["first", "second"] {
+        let relkind: String = scalar(
+            &client,
+            &format!("SELECT relkind::text FROM pg_class WHERE oid = '{t}'::regclass"),
+        )
+        .await;
+        assert_eq!(relkind, "r", "{t} is no longer the original table");
+        let hyper: bool = scalar(&client, &format!("SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = '{t}_hs_new')")).await;
+        assert!(hyper, "{t}_hs_new is no longer the new hypertable");
+    }
+    client
+        .batch_execute("DROP EVENT TRIGGER refuse_second")
+        .await
+        .unwrap();
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    for t in ["first", "second"] {
+        let hyper: bool = scalar(&client, &format!("SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = '{t}')")).await;
+        assert!(hyper, "{t} was not cut over");
+    }
+}
+
+/// Cutover outside the plan's window is refused with when it opens; --until parity
+/// still runs up to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_outside_the_window_is_refused() {
+    let db = TestDb::new("window").await;
+    let client = db.client().await;
+    create_sample_table(&client, &QualifiedName::new("public", "metrics"), 2_000)
+        .await
+        .unwrap();
+    let hour: i32 = scalar(
+        &client,
+        "SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int",
+    )
+    .await;
+    let (a, b) = ((hour + 2) % 24, (hour + 3) % 24);
+    let window = format!("cutover:\n  window: \"{a:02}:00-{b:02}:00 UTC\"\n");
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("window", "public.metrics", &window),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("outside the plan's window") && run.stderr.contains("opens in"),
+        "{}",
+        run.stderr
+    );
+    let relkind: String = scalar(
+        &client,
+        "SELECT relkind::text FROM pg_class WHERE oid = 'public.metrics'::regclass",
+    )
+    .await;
+    assert_eq!(relkind, "r");
+}
+
+/// Inbound foreign keys are refused unless the plan chooses to drop them; then cutover
+/// drops them and rollback puts them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_foreign_keys_need_the_plans_choice() {
+    let db = TestDb::new("inbound_fk").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO m (ts) SELECT now() - g * interval '1 hour' FROM generate_series(1, 100) g;
+             CREATE TABLE notes (id serial PRIMARY KEY, m_id bigint REFERENCES m (id));
+             INSERT INTO notes (m_id) VALUES (1), (2);",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("fk", "m", ""));
+    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("notes_m_id_fkey") && run.stderr.contains("inbound_foreign_keys: drop"),
+        "{}",
+        run.stderr
+    );
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("fk", "m", "    inbound_foreign_keys: drop\n"),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let fks: i64 = scalar(
+        &client,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'notes_m_id_fkey'",
+    )
+    .await;
+    assert_eq!(fks, 0);
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    let back: String = scalar(
+        &client,
+        "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = 'notes_m_id_fkey'",
+    )
+    .await;
+    assert_eq!(back, "m");
+}

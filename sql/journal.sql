@@ -14,8 +14,13 @@ CREATE TABLE IF NOT EXISTS hyperswap.plans (
     -- The exact SQL `hyperswap rollback` runs, written by the cutover transaction.
     reverse_sql      text,
     parity_passed_at timestamptz,
-    parity_digest    text
+    parity_digest    text,
+    -- The digest of the parity pass the cutover went ahead on, for checking later.
+    cutover_parity_digest text
 );
+
+-- Columns added since the journal was first released.
+ALTER TABLE hyperswap.plans ADD COLUMN IF NOT EXISTS cutover_parity_digest text;
 
 CREATE TABLE IF NOT EXISTS hyperswap.tables (
     plan_name   text   NOT NULL REFERENCES hyperswap.plans (name) ON DELETE CASCADE,

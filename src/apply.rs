@@ -98,8 +98,10 @@ impl Apply<'_> {
             )));
         }
         let jobs = validate::resolve(&client, self.plan, start).await?;
+        // Only now, with the plan checked, may the journal be created (or brought up
+        // to this version's columns).
+        journal::ensure(&mut client).await?;
         if record.is_none() {
-            journal::ensure(&mut client).await?;
             journal::create(&mut client, self.plan, &jobs).await?;
         }
         self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned))
@@ -299,6 +301,14 @@ impl PhaseTx<'_> {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
+            // Say who is in the way before queueing behind them.
+            let holders = lock_holders(client, &tables).await.unwrap_or_default();
+            if !holders.is_empty() {
+                tracing::info!(
+                    "phase {to}, attempt {attempt}: sessions holding locks on the tables: {}",
+                    holders.join("; ")
+                );
+            }
             match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_lock_conflict(&e) => {
@@ -369,7 +379,8 @@ async fn try_tx(
     journal::set_phase(&tx, plan, to).await?;
     if let Some(sql) = reverse_sql {
         tx.execute(
-            "UPDATE hyperswap.plans SET reverse_sql = $2, cutover_at = now() WHERE name = $1",
+            "UPDATE hyperswap.plans SET reverse_sql = $2, cutover_at = now(), cutover_parity_digest = parity_digest
+             WHERE name = $1",
             &[&plan, &sql],
         )
         .await

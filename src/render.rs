@@ -155,7 +155,18 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
         if let Some(at) = &p.cutover_at {
             let _ = writeln!(out, "  cut over {at}");
         }
+        if let Some(at) = &p.last_progress_at {
+            let _ = writeln!(out, "  last batch committed {at}");
+        }
+        let cut_over = p.phase == "cut_over";
         for t in &p.tables {
+            if cut_over {
+                let _ = writeln!(
+                    out,
+                    "  {}: the hypertable is live; the original is {}, kept current",
+                    t.source, t.retired
+                );
+            }
             let pct = if t.rows_total > 0 {
                 100.0 * t.rows_copied as f64 / t.rows_total as f64
             } else {

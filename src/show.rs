@@ -120,17 +120,14 @@ fn write_phases(
             .map(parity::analyze_statement)
             .collect::<Vec<_>>(),
     );
-    section(
-        out,
-        "phase 4, parity: session settings of its two connections",
-    );
+    section(out, "phase 4, parity: session settings of its connections");
     stmts(out, &parity::sql::session_statements());
     for job in jobs {
         let b = bounds.get(&job.ord).map(Vec::as_slice).unwrap_or_default();
         section(
             out,
             &format!(
-                "phase 4, parity {}: {} key range(s), each read on both sides in one REPEATABLE READ READ ONLY snapshot shared by the two connections ($1, $2 = range bounds)",
+                "phase 4, parity {}: {} key range(s), each read on both sides in one REPEATABLE READ READ ONLY transaction, two connections taking ranges from a queue ($1, $2 = range bounds)",
                 job.source,
                 b.len() + 1
             ),

@@ -10,6 +10,8 @@ use crate::journal;
 pub struct PlanStatus {
     pub plan: String,
     pub phase: String,
+    /// When a batch last committed (the backfill's heartbeat).
+    pub last_progress_at: Option<String>,
     pub started_at: String,
     pub updated_at: String,
     pub parity_passed_at: Option<String>,
@@ -90,6 +92,14 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
     Ok(PlanStatus {
         plan: name.to_string(),
         phase: p.get(0),
+        last_progress_at: client
+            .query_one(
+                "SELECT to_char(max(updated_at), 'YYYY-MM-DD HH24:MI:SSOF') FROM hyperswap.ranges WHERE plan_name = $1",
+                &[&name],
+            )
+            .await
+            .context(ctx)?
+            .get(0),
         started_at: p.get(1),
         updated_at: p.get(2),
         parity_passed_at: p.get(3),

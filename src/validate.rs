@@ -410,8 +410,13 @@ fn check_key(table: &Table, key: Option<&str>, field: &str) -> Result<ColumnRef>
         ));
     }
     if !KEY_TYPES.contains(&col.type_name.as_str()) {
+        let whose = if key.is_some() {
+            format!("{field}.key")
+        } else {
+            "its primary key".to_string()
+        };
         return Err(Error::invalid(
-            format!("{name}.{column} ({field}.key) is of type {}; hyperswap pages through integer keys only for now", col.type_sql),
+            format!("{name}.{column} ({whose}) is of type {}; hyperswap pages through integer keys only for now", col.type_sql),
             "name a unique NOT NULL smallint, integer or bigint column with `key:`",
         ));
     }

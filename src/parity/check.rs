@@ -1,6 +1,7 @@
 //! Running a comparison: ranges, shared snapshots, journal records, narrowing down.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -9,7 +10,7 @@ use tokio_postgres::Client;
 
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
-use crate::ident::{quote_literal, QualifiedName};
+use crate::ident::QualifiedName;
 use crate::model::Job;
 use crate::phase::Phase;
 use crate::plan::hex;
@@ -46,67 +47,145 @@ pub struct Checker<'a> {
     pub cancel: Cancel,
 }
 
-struct Conns {
-    live: Client,
-    mirror: Client,
-    logged: HashSet<String>,
-    longest: Duration,
+/// Connections that each take the next range from a shared queue and read both sides
+/// of it in one REPEATABLE READ transaction: every lane is busy until the queue is
+/// empty, whatever the speed of each side.
+pub const LANES: usize = 2;
+
+struct Lanes {
+    conns: Vec<Client>,
+    logged: Mutex<HashSet<String>>,
+    longest: Mutex<Duration>,
+}
+
+impl Lanes {
+    fn log_once(&self, log: &SqlLog, sql: &str) {
+        if self
+            .logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sql.to_string())
+        {
+            log.record(sql);
+        }
+    }
+
+    fn took(&self, d: Duration) {
+        let mut l = self.longest.lock().unwrap_or_else(|p| p.into_inner());
+        *l = (*l).max(d);
+    }
+}
+
+/// One range still to compare.
+struct Work {
+    job: usize,
+    range_no: usize,
+    range: KeyRange,
+    text: RowText,
+}
+
+type Results = HashMap<(i32, i32), (Sums, Sums)>;
+
+/// What the lanes of one comparison share.
+struct Shared<'a> {
+    journal: &'a Client,
+    lanes: &'a Lanes,
+    run_id: i64,
+    queue: &'a Mutex<VecDeque<Work>>,
+    results: &'a Mutex<Results>,
 }
 
 impl Checker<'_> {
     /// Runs (or resumes) the comparison; `journal` is a connection for the records.
     pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
         let started = Instant::now();
-        let mut conns = self.open().await?;
+        let lanes = self.open().await?;
         let mut repaired = Vec::new();
-        let mut report = self.compare(journal, &mut conns).await?;
+        let mut report = self.compare(journal, &lanes).await?;
         if self.repair && !report.equal {
             for (job, table) in self.jobs.iter().zip(&report.tables) {
                 if !table.differences.is_empty() {
                     let keys: Vec<String> =
                         table.differences.iter().map(|d| d.key.clone()).collect();
-                    self.repair_keys(&mut conns.live, job, &keys).await?;
+                    self.repair_keys(journal, job, &keys).await?;
                     repaired.push((table.table.clone(), keys.len()));
                 }
             }
-            report = self.compare(journal, &mut conns).await?;
+            report = self.compare(journal, &lanes).await?;
         }
         report.repaired = repaired;
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        report.longest_transaction_ms = conns.longest.as_secs_f64() * 1000.0;
+        report.longest_transaction_ms = lanes
+            .longest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_secs_f64()
+            * 1000.0;
         Ok(report)
     }
 
-    async fn open(&self) -> Result<Conns> {
+    async fn open(&self) -> Result<Lanes> {
         let name = format!("hyperswap parity {}", self.plan);
-        let live = self.connect.connect(&name).await?;
-        let mirror = self.connect.connect(&name).await?;
-        for s in session_statements() {
-            stmt::exec(&live, self.log, &s).await?;
-            mirror
-                .batch_execute(&s.sql)
-                .await
-                .context("setting up the parity session")?;
+        let mut conns = Vec::new();
+        for lane in 0..LANES {
+            let conn = self.connect.connect(&name).await?;
+            for s in session_statements() {
+                if lane == 0 {
+                    stmt::exec(&conn, self.log, &s).await?;
+                } else {
+                    conn.batch_execute(&s.sql)
+                        .await
+                        .context("setting up the parity session")?;
+                }
+            }
+            conns.push(conn);
         }
-        Ok(Conns {
-            live,
-            mirror,
-            logged: HashSet::new(),
-            longest: Duration::ZERO,
+        Ok(Lanes {
+            conns,
+            logged: Mutex::new(HashSet::new()),
+            longest: Mutex::new(Duration::ZERO),
         })
     }
 
-    async fn compare(&self, journal: &Client, conns: &mut Conns) -> Result<ParityReport> {
-        let (run_id, bounds) = self.find_or_start_run(journal, &conns.live).await?;
-        let done = self.recorded(journal, run_id).await?;
-        let resumed_ranges = done.len();
+    async fn compare(&self, journal: &Client, lanes: &Lanes) -> Result<ParityReport> {
+        let (run_id, bounds) = self.find_or_start_run(journal, &lanes.conns[0]).await?;
+        let mut results = self.recorded(journal, run_id).await?;
+        let resumed_ranges = results.len();
+        let mut work = VecDeque::new();
+        let mut texts = Vec::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            let text = row_text(journal, job, self.phase).await?;
+            texts.push(text);
+            let job_bounds = bounds.get(&job.ord).cloned().unwrap_or_default();
+            for (range_no, range) in ranges::from_bounds(&job_bounds).into_iter().enumerate() {
+                if !results.contains_key(&(job.ord as i32, range_no as i32)) {
+                    work.push_back(Work {
+                        job: i,
+                        range_no,
+                        range,
+                        text,
+                    });
+                }
+            }
+        }
+        let fresh = self.checksum_all(journal, lanes, run_id, work).await?;
+        results.extend(fresh);
         let mut digest = Sha256::new();
         let mut tables = Vec::new();
-        for job in self.jobs {
+        for (job, text) in self.jobs.iter().zip(texts) {
             let job_bounds = bounds.get(&job.ord).cloned().unwrap_or_default();
             tables.push(
-                self.compare_table(journal, conns, run_id, job, &job_bounds, &done, &mut digest)
-                    .await?,
+                self.report_table(
+                    journal,
+                    lanes,
+                    run_id,
+                    job,
+                    &job_bounds,
+                    text,
+                    &mut results,
+                    &mut digest,
+                )
+                .await?,
             );
         }
         let equal = tables.iter().all(|t| t.equal);
@@ -126,45 +205,87 @@ impl Checker<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn compare_table(
+    /// Every lane takes ranges from the queue until it is empty; each result is
+    /// recorded as soon as it is known, so an interrupted run keeps it.
+    async fn checksum_all(
         &self,
         journal: &Client,
-        conns: &mut Conns,
+        lanes: &Lanes,
+        run_id: i64,
+        work: VecDeque<Work>,
+    ) -> Result<Results> {
+        let queue = Mutex::new(work);
+        let results = Mutex::new(Results::new());
+        let shared = Shared {
+            journal,
+            lanes,
+            run_id,
+            queue: &queue,
+            results: &results,
+        };
+        futures_util::future::try_join_all(lanes.conns.iter().map(|conn| self.lane(conn, &shared)))
+            .await?;
+        Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn lane(&self, conn: &Client, shared: &Shared<'_>) -> Result<()> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let Some(w) = shared
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            else {
+                return Ok(());
+            };
+            let job = &self.jobs[w.job];
+            let sums = self
+                .checksum(conn, shared.lanes, job, &w.range, w.text)
+                .await?;
+            let key = (job.ord as i32, w.range_no as i32);
+            self.record(shared.journal, shared.run_id, key, &sums)
+                .await?;
+            shared
+                .results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, sums);
+        }
+    }
+
+    /// One table's report, in range order: differing ranges narrowed to their keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn report_table(
+        &self,
+        journal: &Client,
+        lanes: &Lanes,
         run_id: i64,
         job: &Job,
         bounds: &[String],
-        done: &HashMap<(i32, i32), (Sums, Sums)>,
+        text: RowText,
+        results: &mut Results,
         digest: &mut Sha256,
     ) -> Result<TableParity> {
         let (live, mirror) = pair(job, self.phase);
-        let text = row_text(journal, job, self.phase).await?;
         let ranges = ranges::from_bounds(bounds);
         let (mut live_rows, mut mirror_rows) = (0, 0);
         let mut differences = Vec::new();
         let mut ranges_different = 0;
         let mut truncated = false;
         for (no, range) in ranges.iter().enumerate() {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
             let key = (job.ord as i32, no as i32);
-            let (mut l, mut m) = match done.get(&key) {
-                Some(r) => r.clone(),
-                None => {
-                    let sums = self
-                        .checksum(conns, job, (live, mirror), range, text)
-                        .await?;
-                    self.record(journal, run_id, key, &sums).await?;
-                    sums
-                }
+            let Some((mut l, mut m)) = results.remove(&key) else {
+                return Err(Error::Interrupted);
             };
             if l != m {
-                let found = self.pinpoint(conns, job, live, mirror, range).await?;
+                let found = self.pinpoint(lanes, job, live, mirror, range).await?;
                 if found.is_empty() {
                     // Gone since (a concurrent repair?): check the range again.
                     (l, m) = self
-                        .checksum(conns, job, (live, mirror), range, text)
+                        .checksum(&lanes.conns[0], lanes, job, range, text)
                         .await?;
                     self.record_again(journal, run_id, key, &(l.clone(), m.clone()))
                         .await?;
@@ -197,55 +318,34 @@ impl Checker<'_> {
         })
     }
 
-    /// Both sides of one range in one snapshot, the two scans running at once.
+    /// Both sides of one range in one REPEATABLE READ snapshot, on one connection.
     async fn checksum(
         &self,
-        conns: &mut Conns,
+        conn: &Client,
+        lanes: &Lanes,
         job: &Job,
-        (live, mirror): (&QualifiedName, &QualifiedName),
         range: &KeyRange,
         text: RowText,
     ) -> Result<(Sums, Sums)> {
         let ctx = || format!("checking parity of {}", job.source);
+        let (live, mirror) = pair(job, self.phase);
         let (live_sql, params) = checksum_sql(job, live, range, text);
         let (mirror_sql, _) = checksum_sql(job, mirror, range, text);
-        for sql in [&live_sql, &mirror_sql] {
-            if conns.logged.insert(sql.clone()) {
-                self.log.record(sql);
-            }
-        }
+        lanes.log_once(self.log, &live_sql);
+        lanes.log_once(self.log, &mirror_sql);
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let started = Instant::now();
-        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-        conns.live.batch_execute(begin).await.with_context(ctx)?;
-        let snapshot: String = conns
-            .live
-            .query_one("SELECT pg_export_snapshot()", &[])
-            .await
-            .with_context(ctx)?
-            .get(0);
-        conns.mirror.batch_execute(begin).await.with_context(ctx)?;
-        conns
-            .mirror
-            .batch_execute(&format!(
-                "SET TRANSACTION SNAPSHOT {}",
-                quote_literal(&snapshot)
-            ))
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .with_context(ctx)?;
-        let (l, m) = tokio::join!(
-            conns.live.query_one(&live_sql, &params),
-            conns.mirror.query_one(&mirror_sql, &params)
-        );
-        let (l, m) = (l.with_context(ctx)?, m.with_context(ctx)?);
-        conns
-            .mirror
-            .batch_execute("COMMIT")
+        let l = conn.query_one(&live_sql, &params).await.with_context(ctx)?;
+        let m = conn
+            .query_one(&mirror_sql, &params)
             .await
             .with_context(ctx)?;
-        conns.live.batch_execute("COMMIT").await.with_context(ctx)?;
-        conns.longest = conns.longest.max(started.elapsed());
+        conn.batch_execute("COMMIT").await.with_context(ctx)?;
+        lanes.took(started.elapsed());
         let sums = |r: &tokio_postgres::Row| Sums {
             rows: r.get(0),
             sum: r.get(1),
@@ -257,33 +357,27 @@ impl Checker<'_> {
     /// The exact keys of a differing range, in a snapshot of their own.
     async fn pinpoint(
         &self,
-        conns: &mut Conns,
+        lanes: &Lanes,
         job: &Job,
         live: &QualifiedName,
         mirror: &QualifiedName,
         range: &KeyRange,
     ) -> Result<Vec<Difference>> {
         let ctx = || format!("narrowing down the differences in {}", job.source);
+        let conn = &lanes.conns[0];
         let (sql, params) = pinpoint_sql(job, live, mirror, range);
-        if conns.logged.insert(sql.clone()) {
-            self.log.record(&sql);
-        }
+        lanes.log_once(self.log, &sql);
         let limit = (MAX_DIFFERENCES as i64 + 1) * 2;
         let mut values: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         values.push(&limit);
         let started = Instant::now();
-        let tx = conns
-            .live
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .with_context(ctx)?;
-        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
-        tx.commit().await.with_context(ctx)?;
-        conns.longest = conns.longest.max(started.elapsed());
+        let rows = conn.query(&sql, &values).await.with_context(ctx)?;
+        conn.batch_execute("COMMIT").await.with_context(ctx)?;
+        lanes.took(started.elapsed());
         let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
         Ok(classify(
             &names,
@@ -291,15 +385,15 @@ impl Checker<'_> {
         ))
     }
 
-    async fn repair_keys(&self, live: &mut Client, job: &Job, keys: &[String]) -> Result<()> {
+    async fn repair_keys(&self, conn: &Client, job: &Job, keys: &[String]) -> Result<()> {
         let (from, to) = pair(job, self.phase);
         let ctx = || format!("repairing {} keys of {}", keys.len(), job.source);
-        let tx = live.transaction().await.with_context(ctx)?;
+        conn.batch_execute("BEGIN").await.with_context(ctx)?;
         for s in repair_statements(job, from, to) {
             self.log.record(&s.sql);
-            tx.execute(&s.sql, &[&keys]).await.with_context(ctx)?;
+            conn.execute(&s.sql, &[&keys]).await.with_context(ctx)?;
         }
-        tx.commit().await.with_context(ctx)?;
+        conn.batch_execute("COMMIT").await.with_context(ctx)?;
         tracing::info!(
             "re-copied {} keys of {} from {from} to {to}",
             keys.len(),

@@ -1,9 +1,9 @@
 //! Phase 4, parity: do the live table and its mirror hold exactly the same rows?
 //!
 //! Each table's key space is cut into ranges. Per range, both sides are read in one
-//! REPEATABLE READ snapshot (two connections sharing an exported snapshot, so both
-//! scans run at once): exact `count(*)` plus the sum and xor of a 64-bit hash of every
-//! row's text form, with the session settings that shape that text pinned. Because the
+//! REPEATABLE READ snapshot: exact `count(*)` plus the sum and xor of a 64-bit hash of
+//! every row's text form, with the session settings that shape that text pinned. Two
+//! connections ("lanes") take ranges from a shared queue, so both stay busy. Because the
 //! copy trigger runs in the writer's transaction, every snapshot sees both sides of each
 //! write or neither: the comparison is exact while the application writes, with no lock
 //! and only short transactions. A range that differs is narrowed to its exact keys and

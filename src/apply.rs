@@ -49,6 +49,29 @@ pub fn lock_policy(plan: &Plan) -> LockPolicy {
     }
 }
 
+/// Connects as `hyperswap <cmd> <plan>`, takes the plan's lock and returns its journal
+/// record, for the commands that act on a started plan (`rollback`, `abort`,
+/// `finalize`).
+pub async fn open_started(
+    connect: &ConnectOptions,
+    plan: &Plan,
+    cmd: &str,
+) -> Result<(Client, PlanRecord)> {
+    let client = connect
+        .connect(&format!("hyperswap {cmd} {}", plan.name))
+        .await?;
+    journal::lock_plan(&client, &plan.name).await?;
+    let record = journal::load(&client, &plan.name).await?;
+    check_frozen(plan, record.as_ref())?;
+    let record = record.ok_or_else(|| {
+        Error::WrongPhase(format!(
+            "plan `{}` has not started in this database (or was already removed): nothing to {cmd}",
+            plan.name
+        ))
+    })?;
+    Ok((client, record))
+}
+
 /// Refuses a plan file that changed since its run started.
 pub fn check_frozen(plan: &Plan, record: Option<&PlanRecord>) -> Result<()> {
     match record {

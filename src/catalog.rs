@@ -161,6 +161,21 @@ impl Table {
     }
 }
 
+/// A relation's columns as its whole-row text form sees them (names, types, order), or
+/// `None` when it does not exist: two tables with the same signature print the same row
+/// as the same text.
+pub async fn row_signature(
+    client: &impl GenericClient,
+    name: &QualifiedName,
+) -> Result<Option<String>> {
+    let sql = include_str!("../sql/catalog_row_signature.sql");
+    Ok(client
+        .query_one(sql, &[&name.quoted()])
+        .await
+        .with_context(|| format!("reading the columns of {name}"))?
+        .get(0))
+}
+
 /// Loads `name`'s definition, or `None` when no relation has that name.
 pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<Option<Table>> {
     let ctx = || format!("reading the definition of {name}");

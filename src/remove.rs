@@ -6,7 +6,7 @@
 
 use tokio_postgres::Client;
 
-use crate::apply::{check_frozen, lock_policy, PhaseTx};
+use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
 use crate::ident::quote_ident;
@@ -66,18 +66,7 @@ pub async fn remove(
         ),
         Removal::Finalize => ("finalize", "cut_over", Phase::Finalizing),
     };
-    let mut client = connect
-        .connect(&format!("hyperswap {cmd} {}", plan.name))
-        .await?;
-    journal::lock_plan(&client, &plan.name).await?;
-    let record = journal::load(&client, &plan.name).await?;
-    check_frozen(plan, record.as_ref())?;
-    let record = record.ok_or_else(|| {
-        Error::WrongPhase(format!(
-            "plan `{}` has not started in this database (or was already removed); nothing to {cmd}",
-            plan.name
-        ))
-    })?;
+    let (mut client, record) = open_started(connect, plan, cmd).await?;
     let ok = match kind {
         Removal::Abort => {
             record.phase < Phase::CutOver

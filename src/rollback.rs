@@ -3,7 +3,7 @@
 //! retired table was kept current by the reverse trigger, so no write is lost; the copy
 //! trigger is re-installed, so the plan can cut over again later.
 
-use crate::apply::{check_frozen, lock_policy, PhaseTx};
+use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::journal;
@@ -15,18 +15,7 @@ use crate::stmt::{SqlLog, Stmt};
 use crate::validate;
 
 pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
-    let mut client = connect
-        .connect(&format!("hyperswap rollback {}", plan.name))
-        .await?;
-    journal::lock_plan(&client, &plan.name).await?;
-    let record = journal::load(&client, &plan.name).await?;
-    check_frozen(plan, record.as_ref())?;
-    let record = record.ok_or_else(|| {
-        Error::WrongPhase(format!(
-            "plan `{}` has not started in this database; there is nothing to roll back",
-            plan.name
-        ))
-    })?;
+    let (mut client, record) = open_started(connect, plan, "rollback").await?;
     if record.phase != Phase::CutOver {
         return Err(Error::WrongPhase(format!(
             "plan `{}` is in phase {}, not cut_over; rollback undoes a cutover only (before cutover the source is still live)",

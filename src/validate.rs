@@ -152,18 +152,8 @@ async fn check_same_columns(
     a: &QualifiedName,
     b: &QualifiedName,
 ) -> Result<()> {
-    let sql = include_str!("../sql/catalog_row_signature.sql");
-    let ctx = "comparing the columns of the two tables";
-    let sa: Option<String> = client
-        .query_one(sql, &[&a.quoted()])
-        .await
-        .context(ctx)?
-        .get(0);
-    let sb: Option<String> = client
-        .query_one(sql, &[&b.quoted()])
-        .await
-        .context(ctx)?
-        .get(0);
+    let sa = catalog::row_signature(client, a).await?;
+    let sb = catalog::row_signature(client, b).await?;
     if sa.is_none() || sb.is_none() {
         let missing = if sa.is_none() { a } else { b };
         return Err(Error::invalid(

@@ -532,18 +532,8 @@ impl Checker<'_> {
 /// named like the alias would shadow it, so then not either).
 pub async fn row_text(client: &Client, job: &Job, phase: Phase) -> Result<RowText> {
     let (live, mirror) = pair(job, phase);
-    let sql = include_str!("../../sql/catalog_row_signature.sql");
-    let ctx = "comparing the columns of both sides";
-    let a: Option<String> = client
-        .query_one(sql, &[&live.quoted()])
-        .await
-        .context(ctx)?
-        .get(0);
-    let b: Option<String> = client
-        .query_one(sql, &[&mirror.quoted()])
-        .await
-        .context(ctx)?
-        .get(0);
+    let a = crate::catalog::row_signature(client, live).await?;
+    let b = crate::catalog::row_signature(client, mirror).await?;
     let shadowed = job.table.columns.iter().any(|c| c.name == ROW_ALIAS);
     Ok(if a.is_some() && a == b && !shadowed {
         RowText::WholeRow

@@ -10,7 +10,6 @@ use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
 use crate::ident::quote_ident;
-use crate::journal;
 use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
 use crate::plan::Plan;

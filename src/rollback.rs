@@ -6,7 +6,6 @@
 use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Error, Result};
-use crate::journal;
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
 use crate::plan::Plan;

@@ -325,7 +325,9 @@ impl PhaseTx<'_> {
                 return Err(Error::Interrupted);
             }
             // Say who is in the way before queueing behind them.
-            let holders = lock_holders(client, &tables).await.unwrap_or_default();
+            let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))
+                .await
+                .unwrap_or_default();
             if !holders.is_empty() {
                 tracing::info!(
                     "phase {to}, attempt {attempt}: sessions holding locks on the tables: {}",
@@ -335,7 +337,9 @@ impl PhaseTx<'_> {
             match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_lock_conflict(&e) => {
-                    let holders = lock_holders(client, &tables).await.unwrap_or_default();
+                    let holders = lock_holders(client, &tables, std::time::Duration::ZERO)
+                        .await
+                        .unwrap_or_default();
                     let who = if holders.is_empty() {
                         "no holder seen any more".to_string()
                     } else {

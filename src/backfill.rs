@@ -29,6 +29,10 @@ pub fn session_statements(opts: &BackfillOptions) -> Vec<Stmt> {
             "SELECT set_config('deadlock_timeout', '100ms', false) FROM pg_roles WHERE rolname = current_user AND rolsuper",
             "as a superuser, detect deadlocks sooner than the application does, so the batch (not the application) is the one aborted",
         ),
+        Stmt::noted(
+            "SELECT set_config('session_replication_role', 'replica', false) WHERE has_parameter_privilege('session_replication_role', 'SET')",
+            "where allowed, the batches' inserts do not fire the target's triggers (the reverse trigger, idle until cutover)",
+        ),
     ]
 }
 

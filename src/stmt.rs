@@ -125,7 +125,14 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 
 /// Sessions holding locks on `tables` (other than ours): what a DBA needs to find the
 /// transaction in the way.
-pub async fn lock_holders(client: &Client, tables: &[String]) -> Result<Vec<String>> {
+/// `min_age`: only transactions open at least this long, or idle in one (before an
+/// attempt, the application's own short writes are not worth naming).
+pub async fn lock_holders(
+    client: &Client,
+    tables: &[String],
+    min_age: Duration,
+) -> Result<Vec<String>> {
+    let min_age = min_age.as_secs_f64();
     let rows = client
         .query(
             "SELECT DISTINCT format('pid %s (%s, %s, transaction open %s): %s', a.pid, a.usename,
@@ -134,8 +141,10 @@ pub async fn lock_holders(client: &Client, tables: &[String]) -> Result<Vec<Stri
                     left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120))
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.granted AND l.pid <> pg_backend_pid()
-               AND l.relation IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)",
-            &[&tables],
+               AND l.relation IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
+               AND (a.state LIKE 'idle in transaction%'
+                    OR now() - a.xact_start >= make_interval(secs => $2::float8))",
+            &[&tables, &min_age],
         )
         .await
         .context("looking for sessions holding locks on the tables")?;

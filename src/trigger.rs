@@ -160,8 +160,15 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
             ("old_row", format!("{key} = OLD.{key} AND {time} = OLD.{time}")),
         ],
     );
+    // Writes into the other table must not fire its triggers: before cutover those are
+    // the idle reverse trigger's, after it the retired table's.
+    let replica = if job.replica_role {
+        "\n    SET session_replication_role = replica"
+    } else {
+        ""
+    };
     format!(
-        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\n    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\nAS {}",
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\n    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp{replica}\nAS {}",
         dir.function.quoted(),
         dollar_quote(&format!("\n{body};\n"))
     )

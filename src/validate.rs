@@ -80,7 +80,19 @@ async fn resolve_table(
         chunk_time_interval: t.chunk_time_interval,
         table,
         drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
+        replica_role: can_set_replica_role(client).await?,
     })
+}
+
+async fn can_set_replica_role(client: &impl GenericClient) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT has_parameter_privilege('session_replication_role', 'SET')",
+            &[],
+        )
+        .await
+        .context("checking the privilege to set session_replication_role")?;
+    Ok(row.get(0))
 }
 
 /// Resolves the plan for `abort` or `finalize`: the original table is found where it is
@@ -131,6 +143,7 @@ pub async fn resolve_for_removal(
             chunk_time_interval: t.chunk_time_interval,
             table,
             drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
+            replica_role: false,
         });
     }
     Ok(jobs)

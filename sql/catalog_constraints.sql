@@ -10,7 +10,10 @@ SELECT con.conname::text,
        con.condeferrable,
        con.condeferred,
        obj_description(con.oid, 'pg_constraint')                               AS comment,
-       con.contype = 'f' AND con.confrelid = con.conrelid                      AS self_reference
+       con.contype = 'f' AND con.confrelid = con.conrelid                      AS self_reference,
+       CASE WHEN con.contype = 'f' THEN
+           (SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = con.confrelid) END                                 AS references_table
 FROM pg_constraint con
 WHERE con.conrelid = $1
 ORDER BY con.contype, con.conname

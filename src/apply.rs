@@ -121,6 +121,9 @@ impl Apply<'_> {
             )));
         }
         let jobs = validate::resolve(&client, self.plan, start).await?;
+        if start.is_none_or(|p| p.source_is_live()) {
+            validate::check_forward(&client, &jobs).await?;
+        }
         // Only now, with the plan checked, may the journal be created (or brought up
         // to this version's columns).
         journal::ensure(&mut client).await?;
@@ -147,6 +150,7 @@ impl Apply<'_> {
             jobs,
             plan: name,
             cancel: &self.cancel,
+            window: None,
         };
         while rank(phase) < rank(stop) {
             if self.cancel.is_cancelled() {
@@ -214,8 +218,12 @@ impl Apply<'_> {
                     self.progress.step("cutting over");
                     let stmts = cutover::statements(jobs, &lock);
                     let reverse = cutover::script(&cutover::reverse_statements(jobs, &lock));
-                    tx.run(client, &stmts, Phase::CutOver, Some(&reverse))
-                        .await?;
+                    PhaseTx {
+                        window: Some(self.plan),
+                        ..tx
+                    }
+                    .run(client, &stmts, Phase::CutOver, Some(&reverse))
+                    .await?;
                     Phase::CutOver
                 }
                 Phase::CutOver | Phase::Aborting | Phase::Finalizing => {
@@ -297,12 +305,15 @@ fn rank(phase: Phase) -> u8 {
 /// Runs a phase's statements and the journal's move to its next phase in one
 /// transaction, waiting at most the policy's lock_timeout for locks each attempt and
 /// retrying with jittered backoff; Ctrl-C stops between attempts.
+#[derive(Clone, Copy)]
 pub struct PhaseTx<'a> {
     pub log: &'a SqlLog,
     pub lock: &'a LockPolicy,
     pub jobs: &'a [Job],
     pub plan: &'a str,
     pub cancel: &'a Cancel,
+    /// The plan whose maintenance window every attempt must fall in (cutover only).
+    pub window: Option<&'a Plan>,
 }
 
 impl PhaseTx<'_> {
@@ -323,6 +334,9 @@ impl PhaseTx<'_> {
         for attempt in 1..=lock.attempts {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
+            }
+            if let Some(plan) = self.window {
+                check_window(client, plan).await?;
             }
             // Say who is in the way before queueing behind them.
             let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))

@@ -113,6 +113,8 @@ pub struct Constraint {
     pub comment: Option<String>,
     /// A foreign key referencing its own table.
     pub self_reference: bool,
+    /// For a foreign key: the referenced table, `schema.name` unquoted.
+    pub references_table: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +176,16 @@ pub async fn row_signature(
         .await
         .with_context(|| format!("reading the columns of {name}"))?
         .get(0))
+}
+
+/// Objects bound to the relation itself (not its name), with their kind: `view`,
+/// `constraint` (another table's foreign key) or `other` (functions, rules, ...).
+pub async fn dependents(client: &impl GenericClient, oid: Oid) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(include_str!("../sql/catalog_dependents.sql"), &[&oid])
+        .await
+        .context("reading what depends on the table")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Loads `name`'s definition, or `None` when no relation has that name.
@@ -308,6 +320,7 @@ fn constraint(r: &Row) -> Constraint {
         deferred: r.get(6),
         comment: r.get(7),
         self_reference: r.get(8),
+        references_table: r.get(9),
     }
 }
 

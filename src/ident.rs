@@ -96,6 +96,16 @@ impl fmt::Display for QualifiedName {
     }
 }
 
+/// A column (or other single) name as SQL reads it: bare names fold to lower case,
+/// `"Quoted"` ones keep theirs.
+pub fn parse_ident(text: &str) -> Result<String, String> {
+    let parts = split_qualified(text.trim())?;
+    match parts.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(format!("`{text}` is not a column name")),
+    }
+}
+
 /// An identifier as a human would write it: bare when that is unambiguous.
 pub fn display_ident(name: &str) -> String {
     let plain = !name.is_empty()

@@ -144,7 +144,11 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let client = connect.connect("hyperswap validate").await?;
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::apply::check_frozen(&plan, record.as_ref())?;
-            let jobs = validate::resolve(&client, &plan, record.map(|r| r.phase)).await?;
+            let phase = record.map(|r| r.phase);
+            let jobs = validate::resolve(&client, &plan, phase).await?;
+            if phase.is_none_or(|p| p.source_is_live()) {
+                validate::check_forward(&client, &jobs).await?;
+            }
             outln!("{}", render::validated(&plan, &jobs, &connect));
             Ok(0)
         }

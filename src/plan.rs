@@ -231,11 +231,11 @@ struct PlanFile {
 #[serde(deny_unknown_fields)]
 struct TableFile {
     source: Name,
-    time_column: String,
+    time_column: Column,
     #[serde(with = "humantime_serde_compat")]
     chunk_time_interval: Duration,
     #[serde(default)]
-    key: Option<String>,
+    key: Option<Column>,
     #[serde(default)]
     target: Option<Name>,
     #[serde(default)]
@@ -253,6 +253,19 @@ impl<'de> Deserialize<'de> for Name {
         let text = String::deserialize(d)?;
         QualifiedName::parse(&text)
             .map(Name)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A column name, read as SQL reads identifiers.
+#[derive(Debug)]
+struct Column(String);
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::ident::parse_ident(&text)
+            .map(Column)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -385,12 +398,7 @@ fn backticked(msg: &str) -> Option<&str> {
 
 fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
     let source = t.source.0;
-    if t.time_column.trim().is_empty() {
-        return Err("time_column: must name a column".into());
-    }
-    if t.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-        return Err("key: must name a column (or leave it out to use the primary key)".into());
-    }
+
     let target = t
         .target
         .map(|n| n.0)
@@ -413,9 +421,9 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
     }
     Ok(TablePlan {
         source,
-        time_column: t.time_column,
+        time_column: t.time_column.0,
         chunk_time_interval: t.chunk_time_interval,
-        key: t.key,
+        key: t.key.map(|k| k.0),
         target,
         retired,
         inbound_foreign_keys: t.inbound_foreign_keys,
@@ -518,6 +526,14 @@ mod tests {
         assert_eq!(w.opens_in(22 * 60), 60);
         assert!(Window::parse("1am-3am").is_err());
         assert_eq!(Window::parse("01:00-03:00").unwrap().time_zone, "UTC");
+    }
+
+    #[test]
+    fn column_names_follow_sql() {
+        let p = parse(&GOOD.replace("time_column: ts", "time_column: TS")).unwrap();
+        assert_eq!(p.tables[0].time_column, "ts");
+        let p = parse(&GOOD.replace("time_column: ts", "time_column: '\"Ts\"'")).unwrap();
+        assert_eq!(p.tables[0].time_column, "Ts");
     }
 
     #[test]

@@ -94,6 +94,16 @@ pub async fn remove(
     let jobs = validate::resolve_for_removal(&client, plan, as_phase).await?;
     let lock = lock_policy(plan);
     let (first, second) = statements(kind, &jobs, &lock);
+    // Before anything commits: what would stop the drop? (Afterwards the plan could
+    // neither go back nor finish.)
+    for job in &jobs {
+        let doomed = if kind == Removal::Abort {
+            &job.target
+        } else {
+            &job.retired
+        };
+        check_droppable(&client, doomed).await?;
+    }
     if record.phase != doing {
         let tx = PhaseTx {
             log,
@@ -101,6 +111,7 @@ pub async fn remove(
             jobs: &jobs,
             plan: &plan.name,
             cancel,
+            window: None,
         };
         tx.run(&mut client, &first, doing, None).await?;
     }
@@ -113,6 +124,30 @@ pub async fn remove(
     }
     t.commit().await.context("removing the plan's tables")?;
     forget(&mut client, &plan.name).await
+}
+
+/// Refuses when objects of the user's depend on `table` (views, foreign keys, functions
+/// bound to it): `DROP TABLE` without CASCADE would fail halfway through the removal.
+async fn check_droppable(client: &Client, table: &crate::ident::QualifiedName) -> Result<()> {
+    let row = client
+        .query_one("SELECT to_regclass($1)::oid", &[&table.quoted()])
+        .await
+        .context("looking up the table to drop")?;
+    let Some(oid) = row.get::<_, Option<tokio_postgres::types::Oid>>(0) else {
+        return Ok(());
+    };
+    let blockers: Vec<String> = crate::catalog::dependents(client, oid)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    if blockers.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!("{table} cannot be dropped: {} depend(s) on it", blockers.join("; ")),
+        format!("drop or re-point those objects (they still use {table}), then run the command again; nothing was changed"),
+    ))
 }
 
 /// Deletes the plan from the journal, and the journal itself once no plan is left.

@@ -34,6 +34,7 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         jobs: &jobs,
         plan: &plan.name,
         cancel: &cancel,
+        window: None,
     };
     tx.run(&mut client, &[stmt], Phase::RolledBack, None)
         .await?;

@@ -28,7 +28,64 @@ pub async fn resolve(
         let field = format!("tables[{ord}]");
         jobs.push(resolve_table(client, plan, t, ord, &field, phase).await?);
     }
+    check_no_keys_between(plan, &jobs)?;
     Ok(jobs)
+}
+
+/// Checks that must hold for the forward path to reach cutover (`plan validate` and
+/// `plan apply` run them; reading commands do not).
+pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<()> {
+    for job in jobs {
+        check_bound_dependents(client, job).await?;
+    }
+    Ok(())
+}
+
+/// A foreign key from one table of the plan to another: the copy's key would still
+/// point at the original, and TimescaleDB rejects keys between hypertables anyway.
+fn check_no_keys_between(plan: &Plan, jobs: &[Job]) -> Result<()> {
+    for job in jobs {
+        for con in job.table.constraints.iter().filter(|c| c.kind == "f") {
+            let Some(to) = &con.references_table else {
+                continue;
+            };
+            if let Some(other) = jobs.iter().find(|j| {
+                &format!("{}.{}", j.source.schema, j.source.name) == to && j.ord != job.ord
+            }) {
+                return Err(Error::invalid(
+                    format!(
+                        "foreign key {} on {} references {}, which the same plan moves; a hypertable cannot reference a hypertable",
+                        con.name, job.source, other.source
+                    ),
+                    format!("drop {} before the move (and enforce the reference otherwise), or move the tables in separate plans of which only one is referenced", con.name),
+                ));
+            }
+        }
+    }
+    let _ = plan;
+    Ok(())
+}
+
+/// Objects bound to the table itself rather than to its name (SQL functions with
+/// BEGIN ATOMIC bodies, rules) would keep using the original after cutover.
+pub async fn check_bound_dependents(client: &impl GenericClient, job: &Job) -> Result<()> {
+    let bound: Vec<String> = crate::catalog::dependents(client, job.table.oid)
+        .await?
+        .into_iter()
+        .filter(|(_, kind)| kind == "other")
+        .map(|(object, _)| object)
+        .collect();
+    if bound.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!(
+            "{} is used by objects bound to the table itself, not its name, which would keep using the original after cutover: {}",
+            job.source,
+            bound.join("; ")
+        ),
+        "drop them before the move and create them again after cutover (a SQL function can use a quoted string body instead of BEGIN ATOMIC)",
+    ))
 }
 
 async fn check_timescaledb(client: &impl GenericClient) -> Result<()> {

@@ -181,3 +181,76 @@ async fn altered_source_is_refused_before_cutover() {
         .get(0);
     assert_eq!(relkind, "r", "the source is still live");
 }
+
+/// A child table's foreign key to a parent in the same plan made the child's copy point
+/// at the original parent: rollback and finalize failed and inserts broke. Refused now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_key_between_tables_of_one_plan_is_refused() {
+    let db = TestDb::new("fk_between").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE dev (id int PRIMARY KEY, ts timestamptz NOT NULL);
+             CREATE TABLE reading (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, dev_id int REFERENCES dev (id));",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let plan = db.plan(
+        "p.yaml",
+        "name: fk\ntables:\n  - source: reading\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: dev\n    time_column: ts\n    chunk_time_interval: 1 day\n    inbound_foreign_keys: drop\n",
+    );
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("reading_dev_id_fkey")
+            && run.stderr.contains("which the same plan moves"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&client).await, before);
+}
+
+/// A SQL function with a BEGIN ATOMIC body is bound to the table, not its name: after
+/// cutover it wrote into the retired table. Refused before the move; and finalize, which
+/// drops the retired table, refuses before changing anything while something uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_bound_to_the_table_are_refused_and_do_not_strand_finalize() {
+    let db = TestDb::new("bound_objects").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 200) g;
+             CREATE FUNCTION add_m(x int) RETURNS void LANGUAGE sql BEGIN ATOMIC INSERT INTO m (ts, v) VALUES (now(), x); END;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("bound", "m", ""));
+    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("add_m"), "{}", run.stderr);
+    client
+        .batch_execute("DROP FUNCTION add_m(int)")
+        .await
+        .unwrap();
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    client
+        .batch_execute("CREATE FUNCTION old_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM m_hs_old; END;")
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["finalize", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("old_count") && run.stderr.contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    let phase: String = client
+        .query_one("SELECT phase FROM hyperswap.plans", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(phase, "cut_over", "finalize must not have started");
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+}

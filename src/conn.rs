@@ -22,7 +22,7 @@ impl ConnectOptions {
             Some(url) => url.parse::<Config>().map_err(|e| {
                 Error::invalid(
                     format!("the database URL cannot be parsed: {e}"),
-                    "pass --database-url postgres://USER@HOST:PORT/DATABASE (the password belongs in PGPASSWORD or ~/.pgpass, not on the command line)",
+                    "pass --database-url postgres://USER@HOST:PORT/DATABASE (the password belongs in PGPASSWORD, not on the command line)",
                 )
             })?,
             None => from_libpq_env(),

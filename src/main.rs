@@ -72,12 +72,14 @@ enum Command {
     Status {
         /// Only this plan (default: every plan in the database's journal).
         plan: Option<PathBuf>,
+        /// Print a JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Compare the live table and its mirror now (exit 1 on any difference).
     Parity {
         plan: PathBuf,
+        /// Print the report as a JSON document (see the README) instead of text.
         #[arg(long)]
         json: bool,
         /// Re-copy the differing keys from the live table to its mirror, then check again.

@@ -122,11 +122,103 @@ fn fill_libpq_defaults(config: &mut Config) {
             config.host("localhost");
         }
     }
+    if config.get_password().is_none() {
+        if let Some(password) = pgpass_password(config) {
+            config.password(password);
+        }
+    }
+}
+
+/// The password for this connection from the password file, as libpq reads it:
+/// PGPASSFILE or ~/.pgpass, lines `host:port:database:user:password` with `*` wildcards
+/// and `\:` / `\\` escapes, first match wins, ignored unless only its owner can read it.
+fn pgpass_password(config: &Config) -> Option<String> {
+    let path = std::env::var_os("PGPASSFILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "password file {} is readable by others; ignored (chmod 0600 it)",
+                path.display()
+            );
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(name) => name.clone(),
+        #[cfg(unix)]
+        Host::Unix(_) => "localhost".to_string(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let want = [
+        host.as_str(),
+        port.as_str(),
+        config.get_dbname()?,
+        config.get_user()?,
+    ];
+    pgpass_lookup(&text, &want)
+}
+
+fn pgpass_lookup(text: &str, want: &[&str; 4]) -> Option<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let fields = split_pgpass(line);
+            if fields.len() < 5 {
+                return None;
+            }
+            let matches = want.iter().zip(&fields).all(|(w, f)| f == "*" || f == w);
+            matches.then(|| fields[4].clone())
+        })
+}
+
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("one field").push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            _ => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pgpass_lines_match_like_libpq() {
+        let text = "# comment\ndb.example:5432:app:alice:s\\:cret\n*:*:*:bob:pw2\n";
+        assert_eq!(
+            pgpass_lookup(text, &["db.example", "5432", "app", "alice"]).as_deref(),
+            Some("s:cret")
+        );
+        assert_eq!(
+            pgpass_lookup(text, &["other", "6543", "x", "bob"]).as_deref(),
+            Some("pw2")
+        );
+        assert_eq!(
+            pgpass_lookup(text, &["db.example", "5433", "app", "alice"]),
+            None
+        );
+    }
 
     #[test]
     fn describe_never_shows_the_password() {

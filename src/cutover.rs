@@ -144,73 +144,59 @@ fn user_triggers_to_new(job: &Job) -> Vec<Stmt> {
 /// Rollback of [`user_triggers_to_new`], first half: off the hypertable (still named
 /// like the source).
 fn user_triggers_from_new(job: &Job) -> Vec<Stmt> {
-    job.table
-        .triggers
-        .iter()
-        .filter(|t| t.enabled == "O")
-        .map(|t| {
-            Stmt::new(format!(
-                "DROP TRIGGER IF EXISTS {} ON {}",
-                quote_ident(&t.name),
-                job.source.quoted()
-            ))
-        })
-        .collect()
+    per_enabled_trigger(job, |t| {
+        format!("DROP TRIGGER IF EXISTS {t} ON {}", job.source.quoted())
+    })
 }
 
 /// Second half: enabled again on the original, once it has its name back.
 fn user_triggers_back_on(job: &Job) -> Vec<Stmt> {
+    per_enabled_trigger(job, |t| {
+        format!("ALTER TABLE {} ENABLE TRIGGER {t}", job.source.quoted())
+    })
+}
+
+/// One statement per enabled user trigger, given its quoted name.
+fn per_enabled_trigger(job: &Job, sql: impl Fn(&str) -> String) -> Vec<Stmt> {
     job.table
         .triggers
         .iter()
         .filter(|t| t.enabled == "O")
-        .map(|t| {
-            Stmt::new(format!(
-                "ALTER TABLE {} ENABLE TRIGGER {}",
-                job.source.quoted(),
-                quote_ident(&t.name)
-            ))
-        })
+        .map(|t| Stmt::new(sql(&quote_ident(&t.name))))
         .collect()
 }
 
 fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
-    if !job.drop_inbound_fks {
-        return vec![];
-    }
-    job.table
-        .inbound_fks
-        .iter()
-        .map(|fk| {
-            Stmt::noted(
-                format!(
-                    "ALTER TABLE {} DROP CONSTRAINT {}",
-                    fk.table_quoted,
-                    quote_ident(&fk.name)
-                ),
-                format!(
-                    "the plan's choice (inbound_foreign_keys: drop); it was: {}",
-                    fk.definition
-                ),
-            )
-        })
-        .collect()
+    per_dropped_fk(job, |fk| {
+        Stmt::noted(
+            format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                fk.table_quoted,
+                quote_ident(&fk.name)
+            ),
+            format!(
+                "the plan's choice (inbound_foreign_keys: drop); it was: {}",
+                fk.definition
+            ),
+        )
+    })
 }
 
 fn add_inbound_fks(job: &Job) -> Vec<Stmt> {
+    per_dropped_fk(job, |fk| {
+        Stmt::noted(
+            format!("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID", fk.table_quoted, quote_ident(&fk.name), fk.definition),
+            "back as NOT VALID, so rollback scans nothing; run ALTER TABLE ... VALIDATE CONSTRAINT afterwards",
+        )
+    })
+}
+
+/// One statement per inbound foreign key, when the plan drops them at cutover.
+fn per_dropped_fk(job: &Job, stmt: impl Fn(&crate::catalog::InboundFk) -> Stmt) -> Vec<Stmt> {
     if !job.drop_inbound_fks {
         return vec![];
     }
-    job.table
-        .inbound_fks
-        .iter()
-        .map(|fk| {
-            Stmt::noted(
-                format!("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID", fk.table_quoted, quote_ident(&fk.name), fk.definition),
-                "back as NOT VALID, so rollback scans nothing; run ALTER TABLE ... VALIDATE CONSTRAINT afterwards",
-            )
-        })
-        .collect()
+    job.table.inbound_fks.iter().map(stmt).collect()
 }
 
 /// Fails the transaction when `a` and `b` no longer have the same columns (an ALTER

@@ -23,12 +23,14 @@ pub async fn resolve(
     phase: Option<Phase>,
 ) -> Result<Vec<Job>> {
     check_timescaledb(client).await?;
+    // One privilege check for the whole plan: every copy function is written the same way.
+    let replica_role = can_set_replica_role(client).await?;
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        jobs.push(resolve_table(client, plan, t, ord, &field, phase).await?);
+        jobs.push(resolve_table(client, plan, t, ord, &field, phase, replica_role).await?);
     }
-    check_no_keys_between(plan, &jobs)?;
+    check_no_keys_between(&jobs)?;
     Ok(jobs)
 }
 
@@ -43,7 +45,7 @@ pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<
 
 /// A foreign key from one table of the plan to another: the copy's key would still
 /// point at the original, and TimescaleDB rejects keys between hypertables anyway.
-fn check_no_keys_between(plan: &Plan, jobs: &[Job]) -> Result<()> {
+fn check_no_keys_between(jobs: &[Job]) -> Result<()> {
     for job in jobs {
         for con in job.table.constraints.iter().filter(|c| c.kind == "f") {
             let Some(to) = &con.references_table else {
@@ -62,7 +64,6 @@ fn check_no_keys_between(plan: &Plan, jobs: &[Job]) -> Result<()> {
             }
         }
     }
-    let _ = plan;
     Ok(())
 }
 
@@ -112,6 +113,7 @@ async fn resolve_table(
     ord: usize,
     field: &str,
     phase: Option<Phase>,
+    replica_role: bool,
 ) -> Result<Job> {
     let cut_over = phase == Some(Phase::CutOver);
     // After cutover the original table lives on under the retired name.
@@ -127,7 +129,18 @@ async fn resolve_table(
     let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
     let key = check_key(&table, t.key.as_deref(), field)?;
     check_constraints(&table, field, t.inbound_foreign_keys)?;
-    Ok(Job {
+    Ok(job(t, ord, table, key, time, replica_role))
+}
+
+fn job(
+    t: &TablePlan,
+    ord: usize,
+    table: Table,
+    key: ColumnRef,
+    time: ColumnRef,
+    replica_role: bool,
+) -> Job {
+    Job {
         ord,
         source: t.source.clone(),
         target: t.target.clone(),
@@ -137,8 +150,8 @@ async fn resolve_table(
         chunk_time_interval: t.chunk_time_interval,
         table,
         drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
-        replica_role: can_set_replica_role(client).await?,
-    })
+        replica_role,
+    }
 }
 
 async fn can_set_replica_role(client: &impl GenericClient) -> Result<bool> {
@@ -190,18 +203,7 @@ pub async fn resolve_for_removal(
             name: key_name,
             type_sql: String::new(),
         };
-        jobs.push(Job {
-            ord,
-            source: t.source.clone(),
-            target: t.target.clone(),
-            retired: t.retired.clone(),
-            key,
-            time,
-            chunk_time_interval: t.chunk_time_interval,
-            table,
-            drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
-            replica_role: false,
-        });
+        jobs.push(job(t, ord, table, key, time, false));
     }
     Ok(jobs)
 }

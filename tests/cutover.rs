@@ -174,14 +174,8 @@ async fn writes_after_cutover_survive_rollback() {
         mix: OpMix::default(),
         time_updates_cross_days: false,
     });
-    let run_blocking = |args: Vec<String>| {
-        let url = db.url.clone();
-        tokio::task::spawn_blocking(move || {
-            run_binary(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-    };
     let p = path_str(&plan).to_string();
-    run_blocking(vec!["plan".into(), "apply".into(), p.clone()])
+    spawn_binary(&db.url, &["plan", "apply", &p])
         .await
         .unwrap()
         .ok();
@@ -193,10 +187,7 @@ async fn writes_after_cutover_survive_rollback() {
             && during.deletes > before.deletes
             && during.updates_value > before.updates_value
     );
-    run_blocking(vec!["rollback".into(), p.clone()])
-        .await
-        .unwrap()
-        .ok();
+    spawn_binary(&db.url, &["rollback", &p]).await.unwrap().ok();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = writer.stop().await;
     assert_eq!(stats.errors, 0, "the application saw errors: {stats:?}");
@@ -243,11 +234,7 @@ async fn cutover_waits_politely_behind_a_blocker() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let run = tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        let plan = plan.clone();
-        move || run_binary(&url, &["plan", "apply", path_str(&plan)])
-    });
+    let run = spawn_binary(&db.url, &["plan", "apply", path_str(&plan)]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     blocker.batch_execute("COMMIT").await.unwrap();
     let run = run.await.unwrap();

@@ -49,16 +49,10 @@ async fn live_writes_during_backfill_leave_no_difference() {
     );
     let w = writer(&db, 3, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let run = tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        let plan = plan.clone();
-        move || {
-            run_binary(
-                &url,
-                &["plan", "apply", path_str(&plan), "--until", "parity"],
-            )
-        }
-    })
+    let run = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&plan), "--until", "parity"],
+    )
     .await
     .unwrap();
     let stats = w.stop().await;
@@ -115,16 +109,10 @@ async fn killed_backfill_resumes_from_its_last_batch() {
         copied_before >= copied_at_kill && copied_before < rows as i64,
         "killed too late: {copied_before}"
     );
-    let run = tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        let plan = plan.clone();
-        move || {
-            run_binary(
-                &url,
-                &["plan", "apply", path_str(&plan), "--until", "parity"],
-            )
-        }
-    })
+    let run = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&plan), "--until", "parity"],
+    )
     .await
     .unwrap();
     w.stop().await;

@@ -188,13 +188,9 @@ async fn parity_is_exact_under_live_writes() {
     let mut runs = 0;
     let started = Instant::now();
     while runs < 5 || started.elapsed() < Duration::from_secs(5) {
-        let url = db.url.clone();
-        let p = plan.clone();
-        let run = tokio::task::spawn_blocking(move || {
-            run_binary(&url, &["parity", path_str(&p), "--json"])
-        })
-        .await
-        .unwrap();
+        let run = spawn_binary(&db.url, &["parity", path_str(&plan), "--json"])
+            .await
+            .unwrap();
         assert_eq!(
             run.code, 0,
             "parity run {runs} under live writes found a difference:\n{}\n{}",

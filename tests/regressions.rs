@@ -35,16 +35,10 @@ async fn key_update_during_a_batch_wait_does_not_skip_rows() {
     )
     .await
     .unwrap();
-    let run = tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        let plan = plan.clone();
-        move || {
-            run_binary(
-                &url,
-                &["plan", "apply", path_str(&plan), "--until", "parity"],
-            )
-        }
-    });
+    let run = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&plan), "--until", "parity"],
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     app.batch_execute("COMMIT").await.unwrap();
     let run = run.await.unwrap();

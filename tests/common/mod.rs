@@ -144,6 +144,15 @@ pub fn run_binary(url: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Runs the binary on a blocking thread, for a test that does other work meanwhile.
+pub fn spawn_binary(url: &str, args: &[&str]) -> tokio::task::JoinHandle<Run> {
+    let url = url.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        run_binary(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -73,7 +73,10 @@ async fn moves_under_live_writes(case: Case) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while progress(&client).await < ROWS / 3 {
         assert!(Instant::now() < deadline, "the backfill never got going");
-        assert!(child.try_wait().unwrap().is_none(), "apply ended before the kill");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before the kill"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -91,7 +94,11 @@ async fn moves_under_live_writes(case: Case) {
         total < ROWS + before / 2,
         "{total} rows copied in all after a kill at {before}: the resumed run started over"
     );
-    assert_eq!(except_both_ways(&client, &table, &target).await, 0, "after parity");
+    assert_eq!(
+        except_both_ways(&client, &table, &target).await,
+        0,
+        "after parity"
+    );
 
     // Parity's ranges come from a sample of the keys: about range_rows each, however
     // the key sorts and whether or not the table was ever analysed.
@@ -115,19 +122,30 @@ async fn moves_under_live_writes(case: Case) {
 
     // Cutover and rollback while the writer goes on.
     db.hyperswap(&["plan", "apply", plan_arg]).ok();
-    assert_eq!(except_both_ways(&client, &table, &retired).await, 0, "after cutover");
+    assert_eq!(
+        except_both_ways(&client, &table, &retired).await,
+        0,
+        "after cutover"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rb = db.hyperswap(&["rollback", plan_arg]).ok();
     assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let counts = writer.stop().await;
-    assert!(counts.errors.is_empty(), "writer errors: {:#?}", counts.errors);
+    assert!(
+        counts.errors.is_empty(),
+        "writer errors: {:#?}",
+        counts.errors
+    );
     for (sql, n) in case.writes.iter().zip(&counts.rows) {
         assert!(*n > 0, "the writer never changed a row with: {sql}");
     }
-    assert_eq!(except_both_ways(&client, &table, &target).await, 0, "after rollback");
+    assert_eq!(
+        except_both_ways(&client, &table, &target).await,
+        0,
+        "after rollback"
+    );
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uuid_keyed_table_moves() {

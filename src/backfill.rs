@@ -257,9 +257,10 @@ impl Backfill<'_> {
                     attempt += 1;
                     let pause = backoff(std::time::Duration::from_millis(200), attempt);
                     tracing::warn!(
-                        "batch on {} after key {} waited too long for a row lock (attempt {attempt} of {}); retrying in {pause:?}",
+                        "batch on {} after key {} {} (attempt {attempt} of {}); retrying in {pause:?}",
                         job.source,
                         Key::display(from),
+                        crate::stmt::conflict_kind(&e),
                         self.opts.retries
                     );
                     tokio::time::sleep(pause).await;

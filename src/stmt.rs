@@ -115,6 +115,15 @@ pub fn is_lock_conflict(e: &Error) -> bool {
     matches!(e.sqlstate(), Some("55P03") | Some("40P01") | Some("57014"))
 }
 
+/// What kind of conflict `e` is, in words, for the retry message.
+pub fn conflict_kind(e: &Error) -> &'static str {
+    match e.sqlstate() {
+        Some("40P01") => "was chosen as a deadlock victim",
+        Some("40001") => "met a serialization failure",
+        _ => "waited too long for a lock",
+    }
+}
+
 /// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let exp = base

@@ -4,7 +4,7 @@
 use tokio_postgres::GenericClient;
 
 use crate::catalog::{self, Index, Table};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Problems, Result};
 use crate::ident::{display_ident, quote_ident, QualifiedName};
 use crate::model::{ColumnRef, Job, Key, KeyColumn};
 use crate::phase::Phase;
@@ -23,22 +23,27 @@ pub async fn resolve(
     check_timescaledb(client).await?;
     // One privilege check for the whole plan: every copy function is written the same way.
     let replica_role = can_set_replica_role(client).await?;
+    // Every problem of every table is found before any is reported.
+    let mut problems = Problems::default();
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        jobs.push(resolve_table(client, plan, t, ord, &field, phase, replica_role).await?);
+        let found = resolve_table(client, plan, t, ord, &field, phase, replica_role).await;
+        jobs.extend(problems.check(found)?.flatten());
     }
-    check_no_keys_between(&jobs)?;
+    problems.check(check_no_keys_between(&jobs))?;
+    problems.finish()?;
     Ok(jobs)
 }
 
 /// Checks that must hold for the forward path to reach cutover (`plan validate` and
 /// `plan apply` run them; reading commands do not).
 pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<()> {
+    let mut problems = Problems::default();
     for job in jobs {
-        check_bound_dependents(client, job).await?;
+        problems.check(check_bound_dependents(client, job).await)?;
     }
-    Ok(())
+    problems.finish()
 }
 
 /// A foreign key from one table of the plan to another: the copy's key would still
@@ -112,22 +117,28 @@ async fn resolve_table(
     field: &str,
     phase: Option<Phase>,
     replica_role: bool,
-) -> Result<Job> {
+) -> Result<Option<Job>> {
     let cut_over = phase == Some(Phase::CutOver);
     // After cutover the original table lives on under the retired name.
     let original_name = if cut_over { &t.retired } else { &t.source };
     let table = load_original(client, plan, original_name, field).await?;
+    // Each check stands alone: all of this table's problems are reported together.
+    let mut problems = Problems::default();
     if !cut_over {
-        check_plain_table(client, &table, field).await?;
-        check_names_free(client, plan, t, field, phase).await?;
+        problems.check(check_plain_table(client, &table, field).await)?;
+        problems.check(check_names_free(client, plan, t, field, phase).await)?;
     }
     if let Some((a, b)) = copy_pair(t, phase) {
-        check_same_columns(client, a, b).await?;
+        problems.check(check_same_columns(client, a, b).await)?;
     }
-    let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
-    let key = check_key(&table, t.key.as_deref(), field)?;
-    check_constraints(&table, field, t.inbound_foreign_keys)?;
-    Ok(job(t, ord, table, key, time, replica_role))
+    let time = problems
+        .check(check_time_column(client, &table, &t.time_column, field, !cut_over).await)?;
+    let key = problems.check(check_key(&table, t.key.as_deref(), field))?;
+    problems.check(check_constraints(&table, field, t.inbound_foreign_keys))?;
+    problems.finish()?;
+    Ok(time
+        .zip(key)
+        .map(|(time, key)| job(t, ord, table, key, time, replica_role)))
 }
 
 fn job(
@@ -569,27 +580,57 @@ fn candidates_hint(table: &Table) -> String {
 fn no_primary_key(table: &Table, field: &str) -> Error {
     let name = &table.name;
     let candidates = key_candidates(table);
-    if candidates.is_empty() {
+    if !candidates.is_empty() {
         return Error::invalid(
-            format!("{name} has no primary key and no unique index on NOT NULL columns: hyperswap needs a unique NOT NULL key to copy and compare rows"),
+            format!("{name} has no primary key; say which unique key hyperswap pages through"),
             format!(
-                "add one without blocking writes: CREATE UNIQUE INDEX CONCURRENTLY {} ON {} (<columns>); then ALTER TABLE {} ADD PRIMARY KEY USING INDEX {} (its columns must be NOT NULL)",
-                quote_ident(&format!("{}_key", name.name)),
-                name.quoted(),
-                name.quoted(),
-                quote_ident(&format!("{}_key", name.name)),
+                "add {} under {field}",
+                candidates
+                    .iter()
+                    .map(|i| format!("`key: [{}]`", plan_cols(&i.key_columns)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         );
     }
+    // Unique indexes whose only flaw is a column that allows NULL.
+    let nullable: Vec<String> = table
+        .indexes
+        .iter()
+        .filter(|i| {
+            i.unique && i.valid && !i.partial && i.key_columns.iter().all(|c| table.column(c).is_some())
+        })
+        .map(|i| {
+            let open: Vec<&String> = i
+                .key_columns
+                .iter()
+                .filter(|c| table.column(c).is_some_and(|col| !col.not_null))
+                .collect();
+            format!(
+                "unique index {} on ({}) would do, but {} allow(s) NULL: ALTER TABLE {} {}; then `key: [{}]` under {field}",
+                display_ident(&i.name),
+                quote_cols(&i.key_columns),
+                open.iter().map(|c| display_ident(c)).collect::<Vec<_>>().join(", "),
+                name.quoted(),
+                open.iter()
+                    .map(|c| format!("ALTER COLUMN {} SET NOT NULL", quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan_cols(&i.key_columns)
+            )
+        })
+        .collect();
     Error::invalid(
-        format!("{name} has no primary key; say which unique key hyperswap pages through"),
-        format!(
-            "add {} under {field}",
-            candidates_hint(table)
-                .trim_start()
-                .trim_start_matches("(usable here: ")
-                .trim_end_matches(')')
-        ),
+        format!("{name} has no primary key and no unique index on NOT NULL columns: hyperswap needs a unique NOT NULL key to copy and compare rows"),
+        if nullable.is_empty() {
+            format!(
+                "add one without blocking writes: CREATE UNIQUE INDEX CONCURRENTLY {idx} ON {t} (<columns>); then ALTER TABLE {t} ADD PRIMARY KEY USING INDEX {idx} (its columns must be NOT NULL)",
+                idx = quote_ident(&format!("{}_key", name.name)),
+                t = name.quoted(),
+            )
+        } else {
+            nullable.join("; or ")
+        },
     )
 }
 

@@ -276,3 +276,6 @@ fn shuffle<T>(items: &mut [T]) {
         items.swap(i, (h.finish() % (i as u64 + 1)) as usize);
     }
 }
+
+#[cfg(test)]
+mod tests;

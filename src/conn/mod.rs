@@ -93,7 +93,7 @@ impl ConnectOptions {
                 let place = describe_target(target);
                 match self.connect_target(target, &name).await {
                     Ok(client) => match session_fits(&client, want).await {
-                        Ok(()) => return Ok(client),
+                        Ok(()) => return pin_settings(client).await,
                         Err(why) => failures.push(format!("{place}: {why}")),
                     },
                     Err(e) => {
@@ -202,6 +202,18 @@ where
             tracing::debug!("connection closed: {e}");
         }
     });
+    Ok(client)
+}
+
+/// The settings every session of the tool runs with (see `stmt::SESSION_SETTINGS`).
+async fn pin_settings(client: Client) -> Result<Client> {
+    client
+        .batch_execute(crate::stmt::SESSION_SETTINGS)
+        .await
+        .map_err(|source| Error::Db {
+            context: "pinning the session's settings".into(),
+            source,
+        })?;
     Ok(client)
 }
 

@@ -5,12 +5,16 @@
 //!
 //! - [`params`]: the settings as text, assembled in libpq's order of precedence.
 //! - [`settings`]: typed and checked, with libpq's defaults; what is unsupported is refused.
+//! - [`sslmode`]: sslmode and the certificate files, with libpq's defaults and rules.
 //! - [`tls`]: rustls configured per sslmode.
+//! - [`service`]: connection service files.
 //! - [`pgpass`]: the password file.
 
 pub mod params;
 mod pgpass;
+pub mod service;
 pub mod settings;
+pub mod sslmode;
 pub mod tls;
 
 use std::hash::{BuildHasher, Hasher};
@@ -24,7 +28,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{Error, Result};
 pub use params::Env;
 use settings::{Host, SessionAttrs, Settings, Target};
-use tls::SslMode;
+use sslmode::SslMode;
 
 /// The longest application_name the server keeps (NAMEDATALEN - 1 bytes).
 const NAME_MAX: usize = 63;

@@ -9,7 +9,7 @@ use tokio_postgres::config::ChannelBinding;
 
 use super::params::{nonempty, Env, Params, KEYWORDS};
 use super::pgpass;
-use super::tls::{RootCert, SslMode, TlsSettings};
+use super::sslmode::{tls_settings, TlsSettings};
 use crate::error::{Error, Result};
 
 /// Where Debian's libpq finds the server's socket when no host is given.
@@ -89,7 +89,7 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
 }
 
 /// `key` (or its variable) as a user would look for it.
-fn named(key: &str) -> String {
+pub(super) fn named(key: &str) -> String {
     match KEYWORDS
         .iter()
         .find(|(k, _)| *k == key)
@@ -100,7 +100,7 @@ fn named(key: &str) -> String {
     }
 }
 
-fn bad_value(key: &str, value: &str, valid: &str) -> Error {
+pub(super) fn bad_value(key: &str, value: &str, valid: &str) -> Error {
     Error::invalid(
         format!(
             "the connection setting {} has the invalid value `{value}`",
@@ -110,7 +110,7 @@ fn bad_value(key: &str, value: &str, valid: &str) -> Error {
     )
 }
 
-fn value<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
+pub(super) fn value<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
     params
         .get(key)
         .map(String::as_str)
@@ -298,7 +298,7 @@ fn seconds(v: Option<&str>, key: &str) -> Result<Option<Duration>> {
     Ok(number(v, key)?.map(Duration::from_secs))
 }
 
-fn flag(v: Option<&str>, key: &str, default: bool) -> Result<bool> {
+pub(super) fn flag(v: Option<&str>, key: &str, default: bool) -> Result<bool> {
     match v {
         None => Ok(default),
         Some("1") => Ok(true),
@@ -332,122 +332,4 @@ fn session_attrs(v: Option<&str>) -> Result<SessionAttrs> {
             ))
         }
     })
-}
-
-/// sslmode and its companions, with libpq's defaults: sslmode `prefer` (`verify-full`
-/// with sslrootcert=system), ~/.postgresql/root.crt, postgresql.crt and postgresql.key.
-fn tls_settings(params: &Params, home: Option<&Path>) -> Result<TlsSettings> {
-    let get = |k: &str| value(params, k);
-    let dot = |f: &str| home.map(|h| h.join(".postgresql").join(f));
-    let system = get("sslrootcert") == Some("system");
-    let mode = match get("sslmode") {
-        None if system => SslMode::VerifyFull,
-        None if flag(get("requiressl"), "requiressl", false)? => SslMode::Require,
-        None => SslMode::Prefer,
-        Some(v) => SslMode::parse(v).ok_or_else(|| {
-            bad_value(
-                "sslmode",
-                v,
-                "disable, allow, prefer, require, verify-ca, verify-full",
-            )
-        })?,
-    };
-    if system && mode != SslMode::VerifyFull {
-        return Err(Error::invalid(
-            format!("sslmode `{}` is too weak for sslrootcert=system", mode.name()),
-            "use sslmode=verify-full (the default with sslrootcert=system), or name a CA file in sslrootcert",
-        ));
-    }
-    let direct = match get("sslnegotiation") {
-        None | Some("postgres") => false,
-        Some("direct") => true,
-        Some(v) => return Err(bad_value("sslnegotiation", v, "postgres, direct")),
-    };
-    if direct && mode < SslMode::Require {
-        return Err(Error::invalid(
-            format!("sslnegotiation=direct cannot be used with sslmode `{}`", mode.name()),
-            "use sslmode=require, verify-ca or verify-full with sslnegotiation=direct (PostgreSQL 17 or later)",
-        ));
-    }
-    let root = match get("sslrootcert") {
-        Some("system") => RootCert::System,
-        Some(path) => RootCert::File(existing(path, "sslrootcert")?),
-        None => match dot("root.crt").filter(|p| p.exists()) {
-            Some(p) => RootCert::File(p),
-            None => RootCert::None,
-        },
-    };
-    if mode >= SslMode::VerifyCa && root == RootCert::None {
-        return Err(Error::invalid(
-            format!("sslmode `{}` needs the CA that signed the server's certificate, and no root certificate file is given (nor ~/.postgresql/root.crt)", mode.name()),
-            "name the CA file in sslrootcert (or PGSSLROOTCERT), use sslrootcert=system for the system's CAs, or a weaker sslmode",
-        ));
-    }
-    let client = match get("sslcertmode") {
-        Some("disable") => None,
-        None | Some("allow") => client_cert(params, &dot)?,
-        Some(v) => return Err(bad_value("sslcertmode", v, "allow, disable")),
-    };
-    Ok(TlsSettings {
-        mode,
-        direct,
-        root,
-        client,
-        sni: flag(get("sslsni"), "sslsni", true)?,
-        min_tls13: protocol(get("ssl_min_protocol_version"), "ssl_min_protocol_version")? == 13,
-        max_tls12: protocol(get("ssl_max_protocol_version"), "ssl_max_protocol_version")? == 12,
-    })
-}
-
-fn existing(path: &str, key: &str) -> Result<PathBuf> {
-    let p = PathBuf::from(path);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(Error::invalid(
-            format!("the file named by {} does not exist: {path}", named(key)),
-            "correct the path, or leave the setting out",
-        ))
-    }
-}
-
-/// The client certificate and key: explicit files must exist; libpq's defaults are used
-/// only when present.
-fn client_cert(
-    params: &Params,
-    dot: &dyn Fn(&str) -> Option<PathBuf>,
-) -> Result<Option<(PathBuf, PathBuf)>> {
-    let get = |k: &str| value(params, k);
-    let cert = match get("sslcert") {
-        Some(p) => existing(p, "sslcert")?,
-        None => match dot("postgresql.crt").filter(|p| p.exists()) {
-            Some(p) => p,
-            None => return Ok(None),
-        },
-    };
-    let key = match get("sslkey") {
-        Some(p) => PathBuf::from(p),
-        None => dot("postgresql.key").unwrap_or_default(),
-    };
-    if !key.exists() {
-        return Err(Error::invalid(
-            format!("client certificate {} has no private key file ({} does not exist)", cert.display(), key.display()),
-            "name the key in sslkey (or PGSSLKEY), or set sslcertmode=disable to send no certificate",
-        ));
-    }
-    Ok(Some((cert, key)))
-}
-
-/// TLS versions as libpq names them; the TLS library speaks 1.2 and 1.3 only.
-fn protocol(v: Option<&str>, key: &str) -> Result<u8> {
-    match v {
-        None => Ok(0),
-        Some("TLSv1.2") => Ok(12),
-        Some("TLSv1.3") => Ok(13),
-        Some(v) => Err(bad_value(
-            key,
-            v,
-            "TLSv1.2, TLSv1.3 (older versions are not available)",
-        )),
-    }
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::params::{assemble, parse, parse_service_file, Env, Params};
+use super::params::{assemble, parse, Env, Params};
+use super::service::parse_service_file;
 use super::settings::{build, targets, Host, Settings};
-use super::tls::{RootCert, SslMode};
+use super::sslmode::{RootCert, SslMode};
 use super::{session_name, ConnectOptions};
 
 fn env(vars: &[(&str, &str)]) -> Env {

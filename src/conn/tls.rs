@@ -2,7 +2,7 @@
 //! certificates from PEM files, and the server certificate check itself delegated to
 //! rustls' WebPKI verifier, relaxed only where the sslmode says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,61 +14,8 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use super::sslmode::{RootCert, SslMode, TlsSettings};
 use crate::error::{Error, Result};
-
-/// libpq's sslmode values, weakest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SslMode {
-    Disable,
-    Allow,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-const MODES: [(SslMode, &str); 6] = [
-    (SslMode::Disable, "disable"),
-    (SslMode::Allow, "allow"),
-    (SslMode::Prefer, "prefer"),
-    (SslMode::Require, "require"),
-    (SslMode::VerifyCa, "verify-ca"),
-    (SslMode::VerifyFull, "verify-full"),
-];
-
-impl SslMode {
-    pub fn parse(s: &str) -> Option<SslMode> {
-        MODES.iter().find(|(_, n)| *n == s).map(|(m, _)| *m)
-    }
-    pub fn name(self) -> &'static str {
-        MODES
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("?")
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum RootCert {
-    None,
-    File(PathBuf),
-    /// The system's trusted CAs (sslrootcert=system).
-    System,
-}
-
-#[derive(Clone, Debug)]
-pub struct TlsSettings {
-    pub mode: SslMode,
-    /// sslnegotiation=direct: TLS from the first byte (PostgreSQL 17+).
-    pub direct: bool,
-    pub root: RootCert,
-    /// Client certificate chain and key files.
-    pub client: Option<(PathBuf, PathBuf)>,
-    pub sni: bool,
-    pub min_tls13: bool,
-    pub max_tls12: bool,
-}
 
 fn file_error(what: &str, path: &Path, why: impl std::fmt::Display) -> Error {
     Error::invalid(

@@ -349,6 +349,26 @@ async fn scram_with_channel_binding_over_tls_and_allow_falls_back_to_tls() {
         e.contains("no encryption") && !e.contains("scram-test-pw"),
         "{e}"
     );
+    // The password from the password file, matched on this host, port, database, user.
+    let pgpass = db.dir.join("pgpass");
+    let line = format!(
+        "localhost:{}:{}:hyperswap_scram:scram-test-pw\n",
+        port(),
+        db.name
+    );
+    std::fs::write(&pgpass, format!("otherhost:*:*:*:wrong\n{line}")).unwrap();
+    set_mode(&pgpass, 0o600);
+    let no_password = format!(
+        "host=localhost port={} dbname={} user=hyperswap_scram sslmode=require",
+        port(),
+        db.name
+    );
+    let pgpass = pgpass.display().to_string();
+    connect(&db, &no_password, &[("PGPASSFILE", &pgpass)])
+        .await
+        .unwrap();
+    // Without it, the server asks for a password that is not there.
+    assert!(connect(&db, &no_password, &[]).await.is_err());
 }
 
 #[tokio::test]

@@ -121,8 +121,8 @@ impl ConnectOptions {
     }
 
     /// One server, with TLS as the sslmode says: `allow` tries without TLS first and
-    /// with it when the server refuses; `prefer` the other way round. Unix sockets never
-    /// use TLS, as in libpq.
+    /// with it when the server refuses; `prefer` the other way round (also when the
+    /// handshake fails). Unix sockets never use TLS, as in libpq.
     async fn connect_target(
         &self,
         t: &Target,
@@ -142,7 +142,10 @@ impl ConnectOptions {
                 done => done,
             },
             SslMode::Prefer => match open(&config(PgSslMode::Prefer), tls).await {
-                Err(e) if is_tls_failure(&e) => open(&config(PgSslMode::Disable), NoTls).await,
+                // As libpq: a failed handshake, or a server refusing us over TLS.
+                Err(e) if is_tls_failure(&e) || e.as_db_error().is_some() => {
+                    open(&config(PgSslMode::Disable), NoTls).await
+                }
                 done => done,
             },
             _ => open(&config(PgSslMode::Require), tls).await,

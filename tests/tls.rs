@@ -209,6 +209,10 @@ async fn require_and_verify_full_connect_with_tls() {
         .unwrap()
         .get(0);
     assert_eq!(name, "hyperswap test");
+    // sslnegotiation=direct starts TLS at once, which PostgreSQL 15 does not understand
+    // (it expects the SSLRequest that the same settings without it send).
+    let e = err_text(connect(&db, &format!("{require} sslnegotiation=direct"), &[]).await);
+    assert!(e.contains("error performing TLS handshake"), "{e}");
     // The default, prefer, uses TLS when the server offers it.
     let prefer = format!("host=localhost port={p} dbname={} user=postgres", db.name);
     assert!(uses_tls(&connect(&db, &prefer, &[]).await.unwrap()).await);

@@ -91,7 +91,7 @@ impl ConnectOptions {
             attrs => vec![attrs],
         };
         let mut failures: Vec<String> = Vec::new();
-        let mut last_db = None;
+        let mut last = None;
         for want in passes {
             for target in &order {
                 let place = describe_target(target);
@@ -100,16 +100,21 @@ impl ConnectOptions {
                         Ok(()) => return pin_settings(client).await,
                         Err(why) => failures.push(format!("{place}: {why}")),
                     },
-                    Err(e) => {
-                        failures.push(format!("{place}: {e}"));
-                        last_db = Some(e);
+                    Err(source) => {
+                        // Rendered as every database error is, with its causes.
+                        let err = Error::Db {
+                            context: place,
+                            source,
+                        };
+                        failures.push(err.to_string());
+                        last = Some(err);
                     }
                 }
             }
         }
         let context = format!("cannot connect to {}", self.describe());
-        match (last_db, failures.len()) {
-            (Some(source), 1) => Err(Error::Db { context, source }),
+        match (last, failures.len()) {
+            (Some(Error::Db { source, .. }), 1) => Err(Error::Db { context, source }),
             _ => Err(Error::invalid(
                 format!(
                     "{context}: every host failed:\n    {}",

@@ -3,19 +3,19 @@
 //! every sslmode; several hosts tried in turn; and a description of the target that never
 //! contains the password.
 //!
-//! - [`params`]: the settings as text, assembled in libpq's order of precedence.
-//! - [`settings`]: typed and checked, with libpq's defaults; what is unsupported is refused.
-//! - [`sslmode`]: sslmode and the certificate files, with libpq's defaults and rules.
-//! - [`tls`]: rustls configured per sslmode.
-//! - [`service`]: connection service files.
-//! - [`pgpass`]: the password file.
+//! - `params`: the settings as text, assembled in libpq's order of precedence.
+//! - `settings`: typed and checked, with libpq's defaults; what is unsupported is refused.
+//! - `sslmode`: sslmode and the certificate files, with libpq's defaults and rules.
+//! - `tls`: rustls configured per sslmode.
+//! - `service`: connection service files.
+//! - `pgpass`: the password file.
 
-pub mod params;
+mod params;
 mod pgpass;
-pub mod service;
-pub mod settings;
-pub mod sslmode;
-pub mod tls;
+mod service;
+mod settings;
+mod sslmode;
+mod tls;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;

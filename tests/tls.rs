@@ -116,6 +116,9 @@ fn signed_cert(dir: &Path, cn: &str, ca_crt: &str, ca_key: &str) -> (String, Str
             ca_crt,
             "-CAkey",
             ca_key,
+            // The serial file in the test's directory, not beside the cluster's CA.
+            "-CAserial",
+            "ca.srl",
             "-CAcreateserial",
             "-days",
             "2",

@@ -236,6 +236,19 @@ async fn sslmode_disable_connects_without_tls() {
         .await
         .unwrap();
     assert!(!uses_tls(&client).await);
+    // A Unix socket never uses TLS, whatever the sslmode, as in libpq.
+    let socket_dir: String = client
+        .query_one("SHOW unix_socket_directories", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let socket_dir = socket_dir.split(',').next().unwrap().trim().to_string();
+    let local = format!(
+        "host={socket_dir} port={} dbname={} user=postgres sslmode=require",
+        port(),
+        db.name
+    );
+    assert!(!uses_tls(&connect(&db, &local, &[]).await.unwrap()).await);
 }
 
 #[tokio::test]
@@ -257,6 +270,14 @@ async fn verify_full_refuses_a_host_name_the_certificate_lacks() {
         .await
         .unwrap();
     assert!(uses_tls(&client).await);
+    // hostaddr alone: the certificate must name the address (the cluster's does).
+    let addr_only = format!(
+        "hostaddr=127.0.0.1 port={} dbname={} user=postgres sslmode=verify-full sslrootcert={}",
+        port(),
+        db.name,
+        ca()
+    );
+    assert!(uses_tls(&connect(&db, &addr_only, &[]).await.unwrap()).await);
 }
 
 #[tokio::test]

@@ -98,6 +98,8 @@ pub fn tls_settings(params: &Params, home: Option<&Path>) -> Result<TlsSettings>
         ));
     }
     let root = match get("sslrootcert") {
+        // Without TLS no certificate file is read, as in libpq.
+        _ if mode == SslMode::Disable => RootCert::None,
         Some("system") => RootCert::System,
         Some(path) => RootCert::File(existing(path, "sslrootcert")?),
         None => match dot("root.crt").filter(|p| p.exists()) {
@@ -112,6 +114,7 @@ pub fn tls_settings(params: &Params, home: Option<&Path>) -> Result<TlsSettings>
         ));
     }
     let client = match get("sslcertmode") {
+        _ if mode == SslMode::Disable => None,
         Some("disable") => None,
         None | Some("allow") => client_cert(params, &dot)?,
         Some(v) => return Err(bad_value("sslcertmode", v, "allow, disable")),

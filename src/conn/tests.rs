@@ -269,6 +269,14 @@ fn root_and_client_certificates_from_home_as_libpq_finds_them() {
             .client,
         None
     );
+    let s = settings(
+        "host=h sslmode=disable sslrootcert=/no/such/ca.crt",
+        &[("HOME", &h)],
+    );
+    assert_eq!(
+        (s.as_ref().unwrap().tls.root.clone(), s.unwrap().tls.client),
+        (RootCert::None, None)
+    );
     let e = err(settings("host=h sslrootcert=/no/such/ca.crt", &[]));
     assert!(
         e.contains("`sslrootcert` (or PGSSLROOTCERT) does not exist: /no/such/ca.crt"),

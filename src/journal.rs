@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Context, Error, Result};
-use crate::model::Job;
+use crate::ident::quote_ident;
+use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
 use crate::plan::Plan;
 
@@ -56,10 +57,31 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;
+    create_schema(&tx).await?;
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
     tx.commit().await.context("creating the hyperswap journal")
+}
+
+/// Creates the journal's schema when it is missing. Only then does the role need CREATE
+/// on the database: a schema a DBA created for it (`CREATE SCHEMA hyperswap
+/// AUTHORIZATION <role>`) is used as it is.
+async fn create_schema(tx: &impl GenericClient) -> Result<()> {
+    let ctx = "creating the hyperswap journal's schema";
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context(ctx)?
+        .get(0);
+    if !exists {
+        let sql = format!("CREATE SCHEMA {}", quote_ident(TOOL_SCHEMA));
+        tx.batch_execute(&sql).await.context(ctx)?;
+    }
+    Ok(())
 }
 
 /// Takes this plan's session advisory lock, or fails at once naming who holds it.

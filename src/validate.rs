@@ -40,7 +40,8 @@ pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<
     for job in jobs {
         check_bound_dependents(client, job).await?;
     }
-    Ok(())
+    // Last, so a plan that fails for another reason is not also told to grant things.
+    crate::privileges::check(client, jobs, crate::privileges::Scope::Forward).await
 }
 
 /// A foreign key from one table of the plan to another: the copy's key would still

@@ -1,0 +1,617 @@
+//! Least privilege: every privilege the phases ahead will need, checked before anything
+//! changes, and every missing one reported at once with the statement that grants it.
+//!
+//! [`facts`] reads what the connecting role holds from the catalogs; [`problems`] is a
+//! pure function from those facts to what is missing, so the rules are tested without a
+//! database. Ownership counts as PostgreSQL counts it: the owner itself or a role that
+//! inherits the owner's privileges (`pg_has_role(owner, 'USAGE')`).
+
+use tokio_postgres::GenericClient;
+
+use crate::error::{Context, Error, Result};
+use crate::ident::{quote_ident, QualifiedName};
+use crate::model::{Job, TOOL_SCHEMA};
+
+/// Which commands' needs to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `plan validate` and `plan apply`: every phase ahead, through cutover, rollback,
+    /// finalize and abort.
+    Forward,
+    /// `rollback`: the reverse renames.
+    Rollback,
+    /// `abort` and `finalize`: dropping triggers, tables, functions and the journal.
+    Remove,
+}
+
+/// The kind of an object, as GRANT and ALTER ... OWNER TO name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Database,
+    Schema,
+    Table,
+    View,
+    MaterializedView,
+    Sequence,
+    Type,
+    Function,
+}
+
+impl Kind {
+    fn sql(self) -> &'static str {
+        match self {
+            Kind::Database => "DATABASE",
+            Kind::Schema => "SCHEMA",
+            Kind::Table => "TABLE",
+            Kind::View => "VIEW",
+            Kind::MaterializedView => "MATERIALIZED VIEW",
+            Kind::Sequence => "SEQUENCE",
+            Kind::Type => "TYPE",
+            Kind::Function => "FUNCTION",
+        }
+    }
+
+    fn from_relkind(relkind: &str) -> Kind {
+        match relkind {
+            "v" => Kind::View,
+            "m" => Kind::MaterializedView,
+            "S" => Kind::Sequence,
+            _ => Kind::Table,
+        }
+    }
+}
+
+/// An object the connecting role must act as the owner of.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub kind: Kind,
+    /// Quoted SQL name (a function with its argument list).
+    pub name: String,
+    pub owner: String,
+    /// The role is the owner or inherits its privileges.
+    pub acts_as_owner: bool,
+    /// Membership in a superuser is no fix to offer: the owner must change instead.
+    pub owner_superuser: bool,
+}
+
+/// A privilege the role needs on an object it does not own, and USAGE on its schema.
+#[derive(Debug, Clone)]
+pub struct Use {
+    /// `USAGE` on a type, `REFERENCES` on a table, `EXECUTE` on a function.
+    pub privilege: &'static str,
+    pub kind: Kind,
+    pub name: String,
+    pub schema: String,
+    pub held: bool,
+    pub schema_usage: bool,
+}
+
+/// A view that cutover and rollback re-create.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub owned: Owned,
+    pub schema: String,
+    pub schema_create: bool,
+}
+
+/// What the role holds for one table of the plan.
+#[derive(Debug, Clone)]
+pub struct TableFacts {
+    pub source: QualifiedName,
+    pub target: QualifiedName,
+    /// The tables' schema, quoted.
+    pub schema: String,
+    pub schema_usage: bool,
+    pub schema_create: bool,
+    /// The original table's owner, and whether that role may create in the schema.
+    pub owner: String,
+    pub owner_schema_create: bool,
+    /// The new table exists (as the target, or after cutover under the source's name).
+    pub copy_exists: bool,
+    /// The source, target and retired tables that exist.
+    pub tables: Vec<Owned>,
+    /// Sequences owned by the original's columns (cutover moves their OWNED BY).
+    pub sequences: Vec<Owned>,
+    pub views: Vec<View>,
+    /// Tables whose foreign keys to this one the plan drops at cutover.
+    pub inbound: Vec<Owned>,
+    pub uses: Vec<Use>,
+    /// The copy and reverse functions that exist.
+    pub functions: Vec<Owned>,
+}
+
+/// What the connecting role holds, as far as the plan's phases care.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub role: String,
+    pub superuser: bool,
+    pub database: String,
+    pub database_create: bool,
+    /// TimescaleDB's schema (quoted) and whether the role may use it.
+    pub timescaledb_schema: Option<String>,
+    pub timescaledb_usage: bool,
+    /// The journal's schema and tables; empty when the schema does not exist.
+    pub journal: Vec<Owned>,
+    pub tables: Vec<TableFacts>,
+}
+
+/// One missing privilege: what it is and what it is needed for, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub missing: String,
+    pub fix: String,
+}
+
+/// Everything the role lacks for `scope`, one entry per statement that fixes it.
+pub fn problems(facts: &Facts, scope: Scope) -> Vec<Problem> {
+    if facts.superuser {
+        return vec![];
+    }
+    let mut out = Collector::new(&facts.role);
+    journal_needs(&mut out, facts, scope);
+    for t in &facts.tables {
+        table_needs(&mut out, facts, t, scope);
+    }
+    out.finish()
+}
+
+fn journal_needs(out: &mut Collector, facts: &Facts, scope: Scope) {
+    if facts.journal.is_empty() {
+        if scope == Scope::Forward && !facts.database_create {
+            out.grant(
+                "CREATE",
+                Kind::Database,
+                &quote_ident(&facts.database),
+                &format!("to create the journal's schema {TOOL_SCHEMA} (it does not exist yet; or have it created with CREATE SCHEMA {} AUTHORIZATION {})", quote_ident(TOOL_SCHEMA), quote_ident(&facts.role)),
+            );
+        }
+        return;
+    }
+    for o in &facts.journal {
+        out.own(
+            o,
+            "to write and upgrade the journal, and to drop it with the last plan",
+        );
+    }
+}
+
+fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope) {
+    let (source, target) = (&t.source, &t.target);
+    if !t.schema_usage {
+        out.grant(
+            "USAGE",
+            Kind::Schema,
+            &t.schema,
+            &format!("to reach {source}"),
+        );
+    }
+    if !t.schema_create && scope != Scope::Remove {
+        let why = match scope {
+            Scope::Forward => {
+                format!("to create {target}, and to rename tables at cutover and rollback")
+            }
+            _ => "to rename tables back at rollback".to_string(),
+        };
+        out.grant("CREATE", Kind::Schema, &t.schema, &why);
+    }
+    let table_why = match scope {
+        Scope::Forward => "to install triggers on it, give the new table its owner and grants, rename it at cutover and rollback, and drop it at finalize or abort",
+        Scope::Rollback => "to rename it back at rollback",
+        Scope::Remove => "to drop its trigger or drop it",
+    };
+    for o in &t.tables {
+        out.own(o, table_why);
+    }
+    if scope == Scope::Forward && !t.copy_exists {
+        creation_needs(out, facts, t);
+    }
+    if scope != Scope::Remove {
+        for s in &t.sequences {
+            out.own(
+                s,
+                &format!("cutover and rollback move its OWNED BY between {source} and its copy"),
+            );
+        }
+        for v in &t.views {
+            let why = format!("cutover and rollback re-create view {} (CREATE OR REPLACE VIEW) to read the table named {source}", v.owned.name);
+            out.own(&v.owned, &why);
+            if !v.schema_create {
+                out.grant("CREATE", Kind::Schema, &v.schema, &why);
+            }
+        }
+        for o in &t.inbound {
+            out.own(o, &format!("cutover drops its foreign key to {source} (inbound_foreign_keys: drop) and rollback adds it back"));
+        }
+    }
+    if scope == Scope::Forward {
+        for u in t.uses.iter().filter(|u| u.privilege == "EXECUTE") {
+            use_needs(
+                out,
+                u,
+                &format!("cutover re-creates the trigger that calls it on the new {source}"),
+            );
+        }
+    }
+    if scope != Scope::Rollback {
+        for f in &t.functions {
+            out.own(f, "finalize and abort drop it");
+        }
+    }
+}
+
+/// What creating the target needs beyond the schema: the owner's CREATE when the role
+/// hands the new table to another owner, the types of its columns, the tables its
+/// foreign keys reference, and TimescaleDB's functions.
+fn creation_needs(out: &mut Collector, facts: &Facts, t: &TableFacts) {
+    if t.owner != facts.role && !t.owner_schema_create {
+        out.grant_to(
+            "CREATE",
+            Kind::Schema,
+            &t.schema,
+            &t.owner,
+            &format!("{} is given to {}, the owner of {}, with ALTER TABLE ... OWNER TO, which PostgreSQL allows only when the new owner may create in the schema", t.target, quote_ident(&t.owner), t.source),
+        );
+    }
+    for u in t.uses.iter().filter(|u| u.privilege != "EXECUTE") {
+        let why = match u.kind {
+            Kind::Type => format!("{} has columns of this type", t.target),
+            _ => format!("a foreign key of {} references it", t.target),
+        };
+        use_needs(out, u, &why);
+    }
+    if let (Some(schema), false) = (&facts.timescaledb_schema, facts.timescaledb_usage) {
+        out.grant(
+            "USAGE",
+            Kind::Schema,
+            schema,
+            "to call TimescaleDB's create_hypertable",
+        );
+    }
+}
+
+fn use_needs(out: &mut Collector, u: &Use, why: &str) {
+    if !u.schema_usage {
+        out.grant(
+            "USAGE",
+            Kind::Schema,
+            &u.schema,
+            &format!("to reach {}", u.name),
+        );
+    }
+    if !u.held {
+        out.grant(u.privilege, u.kind, &u.name, why);
+    }
+}
+
+/// Gathers problems, one per fixing statement, merging what each is needed for.
+struct Collector {
+    role: String,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    fix: String,
+    what: String,
+    whys: Vec<String>,
+    /// For ownership: the ALTER ... OWNER TO statements that would also do.
+    alternatives: Vec<String>,
+}
+
+impl Collector {
+    fn new(role: &str) -> Self {
+        Collector {
+            role: role.to_string(),
+            entries: vec![],
+        }
+    }
+
+    fn entry(&mut self, fix: String, what: String) -> &mut Entry {
+        let at = match self.entries.iter().position(|e| e.fix == fix) {
+            Some(at) => at,
+            None => {
+                self.entries.push(Entry {
+                    fix,
+                    what,
+                    whys: vec![],
+                    alternatives: vec![],
+                });
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[at]
+    }
+
+    fn grant(&mut self, privilege: &str, kind: Kind, name: &str, why: &str) {
+        let role = self.role.clone();
+        self.grant_to(privilege, kind, name, &role, why);
+    }
+
+    fn grant_to(&mut self, privilege: &str, kind: Kind, name: &str, to: &str, why: &str) {
+        let to = quote_ident(to);
+        let (on, what) = (kind.sql(), kind.sql().to_lowercase());
+        let fix = format!("GRANT {privilege} ON {on} {name} TO {to};");
+        let what = format!("{privilege} on {what} {name} for {to}");
+        push_unique(&mut self.entry(fix, what).whys, why);
+    }
+
+    fn own(&mut self, o: &Owned, why: &str) {
+        if o.acts_as_owner {
+            return;
+        }
+        let (owner, role) = (quote_ident(&o.owner), quote_ident(&self.role));
+        let object = format!("{} {}", o.kind.sql().to_lowercase(), o.name);
+        let alter = format!("ALTER {} {} OWNER TO {role};", o.kind.sql(), o.name);
+        if o.owner_superuser {
+            let what = format!("ownership of {object}, which the superuser {owner} owns");
+            push_unique(&mut self.entry(alter, what).whys, why);
+            return;
+        }
+        let entry = self.entry(
+            format!("GRANT {owner} TO {role};"),
+            format!("the privileges of {owner}, which owns"),
+        );
+        push_unique(&mut entry.whys, &format!("{object} ({why})"));
+        push_unique(&mut entry.alternatives, &alter);
+    }
+
+    fn finish(self) -> Vec<Problem> {
+        self.entries
+            .into_iter()
+            .map(|e| {
+                let separator = if e.alternatives.is_empty() { ": " } else { " " };
+                let mut fix = e.fix;
+                if !e.alternatives.is_empty() {
+                    fix.push_str(&format!(
+                        "  -- or, as a superuser: {}",
+                        e.alternatives.join(" ")
+                    ));
+                }
+                Problem {
+                    missing: format!("{}{separator}{}", e.what, e.whys.join("; ")),
+                    fix,
+                }
+            })
+            .collect()
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|i| i == item) {
+        list.push(item.to_string());
+    }
+}
+
+/// The error listing every problem and every fix.
+pub fn error(role: &str, problems: &[Problem]) -> Error {
+    let missing: Vec<String> = problems
+        .iter()
+        .map(|p| format!("  - {}", p.missing))
+        .collect();
+    let fixes: Vec<String> = problems.iter().map(|p| format!("    {}", p.fix)).collect();
+    Error::invalid(
+        format!(
+            "the role {} lacks {} privilege(s) that the plan's phases need; nothing was changed:\n{}",
+            quote_ident(role),
+            problems.len(),
+            missing.join("\n")
+        ),
+        format!(
+            "grant them (as a superuser, or as the objects' owners), then run the command again:\n{}",
+            fixes.join("\n")
+        ),
+    )
+}
+
+/// Checks `scope`'s needs for `jobs` as resolved; fails listing every missing privilege.
+pub async fn check(client: &impl GenericClient, jobs: &[Job], scope: Scope) -> Result<()> {
+    let facts = facts(client, jobs).await?;
+    let found = problems(&facts, scope);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(error(&facts.role, &found))
+}
+
+/// Reads what the connecting role holds for `jobs`.
+pub async fn facts(client: &impl GenericClient, jobs: &[Job]) -> Result<Facts> {
+    let ctx = "reading the connecting role's privileges";
+    let row = client
+        .query_one(include_str!("../sql/privileges_role.sql"), &[])
+        .await
+        .context(ctx)?;
+    let journal = client
+        .query(
+            include_str!("../sql/privileges_journal.sql"),
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context(ctx)?
+        .iter()
+        .map(|r| {
+            let (schema, table): (String, Option<String>) = (r.get(0), r.get(1));
+            let (kind, name) = match table {
+                Some(t) => (Kind::Table, QualifiedName::new(schema, t).quoted()),
+                None => (Kind::Schema, quote_ident(&schema)),
+            };
+            Owned {
+                kind,
+                name,
+                owner: r.get(2),
+                acts_as_owner: r.get(3),
+                owner_superuser: r.get(4),
+            }
+        })
+        .collect();
+    let mut tables = Vec::new();
+    for job in jobs {
+        tables.push(table_facts(client, job).await?);
+    }
+    Ok(Facts {
+        role: row.get(0),
+        superuser: row.get(1),
+        database: row.get(2),
+        database_create: row.get(3),
+        timescaledb_schema: row.get::<_, Option<&str>>(4).map(quote_ident),
+        timescaledb_usage: row.get(5),
+        journal,
+        tables,
+    })
+}
+
+/// One relation's row of `privileges_relation.sql`.
+struct Relation {
+    owned: Owned,
+    schema: String,
+    schema_usage: bool,
+    schema_create: bool,
+    owner_schema_create: bool,
+}
+
+async fn relation(client: &impl GenericClient, quoted: &str) -> Result<Option<Relation>> {
+    let row = client
+        .query_opt(include_str!("../sql/privileges_relation.sql"), &[&quoted])
+        .await
+        .with_context(|| format!("reading the privileges on {quoted}"))?;
+    Ok(row.map(|r| Relation {
+        owned: Owned {
+            kind: Kind::from_relkind(r.get(0)),
+            name: QualifiedName::new(r.get::<_, String>(3), r.get::<_, String>(8)).quoted(),
+            owner: r.get(1),
+            acts_as_owner: r.get(2),
+            owner_superuser: r.get(7),
+        },
+        schema: quote_ident(r.get(3)),
+        schema_usage: r.get(4),
+        schema_create: r.get(5),
+        owner_schema_create: r.get(6),
+    }))
+}
+
+async fn relations(
+    client: &impl GenericClient,
+    names: impl IntoIterator<Item = String>,
+) -> Result<Vec<Relation>> {
+    let mut out = Vec::new();
+    for name in names {
+        out.extend(relation(client, &name).await?);
+    }
+    Ok(out)
+}
+
+async fn table_facts(client: &impl GenericClient, job: &Job) -> Result<TableFacts> {
+    let original = relation(client, &job.table.name.quoted())
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(
+                format!("{} is missing", job.table.name),
+                "check the plan's table names",
+            )
+        })?;
+    let names = [&job.source, &job.target, &job.retired].map(|n| n.quoted());
+    let tables = relations(client, names.clone()).await?;
+    // Before cutover the copy is the target; after it, the original is the retired table.
+    let copy_exists = tables
+        .iter()
+        .any(|r| r.owned.name == names[1] || r.owned.name == names[2]);
+    let sequences = relations(
+        client,
+        job.table
+            .sequences
+            .iter()
+            .filter(|s| !s.identity)
+            .map(|s| s.name.quoted()),
+    )
+    .await?;
+    let views = relations(
+        client,
+        job.table
+            .views
+            .iter()
+            .filter(|v| v.relkind == "v")
+            .map(|v| v.name.quoted()),
+    )
+    .await?;
+    let inbound = if job.drop_inbound_fks {
+        relations(
+            client,
+            job.table.inbound_fks.iter().map(|f| f.table_quoted.clone()),
+        )
+        .await?
+    } else {
+        vec![]
+    };
+    Ok(TableFacts {
+        source: job.source.clone(),
+        target: job.target.clone(),
+        schema: original.schema.clone(),
+        schema_usage: original.schema_usage,
+        schema_create: original.schema_create,
+        owner: original.owned.owner.clone(),
+        owner_schema_create: original.owner_schema_create,
+        copy_exists,
+        tables: tables.into_iter().map(|r| r.owned).collect(),
+        sequences: sequences.into_iter().map(|r| r.owned).collect(),
+        views: views
+            .into_iter()
+            .map(|r| View {
+                schema: r.schema,
+                schema_create: r.schema_create,
+                owned: r.owned,
+            })
+            .collect(),
+        inbound: inbound.into_iter().map(|r| r.owned).collect(),
+        uses: uses(client, job).await?,
+        functions: functions(client, job).await?,
+    })
+}
+
+async fn uses(client: &impl GenericClient, job: &Job) -> Result<Vec<Use>> {
+    let rows = client
+        .query(
+            include_str!("../sql/privileges_uses.sql"),
+            &[&job.table.oid],
+        )
+        .await
+        .with_context(|| format!("reading the privileges on what {} uses", job.table.name))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (privilege, kind) = match r.get::<_, &str>(0) {
+                "type" => ("USAGE", Kind::Type),
+                "references" => ("REFERENCES", Kind::Table),
+                _ => ("EXECUTE", Kind::Function),
+            };
+            let name = QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+            Use {
+                privilege,
+                kind,
+                name: format!("{}{}", name.quoted(), r.get::<_, &str>(3)),
+                schema: quote_ident(&name.schema),
+                held: r.get(4),
+                schema_usage: r.get(5),
+            }
+        })
+        .collect())
+}
+
+async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<Owned>> {
+    let mut out = Vec::new();
+    for f in [job.copy_function(), job.reverse_function()] {
+        let signature = format!("{}()", f.quoted());
+        let row = client
+            .query_opt(
+                include_str!("../sql/privileges_function.sql"),
+                &[&f.quoted()],
+            )
+            .await
+            .with_context(|| format!("reading the owner of {signature}"))?;
+        out.extend(row.map(|r| Owned {
+            kind: Kind::Function,
+            name: signature.clone(),
+            owner: r.get(0),
+            acts_as_owner: r.get(1),
+            owner_superuser: r.get(2),
+        }));
+    }
+    Ok(out)
+}

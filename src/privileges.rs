@@ -615,3 +615,198 @@ async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<Owned>>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(kind: Kind, name: &str, owner: &str, acts_as_owner: bool) -> Owned {
+        Owned {
+            kind,
+            name: name.into(),
+            owner: owner.into(),
+            acts_as_owner,
+            owner_superuser: owner == "postgres",
+        }
+    }
+
+    /// The documented least privileges: `app` owns the table, may create in its schema
+    /// and in the database; no journal yet, nothing created.
+    fn least() -> Facts {
+        Facts {
+            role: "app".into(),
+            superuser: false,
+            database: "db".into(),
+            database_create: true,
+            timescaledb_schema: Some("\"public\"".into()),
+            timescaledb_usage: true,
+            journal: vec![],
+            tables: vec![table("metrics")],
+        }
+    }
+
+    fn table(name: &str) -> TableFacts {
+        let source = QualifiedName::new("public", name);
+        TableFacts {
+            target: source.sibling(format!("{name}_hs_new")),
+            schema: "\"public\"".into(),
+            schema_usage: true,
+            schema_create: true,
+            owner: "app".into(),
+            owner_schema_create: true,
+            copy_exists: false,
+            tables: vec![owned(Kind::Table, &source.quoted(), "app", true)],
+            sequences: vec![],
+            views: vec![],
+            inbound: vec![],
+            uses: vec![],
+            functions: vec![],
+            source,
+        }
+    }
+
+    fn fixes(facts: &Facts, scope: Scope) -> Vec<String> {
+        problems(facts, scope).into_iter().map(|p| p.fix).collect()
+    }
+
+    #[test]
+    fn the_documented_least_privileges_are_enough_for_every_command() {
+        for scope in [Scope::Forward, Scope::Rollback, Scope::Remove] {
+            assert_eq!(fixes(&least(), scope), Vec::<String>::new(), "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn a_superuser_lacks_nothing() {
+        let mut f = least();
+        f.superuser = true;
+        f.database_create = false;
+        f.tables[0].schema_create = false;
+        f.tables[0].tables[0].acts_as_owner = false;
+        assert!(problems(&f, Scope::Forward).is_empty());
+    }
+
+    #[test]
+    fn every_missing_privilege_is_listed_once_with_its_grant() {
+        let mut f = least();
+        f.database_create = false;
+        f.tables.push(table("events"));
+        for t in &mut f.tables {
+            t.schema_create = false;
+        }
+        f.tables[1].tables[0] = owned(Kind::Table, "\"public\".\"events\"", "ops", false);
+        assert_eq!(
+            fixes(&f, Scope::Forward),
+            [
+                "GRANT CREATE ON DATABASE \"db\" TO \"app\";",
+                "GRANT CREATE ON SCHEMA \"public\" TO \"app\";",
+                "GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER TABLE \"public\".\"events\" OWNER TO \"app\";",
+            ]
+        );
+        let missing = problems(&f, Scope::Forward)[1].missing.clone();
+        assert!(
+            missing.contains("public.metrics_hs_new") && missing.contains("public.events_hs_new"),
+            "both tables' reasons are kept: {missing}"
+        );
+    }
+
+    #[test]
+    fn a_member_of_the_owner_needs_the_owner_to_create_in_the_schema() {
+        let mut f = least();
+        f.role = "dba".into();
+        f.tables[0].owner_schema_create = false;
+        assert_eq!(
+            fixes(&f, Scope::Forward),
+            ["GRANT CREATE ON SCHEMA \"public\" TO \"app\";"]
+        );
+        // Once the new table exists, its owner was set already.
+        f.tables[0].copy_exists = true;
+        assert!(fixes(&f, Scope::Forward).is_empty());
+        // The owner itself running the plan never changes the owner.
+        let mut f = least();
+        f.tables[0].owner_schema_create = false;
+        assert!(fixes(&f, Scope::Forward).is_empty());
+    }
+
+    #[test]
+    fn a_journal_of_another_role_needs_its_privileges_not_create_on_the_database() {
+        let mut f = least();
+        f.database_create = false;
+        f.journal = vec![
+            owned(Kind::Schema, "\"hyperswap\"", "ops", false),
+            owned(Kind::Table, "\"hyperswap\".\"plans\"", "ops", false),
+        ];
+        for scope in [Scope::Forward, Scope::Rollback, Scope::Remove] {
+            assert_eq!(fixes(&f, scope), ["GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER SCHEMA \"hyperswap\" OWNER TO \"app\"; ALTER TABLE \"hyperswap\".\"plans\" OWNER TO \"app\";"]);
+        }
+        // Membership in a superuser is not offered: the owner must change.
+        f.journal = vec![owned(Kind::Schema, "\"hyperswap\"", "postgres", false)];
+        assert_eq!(
+            fixes(&f, Scope::Remove),
+            ["ALTER SCHEMA \"hyperswap\" OWNER TO \"app\";"]
+        );
+    }
+
+    #[test]
+    fn each_command_needs_only_its_own_privileges() {
+        let mut f = least();
+        f.database_create = false;
+        f.tables[0].schema_create = false;
+        f.tables[0].functions = vec![owned(
+            Kind::Function,
+            "\"hyperswap\".\"copy__public__metrics\"()",
+            "ops",
+            false,
+        )];
+        f.tables[0].uses = vec![Use {
+            privilege: "REFERENCES",
+            kind: Kind::Table,
+            name: "\"s\".\"dev\"".into(),
+            schema: "\"s\"".into(),
+            held: false,
+            schema_usage: false,
+        }];
+        f.tables[0].views = vec![View {
+            owned: owned(Kind::View, "\"public\".\"v\"", "app", true),
+            schema: "\"public\"".into(),
+            schema_create: false,
+        }];
+        assert_eq!(
+            fixes(&f, Scope::Forward),
+            [
+                "GRANT CREATE ON DATABASE \"db\" TO \"app\";",
+                "GRANT CREATE ON SCHEMA \"public\" TO \"app\";",
+                "GRANT USAGE ON SCHEMA \"s\" TO \"app\";",
+                "GRANT REFERENCES ON TABLE \"s\".\"dev\" TO \"app\";",
+                "GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER FUNCTION \"hyperswap\".\"copy__public__metrics\"() OWNER TO \"app\";",
+            ]
+        );
+        // Renames need CREATE on the schema; no function is dropped.
+        assert_eq!(
+            fixes(&f, Scope::Rollback),
+            ["GRANT CREATE ON SCHEMA \"public\" TO \"app\";"]
+        );
+        // Dropping needs ownership only.
+        assert_eq!(
+            fixes(&f, Scope::Remove),
+            ["GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER FUNCTION \"hyperswap\".\"copy__public__metrics\"() OWNER TO \"app\";"]
+        );
+        // Types and referenced tables matter only while the new table is to be created.
+        f.tables[0].copy_exists = true;
+        assert!(!fixes(&f, Scope::Forward)
+            .iter()
+            .any(|x| x.contains("REFERENCES")));
+    }
+
+    #[test]
+    fn names_in_fixes_are_quoted() {
+        let mut f = least();
+        f.role = "we\"ird Role".into();
+        f.tables[0].owner = "we\"ird Role".into();
+        f.tables[0].schema_create = false;
+        assert_eq!(
+            fixes(&f, Scope::Forward),
+            ["GRANT CREATE ON SCHEMA \"public\" TO \"we\"\"ird Role\";"]
+        );
+    }
+}

@@ -170,7 +170,7 @@ fn journal_needs(out: &mut Collector, facts: &Facts, scope: Scope) {
     for o in &facts.journal {
         out.own(
             o,
-            "to write and upgrade the journal, and to drop it with the last plan",
+            "the journal is written, upgraded, and dropped with the last plan",
         );
     }
 }
@@ -195,9 +195,9 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
         out.grant("CREATE", Kind::Schema, &t.schema, &why);
     }
     let table_why = match scope {
-        Scope::Forward => "to install triggers on it, give the new table its owner and grants, rename it at cutover and rollback, and drop it at finalize or abort",
-        Scope::Rollback => "to rename it back at rollback",
-        Scope::Remove => "to drop its trigger or drop it",
+        Scope::Forward => "the tables get triggers and the new one their owner and grants, they are renamed at cutover and rollback, and one is dropped at finalize or abort",
+        Scope::Rollback => "the tables are renamed back at rollback",
+        Scope::Remove => "the tables' triggers are dropped, and one of the tables",
     };
     for o in &t.tables {
         out.own(o, table_why);
@@ -209,7 +209,9 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
         for s in &t.sequences {
             out.own(
                 s,
-                &format!("cutover and rollback move its OWNED BY between {source} and its copy"),
+                &format!(
+                    "cutover and rollback move the sequences' OWNED BY to the table named {source}"
+                ),
             );
         }
         for v in &t.views {
@@ -220,7 +222,7 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
             }
         }
         for o in &t.inbound {
-            out.own(o, &format!("cutover drops its foreign key to {source} (inbound_foreign_keys: drop) and rollback adds it back"));
+            out.own(o, &format!("cutover drops their foreign keys to {source} (inbound_foreign_keys: drop) and rollback adds them back"));
         }
     }
     if scope == Scope::Forward {
@@ -234,7 +236,7 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
     }
     if scope != Scope::Rollback {
         for f in &t.functions {
-            out.own(f, "finalize and abort drop it");
+            out.own(f, "finalize and abort drop the copy functions");
         }
     }
 }
@@ -292,6 +294,8 @@ struct Collector {
 struct Entry {
     fix: String,
     what: String,
+    /// For ownership: the objects owned.
+    objects: Vec<String>,
     whys: Vec<String>,
     /// For ownership: the ALTER ... OWNER TO statements that would also do.
     alternatives: Vec<String>,
@@ -312,6 +316,7 @@ impl Collector {
                 self.entries.push(Entry {
                     fix,
                     what,
+                    objects: vec![],
                     whys: vec![],
                     alternatives: vec![],
                 });
@@ -350,7 +355,8 @@ impl Collector {
             format!("GRANT {owner} TO {role};"),
             format!("the privileges of {owner}, which owns"),
         );
-        push_unique(&mut entry.whys, &format!("{object} ({why})"));
+        push_unique(&mut entry.objects, &object);
+        push_unique(&mut entry.whys, why);
         push_unique(&mut entry.alternatives, &alter);
     }
 
@@ -358,7 +364,6 @@ impl Collector {
         self.entries
             .into_iter()
             .map(|e| {
-                let separator = if e.alternatives.is_empty() { ": " } else { " " };
                 let mut fix = e.fix;
                 if !e.alternatives.is_empty() {
                     fix.push_str(&format!(
@@ -366,8 +371,12 @@ impl Collector {
                         e.alternatives.join(" ")
                     ));
                 }
+                let mut missing = e.what;
+                if !e.objects.is_empty() {
+                    missing.push_str(&format!(" {}", e.objects.join(", ")));
+                }
                 Problem {
-                    missing: format!("{}{separator}{}", e.what, e.whys.join("; ")),
+                    missing: format!("{missing}: {}", e.whys.join("; ")),
                     fix,
                 }
             })

@@ -373,3 +373,55 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     drop(client);
     drop_roles(&db, &[other]).await;
 }
+
+/// Without CREATE on the database, a journal schema an admin created for the role does:
+/// `plan apply` uses it as it is rather than asking for CREATE on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_schema_created_for_the_role_replaces_create_on_the_database() {
+    let db = TestDb::new("priv_given_journal").await;
+    let role = "hs_priv_given_journal";
+    fresh_roles(&db, &[&format!("{role} LOGIN")]).await;
+    admin(
+        &db,
+        &format!(
+            "GRANT CREATE ON SCHEMA public TO {role};
+             CREATE TABLE public.metrics (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO public.metrics (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 500) g;
+             ALTER TABLE public.metrics OWNER TO {role};"
+        ),
+    )
+    .await;
+    let plan = db.plan("p.yaml", &one_table_plan("given", "public.metrics", ""));
+    let url = url_as(&db, role);
+    let run = run_binary(&url, &["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "GRANT CREATE ON DATABASE \"{}\" TO \"{role}\";",
+            db.name
+        )) && run.stderr.contains(&format!(
+            "CREATE SCHEMA \"hyperswap\" AUTHORIZATION \"{role}\""
+        )),
+        "{}",
+        run.stderr
+    );
+    admin(
+        &db,
+        &format!("CREATE SCHEMA hyperswap AUTHORIZATION {role}"),
+    )
+    .await;
+    run_binary(
+        &url,
+        &["plan", "apply", path_str(&plan), "--until", "parity"],
+    )
+    .ok();
+    run_binary(&url, &["abort", path_str(&plan)]).ok();
+    let client = db.client().await;
+    assert_eq!(
+        count(&client, "pg_namespace WHERE nspname = 'hyperswap'").await,
+        0
+    );
+    assert_eq!(count(&client, "public.metrics").await, 500);
+    drop(client);
+    drop_roles(&db, &[role]).await;
+}

@@ -39,13 +39,15 @@ pub async fn facts(client: &impl GenericClient, jobs: &[Job]) -> Result<Facts> {
             }
         })
         .collect();
+    let superuser: bool = row.get(1);
     let mut tables = Vec::new();
-    for job in jobs {
+    // A superuser holds every privilege: nothing more to read.
+    for job in jobs.iter().filter(|_| !superuser) {
         tables.push(table_facts(client, job).await?);
     }
     Ok(Facts {
         role: row.get(0),
-        superuser: row.get(1),
+        superuser,
         database: row.get(2),
         database_create: row.get(3),
         timescaledb_schema: row.get::<_, Option<&str>>(4).map(quote_ident),

@@ -38,11 +38,46 @@ pub struct RangeRecord {
 
 /// Whether the journal schema exists in this database.
 pub async fn exists(client: &impl GenericClient) -> Result<bool> {
+    // From the catalogs: to_regclass fails outright on a schema the role may not use.
     let row = client
-        .query_one("SELECT to_regclass('hyperswap.plans') IS NOT NULL", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = $1 AND c.relname = 'plans')",
+            &[&TOOL_SCHEMA],
+        )
         .await
         .context("looking for the hyperswap journal")?;
     Ok(row.get(0))
+}
+
+/// A journal this role may not read (another role created it): says whose it is and
+/// the statement that lets this role in; other errors pass through.
+async fn unreadable(client: &impl GenericClient, e: Error) -> Error {
+    if e.sqlstate() != Some("42501") {
+        return e;
+    }
+    let Ok(row) = client
+        .query_one(
+            "SELECT pg_get_userbyid(n.nspowner)::text, current_user::text, r.rolsuper
+             FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+             WHERE n.nspname = $1",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+    else {
+        return e;
+    };
+    let (owner, role) = (quote_ident(row.get(0)), quote_ident(row.get(1)));
+    let fix = if row.get(2) {
+        format!("run hyperswap as {owner} too, or finish the journal's plans first (the last one drops it)")
+    } else {
+        format!("run hyperswap as {owner} or a member of it: GRANT {owner} TO {role};")
+    };
+    Error::invalid(
+        format!("{e}\n  the journal (schema {TOOL_SCHEMA}) belongs to {owner}, and {role} may not read it"),
+        format!("{fix} (the README's Privileges section lists what each command needs)"),
+    )
 }
 
 /// Creates the journal schema if missing (serialised, so two first runs cannot race).
@@ -127,13 +162,17 @@ pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<Plan
     if !exists(client).await? {
         return Ok(None);
     }
-    let row = client
+    let row = match client
         .query_opt(
             "SELECT name, plan_sha256, plan_text, phase, reverse_sql FROM hyperswap.plans WHERE name = $1",
             &[&plan],
         )
         .await
-        .context("reading the journal")?;
+        .context("reading the journal")
+    {
+        Ok(row) => row,
+        Err(e) => return Err(unreadable(client, e).await),
+    };
     row.map(|r| {
         Ok(PlanRecord {
             name: r.get(0),

@@ -425,3 +425,67 @@ async fn a_journal_schema_created_for_the_role_replaces_create_on_the_database()
     drop(client);
     drop_roles(&db, &[role]).await;
 }
+
+/// A journal another role created (for its own plan) is no place for this role's plan
+/// until it may act as that role: the refusal says whose it is and what to grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_roles_journal_is_refused_with_the_grant_that_opens_it() {
+    let db = TestDb::new("priv_other_journal").await;
+    let (first, second) = ("hs_priv_journal_first", "hs_priv_journal_second");
+    fresh_roles(
+        &db,
+        &[&format!("{first} LOGIN"), &format!("{second} LOGIN")],
+    )
+    .await;
+    for (role, table) in [(first, "one"), (second, "two")] {
+        admin(
+            &db,
+            &format!(
+                "GRANT CREATE ON DATABASE \"{db}\" TO {role}; GRANT CREATE ON SCHEMA public TO {role};
+                 CREATE TABLE public.{table} (id bigserial PRIMARY KEY, ts timestamptz NOT NULL);
+                 ALTER TABLE public.{table} OWNER TO {role};",
+                db = db.name
+            ),
+        )
+        .await;
+    }
+    let one = db.plan("one.yaml", &one_table_plan("one", "public.one", ""));
+    let two = db.plan("two.yaml", &one_table_plan("two", "public.two", ""));
+    run_binary(
+        &url_as(&db, first),
+        &["plan", "apply", path_str(&one), "--until", "target"],
+    )
+    .ok();
+    let client = db.client().await;
+    let before = fingerprint(&client).await;
+    let url = url_as(&db, second);
+    for cmd in ["validate", "apply"] {
+        let run = run_binary(&url, &["plan", cmd, path_str(&two)]);
+        assert_eq!(run.code, 2, "plan {cmd}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("GRANT \"{first}\" TO \"{second}\";")),
+            "plan {cmd}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            fingerprint(&client).await,
+            before,
+            "plan {cmd} changed the database"
+        );
+    }
+    admin(&db, &format!("GRANT {first} TO {second}")).await;
+    run_binary(
+        &url,
+        &["plan", "apply", path_str(&two), "--until", "target"],
+    )
+    .ok();
+    run_binary(&url, &["abort", path_str(&two)]).ok();
+    run_binary(&url_as(&db, first), &["abort", path_str(&one)]).ok();
+    assert_eq!(
+        count(&client, "pg_namespace WHERE nspname = 'hyperswap'").await,
+        0
+    );
+    drop(client);
+    drop_roles(&db, &[first, second]).await;
+}

@@ -80,7 +80,7 @@ pub struct Owned {
 /// A privilege the role needs on an object it does not own, and USAGE on its schema.
 #[derive(Debug, Clone)]
 pub struct Use {
-    /// `USAGE` on a type, `REFERENCES` on a table, `EXECUTE` on a function.
+    /// `USAGE` on a type or a schema, `REFERENCES` on a table, `EXECUTE` on a function.
     pub privilege: &'static str,
     pub kind: Kind,
     pub name: String,
@@ -260,6 +260,10 @@ fn creation_needs(out: &mut Collector, facts: &Facts, t: &TableFacts) {
     for u in t.uses.iter().filter(|u| u.privilege != "EXECUTE") {
         let why = match u.kind {
             Kind::Type => format!("{} has columns of this type", t.target),
+            Kind::Schema => format!(
+                "the definition of {} names objects in it (in defaults, constraints or indexes)",
+                t.target
+            ),
             _ => format!("a foreign key of {} references it", t.target),
         };
         use_needs(out, u, &why);
@@ -604,6 +608,26 @@ mod tests {
         assert!(!fixes(&f, Scope::Forward)
             .iter()
             .any(|x| x.contains("REFERENCES")));
+    }
+
+    #[test]
+    fn schemas_the_definition_names_need_usage_until_the_copy_exists() {
+        let mut f = least();
+        f.tables[0].uses = vec![Use {
+            privilege: "USAGE",
+            kind: Kind::Schema,
+            name: "\"util\"".into(),
+            schema: "\"util\"".into(),
+            held: false,
+            schema_usage: true,
+        }];
+        assert_eq!(
+            fixes(&f, Scope::Forward),
+            ["GRANT USAGE ON SCHEMA \"util\" TO \"app\";"]
+        );
+        assert!(fixes(&f, Scope::Rollback).is_empty());
+        f.tables[0].copy_exists = true;
+        assert!(fixes(&f, Scope::Forward).is_empty());
     }
 
     #[test]

@@ -253,10 +253,13 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
         &db,
         &format!(
             "CREATE SCHEMA ref;
+             CREATE SCHEMA util;
+             CREATE SEQUENCE util.batch;
              CREATE TABLE ref.devices (id int PRIMARY KEY);
              INSERT INTO ref.devices SELECT g FROM generate_series(0, 9) g;
              CREATE TABLE public.metrics (id bigserial PRIMARY KEY, ts timestamptz NOT NULL,
-                                          device int REFERENCES ref.devices, v int);
+                                          device int REFERENCES ref.devices, v int,
+                                          batch bigint DEFAULT nextval('util.batch'));
              INSERT INTO public.metrics (ts, device, v)
                  SELECT now() - g * interval '1 hour', g % 10, g FROM generate_series(1, 500) g;
              CREATE VIEW public.recent AS SELECT id, ts FROM public.metrics;
@@ -278,6 +281,7 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
         format!("GRANT CREATE ON SCHEMA \"public\" TO \"{owner}\";"),
         format!("GRANT USAGE ON SCHEMA \"ref\" TO \"{dba}\";"),
         format!("GRANT REFERENCES ON TABLE \"ref\".\"devices\" TO \"{dba}\";"),
+        format!("GRANT USAGE ON SCHEMA \"util\" TO \"{dba}\";"),
         format!("ALTER VIEW \"public\".\"recent\" OWNER TO \"{dba}\";"),
     ];
     for fix in &expected {

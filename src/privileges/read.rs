@@ -181,13 +181,18 @@ async fn uses(client: &impl GenericClient, job: &Job) -> Result<Vec<Use>> {
             let (privilege, kind) = match r.get::<_, &str>(0) {
                 "type" => ("USAGE", Kind::Type),
                 "references" => ("REFERENCES", Kind::Table),
+                "schema" => ("USAGE", Kind::Schema),
                 _ => ("EXECUTE", Kind::Function),
             };
             let name = QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+            let quoted = match kind {
+                Kind::Schema => quote_ident(&name.schema),
+                _ => format!("{}{}", name.quoted(), r.get::<_, &str>(3)),
+            };
             Use {
                 privilege,
                 kind,
-                name: format!("{}{}", name.quoted(), r.get::<_, &str>(3)),
+                name: quoted,
                 schema: quote_ident(&name.schema),
                 held: r.get(4),
                 schema_usage: r.get(5),

@@ -179,68 +179,74 @@ fn journal_needs(out: &mut Collector, facts: &Facts, scope: Scope) {
 }
 
 fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope) {
-    let (source, target) = (&t.source, &t.target);
-    if !t.schema_usage {
-        out.grant(
-            "USAGE",
-            Kind::Schema,
-            &t.schema,
-            &format!("to reach {source}"),
-        );
-    }
-    if !t.schema_create && scope != Scope::Remove {
-        let why = match scope {
-            Scope::Forward => {
-                format!("to create {target}, and to rename tables at cutover and rollback")
-            }
-            _ => "to rename tables back at rollback".to_string(),
-        };
-        out.grant("CREATE", Kind::Schema, &t.schema, &why);
-    }
-    let table_why = match scope {
+    schema_needs(out, t, scope);
+    let why = match scope {
         Scope::Forward => "the tables get triggers and the new one their owner and grants, they are renamed at cutover and rollback, and one is dropped at finalize or abort",
         Scope::Rollback => "the tables are renamed back at rollback",
         Scope::Remove => "the tables' triggers are dropped, and one of the tables",
     };
     for o in &t.tables {
-        out.own(o, table_why);
+        out.own(o, why);
     }
     if scope == Scope::Forward && !t.copy_exists {
         creation_needs(out, facts, t);
     }
     if scope != Scope::Remove {
-        for s in &t.sequences {
-            out.own(
-                s,
-                &format!(
-                    "cutover and rollback move the sequences' OWNED BY to the table named {source}"
-                ),
-            );
-        }
-        for v in &t.views {
-            let why = format!("cutover and rollback re-create view {} (CREATE OR REPLACE VIEW) to read the table named {source}", v.owned.name);
-            out.own(&v.owned, &why);
-            if !v.schema_create {
-                out.grant("CREATE", Kind::Schema, &v.schema, &why);
-            }
-        }
-        for o in &t.inbound {
-            out.own(o, &format!("cutover drops their foreign keys to {source} (inbound_foreign_keys: drop) and rollback adds them back"));
-        }
+        swap_needs(out, t);
     }
     if scope == Scope::Forward {
+        let why = format!(
+            "cutover re-creates the trigger that calls it on the new {}",
+            t.source
+        );
         for u in t.uses.iter().filter(|u| u.privilege == "EXECUTE") {
-            use_needs(
-                out,
-                u,
-                &format!("cutover re-creates the trigger that calls it on the new {source}"),
-            );
+            use_needs(out, u, &why);
         }
     }
     if scope != Scope::Rollback {
         for f in &t.functions {
             out.own(f, "finalize and abort drop the copy functions");
         }
+    }
+}
+
+/// The tables' schema: USAGE always; CREATE to create the target and for every rename.
+fn schema_needs(out: &mut Collector, t: &TableFacts, scope: Scope) {
+    if !t.schema_usage {
+        let why = format!("to reach {}", t.source);
+        out.grant("USAGE", Kind::Schema, &t.schema, &why);
+    }
+    let why = match scope {
+        Scope::Forward => format!(
+            "to create {}, and to rename tables at cutover and rollback",
+            t.target
+        ),
+        Scope::Rollback => "to rename tables back at rollback".to_string(),
+        Scope::Remove => return,
+    };
+    if !t.schema_create {
+        out.grant("CREATE", Kind::Schema, &t.schema, &why);
+    }
+}
+
+/// What the cutover transaction and its reverse touch beyond the two tables.
+fn swap_needs(out: &mut Collector, t: &TableFacts) {
+    let source = &t.source;
+    let why =
+        format!("cutover and rollback move the sequences' OWNED BY to the table named {source}");
+    for s in &t.sequences {
+        out.own(s, &why);
+    }
+    for v in &t.views {
+        let why = format!("cutover and rollback re-create view {} (CREATE OR REPLACE VIEW) to read the table named {source}", v.owned.name);
+        out.own(&v.owned, &why);
+        if !v.schema_create {
+            out.grant("CREATE", Kind::Schema, &v.schema, &why);
+        }
+    }
+    let why = format!("cutover drops their foreign keys to {source} (inbound_foreign_keys: drop) and rollback adds them back");
+    for o in &t.inbound {
+        out.own(o, &why);
     }
 }
 

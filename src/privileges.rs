@@ -111,6 +111,8 @@ pub struct TableFacts {
     pub owner_schema_create: bool,
     /// The new table exists (as the target, or after cutover under the source's name).
     pub copy_exists: bool,
+    /// The original enforces row-level security even on its owner (FORCE).
+    pub forced_row_security: bool,
     /// The source, target and retired tables that exist.
     pub tables: Vec<Owned>,
     /// Sequences owned by the original's columns (cutover moves their OWNED BY).
@@ -128,6 +130,8 @@ pub struct TableFacts {
 pub struct Facts {
     pub role: String,
     pub superuser: bool,
+    /// The role reads and writes past row-level security (BYPASSRLS).
+    pub bypass_rls: bool,
     pub database: String,
     pub database_create: bool,
     /// TimescaleDB's schema (quoted) and whether the role may use it.
@@ -193,6 +197,9 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
     }
     if scope != Scope::Remove {
         swap_needs(out, t);
+        if t.forced_row_security && !facts.bypass_rls {
+            out.bypass_rls(&t.source);
+        }
     }
     if scope == Scope::Forward {
         let why = format!(
@@ -352,6 +359,16 @@ impl Collector {
         push_unique(&mut self.entry(fix, what).whys, why);
     }
 
+    /// A table whose row-level security binds its owner too: without BYPASSRLS every
+    /// copy and check would see, and write, only what the policies allow.
+    fn bypass_rls(&mut self, table: &QualifiedName) {
+        let role = quote_ident(&self.role);
+        let fix = format!("ALTER ROLE {role} BYPASSRLS;  -- as a superuser; or, as the owner, until finalize or abort: ALTER TABLE {} NO FORCE ROW LEVEL SECURITY;", table.quoted());
+        let what = format!("BYPASSRLS for {role}");
+        let why = format!("{table} forces row-level security on its owner, so the backfill, the copy triggers and parity would see only the rows its policies allow");
+        push_unique(&mut self.entry(fix, what).whys, &why);
+    }
+
     fn own(&mut self, o: &Owned, why: &str) {
         if o.acts_as_owner {
             return;
@@ -454,6 +471,7 @@ mod tests {
         Facts {
             role: "app".into(),
             superuser: false,
+            bypass_rls: false,
             database: "db".into(),
             database_create: true,
             timescaledb_schema: Some("\"public\"".into()),
@@ -473,6 +491,7 @@ mod tests {
             owner: "app".into(),
             owner_schema_create: true,
             copy_exists: false,
+            forced_row_security: false,
             tables: vec![owned(Kind::Table, &source.quoted(), "app", true)],
             sequences: vec![],
             views: vec![],
@@ -633,6 +652,24 @@ mod tests {
         );
         assert!(fixes(&f, Scope::Rollback).is_empty());
         f.tables[0].copy_exists = true;
+        assert!(fixes(&f, Scope::Forward).is_empty());
+    }
+
+    #[test]
+    fn row_security_forced_on_the_owner_needs_bypassrls() {
+        let mut f = least();
+        f.tables[0].forced_row_security = true;
+        let found = fixes(&f, Scope::Forward);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("ALTER ROLE \"app\" BYPASSRLS;")
+                && found[0]
+                    .contains("ALTER TABLE \"public\".\"metrics\" NO FORCE ROW LEVEL SECURITY;"),
+            "{found:?}"
+        );
+        assert_eq!(fixes(&f, Scope::Rollback).len(), 1);
+        assert!(fixes(&f, Scope::Remove).is_empty());
+        f.bypass_rls = true;
         assert!(fixes(&f, Scope::Forward).is_empty());
     }
 

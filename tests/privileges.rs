@@ -493,3 +493,71 @@ async fn another_roles_journal_is_refused_with_the_grant_that_opens_it() {
     drop(client);
     drop_roles(&db, &[first, second]).await;
 }
+
+/// Regression: a table that forces row-level security on its owner. Its owner, no
+/// superuser, would copy and compare only the rows the policies show it, and parity
+/// would pass; the plan is refused until the role bypasses RLS or the table stops forcing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_security_forced_on_the_owner_is_refused_until_it_cannot_hide_rows() {
+    let db = TestDb::new("priv_forced_rls").await;
+    let role = "hs_priv_forced_rls";
+    fresh_roles(&db, &[&format!("{role} LOGIN")]).await;
+    admin(
+        &db,
+        &format!(
+            "GRANT CREATE ON DATABASE \"{}\" TO {role}; GRANT CREATE ON SCHEMA public TO {role};",
+            db.name
+        ),
+    )
+    .await;
+    let url = url_as(&db, role);
+    let as_owner = connect(&url).await;
+    as_owner
+        .batch_execute(
+            "CREATE TABLE public.metrics (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO public.metrics (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 1000) g;
+             CREATE POLICY even ON public.metrics USING (v % 2 = 0);
+             ALTER TABLE public.metrics ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;",
+        )
+        .await
+        .unwrap();
+    let client = db.client().await;
+    let before = fingerprint(&client).await;
+    let plan = db.plan("p.yaml", &one_table_plan("rls", "public.metrics", ""));
+    for cmd in ["validate", "apply"] {
+        let run = run_binary(&url, &["plan", cmd, path_str(&plan)]);
+        assert_eq!(run.code, 2, "plan {cmd}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("ALTER ROLE \"{role}\" BYPASSRLS;"))
+                && run
+                    .stderr
+                    .contains("ALTER TABLE \"public\".\"metrics\" NO FORCE ROW LEVEL SECURITY;"),
+            "plan {cmd}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            fingerprint(&client).await,
+            before,
+            "plan {cmd} changed the database"
+        );
+    }
+    as_owner
+        .batch_execute("ALTER TABLE public.metrics NO FORCE ROW LEVEL SECURITY")
+        .await
+        .unwrap();
+    run_binary(
+        &url,
+        &["plan", "apply", path_str(&plan), "--until", "parity"],
+    )
+    .ok();
+    assert_eq!(count(&client, "public.metrics_hs_new").await, 1000);
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+    run_binary(&url, &["abort", path_str(&plan)]).ok();
+    drop(as_owner);
+    drop(client);
+    drop_roles(&db, &[role]).await;
+}

@@ -48,6 +48,7 @@ pub async fn facts(client: &impl GenericClient, jobs: &[Job]) -> Result<Facts> {
     Ok(Facts {
         role: row.get(0),
         superuser,
+        bypass_rls: row.get(6),
         database: row.get(2),
         database_create: row.get(3),
         timescaledb_schema: row.get::<_, Option<&str>>(4).map(quote_ident),
@@ -151,6 +152,7 @@ async fn table_facts(client: &impl GenericClient, job: &Job) -> Result<TableFact
         owner: original.owned.owner.clone(),
         owner_schema_create: original.owner_schema_create,
         copy_exists,
+        forced_row_security: job.table.row_security && job.table.force_row_security,
         tables: tables.into_iter().map(|r| r.owned).collect(),
         sequences: sequences.into_iter().map(|r| r.owned).collect(),
         views: views

@@ -75,6 +75,8 @@ pub struct Owned {
     pub acts_as_owner: bool,
     /// Membership in a superuser is no fix to offer: the owner must change instead.
     pub owner_superuser: bool,
+    /// The role is a member of the owner, perhaps without inheriting (NOINHERIT).
+    pub member: bool,
 }
 
 /// A privilege the role needs on an object it does not own, and USAGE on its schema.
@@ -376,6 +378,14 @@ impl Collector {
         let (owner, role) = (quote_ident(&o.owner), quote_ident(&self.role));
         let object = format!("{} {}", o.kind.sql().to_lowercase(), o.name);
         let alter = format!("ALTER {} {} OWNER TO {role};", o.kind.sql(), o.name);
+        if o.member {
+            // A member that does not inherit: granting membership again changes nothing.
+            let what = format!("{role}, a member of {owner} that does not inherit its privileges (NOINHERIT), to act as the owner of");
+            let entry = self.entry(format!("ALTER ROLE {role} INHERIT;"), what);
+            push_unique(&mut entry.objects, &object);
+            push_unique(&mut entry.whys, why);
+            return;
+        }
         if o.owner_superuser {
             let what = format!("ownership of {object}, which the superuser {owner} owns");
             push_unique(&mut self.entry(alter, what).whys, why);
@@ -462,6 +472,7 @@ mod tests {
             owner: owner.into(),
             acts_as_owner,
             owner_superuser: owner == "postgres",
+            member: false,
         }
     }
 
@@ -671,6 +682,15 @@ mod tests {
         assert!(fixes(&f, Scope::Remove).is_empty());
         f.bypass_rls = true;
         assert!(fixes(&f, Scope::Forward).is_empty());
+    }
+
+    #[test]
+    fn a_member_that_does_not_inherit_is_told_to_inherit() {
+        let mut f = least();
+        f.role = "dba".into();
+        f.tables[0].tables[0].acts_as_owner = false;
+        f.tables[0].tables[0].member = true;
+        assert_eq!(fixes(&f, Scope::Remove), ["ALTER ROLE \"dba\" INHERIT;"]);
     }
 
     #[test]

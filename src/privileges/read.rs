@@ -36,6 +36,7 @@ pub async fn facts(client: &impl GenericClient, jobs: &[Job]) -> Result<Facts> {
                 owner: r.get(2),
                 acts_as_owner: r.get(3),
                 owner_superuser: r.get(4),
+                member: r.get(5),
             }
         })
         .collect();
@@ -82,6 +83,7 @@ async fn relation(client: &impl GenericClient, quoted: &str) -> Result<Option<Re
             owner: r.get(1),
             acts_as_owner: r.get(2),
             owner_superuser: r.get(7),
+            member: r.get(9),
         },
         schema: quote_ident(r.get(3)),
         schema_usage: r.get(4),
@@ -220,6 +222,7 @@ async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<Owned>>
             owner: r.get(0),
             acts_as_owner: r.get(1),
             owner_superuser: r.get(2),
+            member: r.get(3),
         }));
     }
     Ok(out)

@@ -25,6 +25,20 @@ pub enum Scope {
     Rollback,
     /// `abort` and `finalize`: dropping triggers, tables, functions and the journal.
     Remove,
+    /// `plan validate` after cutover: what `rollback` and `finalize` need.
+    AfterCutover,
+}
+
+impl Scope {
+    /// Renames tables (and re-creates views): cutover and rollback.
+    fn renames(self) -> bool {
+        self != Scope::Remove
+    }
+
+    /// Drops the copy functions: finalize and abort.
+    fn drops(self) -> bool {
+        self != Scope::Rollback
+    }
 }
 
 /// The kind of an object, as GRANT and ALTER ... OWNER TO name it.
@@ -190,6 +204,7 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
         Scope::Forward => "the tables get triggers and the new one their owner and grants, they are renamed at cutover and rollback, and one is dropped at finalize or abort",
         Scope::Rollback => "the tables are renamed back at rollback",
         Scope::Remove => "the tables' triggers are dropped, and one of the tables",
+        Scope::AfterCutover => "the tables are renamed back at rollback, or one is dropped at finalize",
     };
     for o in &t.tables {
         out.own(o, why);
@@ -197,7 +212,7 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
     if scope == Scope::Forward && !t.copy_exists {
         creation_needs(out, facts, t);
     }
-    if scope != Scope::Remove {
+    if scope.renames() {
         swap_needs(out, t);
         if t.forced_row_security && !facts.bypass_rls {
             out.bypass_rls(&t.source);
@@ -212,7 +227,7 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
             use_needs(out, u, &why);
         }
     }
-    if scope != Scope::Rollback {
+    if scope.drops() {
         for f in &t.functions {
             out.own(f, "finalize and abort drop the copy functions");
         }
@@ -230,7 +245,7 @@ fn schema_needs(out: &mut Collector, t: &TableFacts, scope: Scope) {
             "to create {}, and to rename tables at cutover and rollback",
             t.target
         ),
-        Scope::Rollback => "to rename tables back at rollback".to_string(),
+        Scope::Rollback | Scope::AfterCutover => "to rename tables back at rollback".to_string(),
         Scope::Remove => return,
     };
     if !t.schema_create {
@@ -691,6 +706,23 @@ mod tests {
         f.tables[0].tables[0].acts_as_owner = false;
         f.tables[0].tables[0].member = true;
         assert_eq!(fixes(&f, Scope::Remove), ["ALTER ROLE \"dba\" INHERIT;"]);
+    }
+
+    #[test]
+    fn after_cutover_rollback_and_finalize_are_checked_together() {
+        let mut f = least();
+        f.tables[0].copy_exists = true;
+        f.tables[0].schema_create = false;
+        f.tables[0].functions = vec![owned(
+            Kind::Function,
+            "\"hyperswap\".\"reverse__public__metrics\"()",
+            "ops",
+            false,
+        )];
+        let found = fixes(&f, Scope::AfterCutover);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0], "GRANT CREATE ON SCHEMA \"public\" TO \"app\";");
+        assert!(found[1].starts_with("GRANT \"ops\" TO \"app\";"));
     }
 
     #[test]

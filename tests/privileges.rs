@@ -44,6 +44,28 @@ async fn drop_roles(db: &TestDb, roles: &[&str]) {
     admin(db, &format!("DROP OWNED BY {list}; DROP ROLE {list}")).await;
 }
 
+/// Waits until no hyperswap session is left in `db`: a run that failed has exited, but
+/// its backend may still hold the plan's advisory lock for a moment.
+async fn settle(db: &TestDb) {
+    let client = db.client().await;
+    for _ in 0..200 {
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'hyperswap %'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("hyperswap sessions did not end");
+}
+
 async fn relation_owner(db: &TestDb, relation: &str) -> String {
     db.client()
         .await
@@ -234,6 +256,7 @@ async fn validate_without_create_on_the_schema_prints_the_grant_and_changes_noth
             "plan {cmd} changed the database"
         );
     }
+    settle(&db).await;
     // Granting exactly that is enough.
     admin(&db, &format!("GRANT CREATE ON SCHEMA public TO {role}")).await;
     run_binary(&url, &["plan", "validate", path_str(&plan)]).ok();
@@ -325,8 +348,9 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
     drop_roles(&db, &[dba, owner]).await;
 }
 
-/// `finalize` and `rollback` check their own needs before changing anything: a role
-/// that is not the owner is refused up front, and the plan stays where it was.
+/// `finalize` and `rollback` check their own needs before changing anything, and `plan
+/// validate` after cutover checks theirs: a role that is not the owner is refused up
+/// front, and the plan stays where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     let db = TestDb::new("priv_removal").await;
@@ -351,22 +375,24 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     .await;
     let before = fingerprint(&client).await;
     let url = url_as(&db, other);
-    for cmd in ["rollback", "finalize"] {
-        let run = run_binary(&url, &[cmd, path_str(&plan)]);
-        assert_eq!(run.code, 2, "{cmd}: {}\n{}", run.stdout, run.stderr);
+    for cmd in [&["rollback"][..], &["finalize"], &["plan", "validate"]] {
+        let args: Vec<&str> = cmd.iter().copied().chain([path_str(&plan)]).collect();
+        let run = run_binary(&url, &args);
+        assert_eq!(run.code, 2, "{cmd:?}: {}\n{}", run.stdout, run.stderr);
         assert!(
             run.stderr
                 .contains("ALTER TABLE \"public\".\"metrics\" OWNER TO")
                 && run.stderr.contains("ALTER SCHEMA \"hyperswap\" OWNER TO"),
-            "{cmd}: {}",
+            "{cmd:?}: {}",
             run.stderr
         );
         assert_eq!(
             fingerprint(&client).await,
             before,
-            "{cmd} changed the database"
+            "{cmd:?} changed the database"
         );
     }
+    settle(&db).await;
     let phase: String = client
         .query_one("SELECT phase FROM hyperswap.plans", &[])
         .await
@@ -478,6 +504,7 @@ async fn another_roles_journal_is_refused_with_the_grant_that_opens_it() {
             "plan {cmd} changed the database"
         );
     }
+    settle(&db).await;
     admin(&db, &format!("GRANT {first} TO {second}")).await;
     run_binary(
         &url,
@@ -542,6 +569,7 @@ async fn row_security_forced_on_the_owner_is_refused_until_it_cannot_hide_rows()
             "plan {cmd} changed the database"
         );
     }
+    settle(&db).await;
     as_owner
         .batch_execute("ALTER TABLE public.metrics NO FORCE ROW LEVEL SECURITY")
         .await

@@ -258,7 +258,9 @@ fn swap_needs(out: &mut Collector, t: &TableFacts) {
     let source = &t.source;
     let why =
         format!("cutover and rollback move the sequences' OWNED BY to the table named {source}");
-    for s in &t.sequences {
+    // A sequence owned by a column has the table's owner (PostgreSQL keeps them the
+    // same, and refuses ALTER SEQUENCE ... OWNER TO on it): the table's entry covers it.
+    for s in t.sequences.iter().filter(|s| s.owner != t.owner) {
         out.own(s, &why);
     }
     for v in &t.views {

@@ -403,9 +403,18 @@ impl Collector {
             push_unique(&mut entry.whys, why);
             return;
         }
+        // The copy functions are SECURITY DEFINER: a new owner would change the
+        // privileges every copied write runs with (and one that may not set
+        // session_replication_role would make every write fail). Never offer that.
+        let function = o.kind == Kind::Function;
         if o.owner_superuser {
+            let fix = if function {
+                format!("-- run this command as {owner}, which created the copy functions")
+            } else {
+                alter
+            };
             let what = format!("ownership of {object}, which the superuser {owner} owns");
-            push_unique(&mut self.entry(alter, what).whys, why);
+            push_unique(&mut self.entry(fix, what).whys, why);
             return;
         }
         let entry = self.entry(
@@ -414,7 +423,9 @@ impl Collector {
         );
         push_unique(&mut entry.objects, &object);
         push_unique(&mut entry.whys, why);
-        push_unique(&mut entry.alternatives, &alter);
+        if !function {
+            push_unique(&mut entry.alternatives, &alter);
+        }
     }
 
     fn finish(self) -> Vec<Problem> {
@@ -643,7 +654,7 @@ mod tests {
                 "GRANT CREATE ON SCHEMA \"public\" TO \"app\";",
                 "GRANT USAGE ON SCHEMA \"s\" TO \"app\";",
                 "GRANT REFERENCES ON TABLE \"s\".\"dev\" TO \"app\";",
-                "GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER FUNCTION \"hyperswap\".\"copy__public__metrics\"() OWNER TO \"app\";",
+                "GRANT \"ops\" TO \"app\";",
             ]
         );
         // Renames need CREATE on the schema; no function is dropped.
@@ -652,10 +663,7 @@ mod tests {
             ["GRANT CREATE ON SCHEMA \"public\" TO \"app\";"]
         );
         // Dropping needs ownership only.
-        assert_eq!(
-            fixes(&f, Scope::Remove),
-            ["GRANT \"ops\" TO \"app\";  -- or, as a superuser: ALTER FUNCTION \"hyperswap\".\"copy__public__metrics\"() OWNER TO \"app\";"]
-        );
+        assert_eq!(fixes(&f, Scope::Remove), ["GRANT \"ops\" TO \"app\";"]);
         // Types and referenced tables matter only while the new table is to be created.
         f.tables[0].copy_exists = true;
         assert!(!fixes(&f, Scope::Forward)
@@ -725,6 +733,24 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0], "GRANT CREATE ON SCHEMA \"public\" TO \"app\";");
         assert!(found[1].starts_with("GRANT \"ops\" TO \"app\";"));
+    }
+
+    #[test]
+    fn copy_functions_are_never_given_away() {
+        let mut f = least();
+        f.tables[0].functions = vec![owned(
+            Kind::Function,
+            "\"hyperswap\".\"copy__public__metrics\"()",
+            "postgres",
+            false,
+        )];
+        let found = fixes(&f, Scope::Remove);
+        assert_eq!(found.len(), 1);
+        assert!(!found[0].contains("OWNER TO"), "{found:?}");
+        assert!(
+            found[0].contains("run this command as \"postgres\""),
+            "{found:?}"
+        );
     }
 
     #[test]

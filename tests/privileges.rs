@@ -44,6 +44,17 @@ async fn drop_roles(db: &TestDb, roles: &[&str]) {
     admin(db, &format!("DROP OWNED BY {list}; DROP ROLE {list}")).await;
 }
 
+/// The statements after `fix:` in an error, as printed.
+fn printed_fixes(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .skip_while(|l| !l.contains("fix: "))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| l.starts_with("GRANT") || l.starts_with("ALTER"))
+        .collect()
+}
+
 /// Waits until no hyperswap session is left in `db`: a run that failed has exited, but
 /// its backend may still hold the plan's advisory lock for a moment.
 async fn settle(db: &TestDb) {
@@ -323,14 +334,7 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
     assert_eq!(fingerprint(&client).await, before);
 
     // The printed fix lines, run as printed by the superuser, are all it takes.
-    let fixes: Vec<&str> = run
-        .stderr
-        .lines()
-        .skip_while(|l| !l.contains("fix: "))
-        .skip(1)
-        .map(str::trim)
-        .filter(|l| l.starts_with("GRANT") || l.starts_with("ALTER"))
-        .collect();
+    let fixes = printed_fixes(&run.stderr);
     assert_eq!(fixes.len(), expected.len(), "{}", run.stderr);
     for fix in &fixes {
         admin(&db, fix).await;
@@ -350,7 +354,7 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
 
 /// `finalize` and `rollback` check their own needs before changing anything, and `plan
 /// validate` after cutover checks theirs: a role that is not the owner is refused up
-/// front, and the plan stays where it was.
+/// front, and the plan stays where it was; validate's fixes let it go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     let db = TestDb::new("priv_removal").await;
@@ -399,7 +403,40 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
         .unwrap()
         .get(0);
     assert_eq!(phase, "cut_over");
+    // What `plan validate` printed after cutover, run as printed, lets the role roll
+    // back. The copy functions are not given away (they copy with their owner's
+    // privileges): dropping them stays with the superuser that created them.
+    let run = run_binary(&url, &["plan", "validate", path_str(&plan)]);
+    for fix in printed_fixes(&run.stderr) {
+        admin(&db, fix).await;
+    }
+    let run = run_binary(&url, &["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("lacks 1 privilege(s)")
+            && run
+                .stderr
+                .contains("-- run this command as \"postgres\", which created the copy functions"),
+        "{}",
+        run.stderr
+    );
+    let rb = run_binary(&url, &["rollback", path_str(&plan)]).ok();
+    assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
+    // The application's writes still reach the hypertable through the copy functions.
+    client
+        .batch_execute("UPDATE public.metrics SET value = -1 WHERE id = 5")
+        .await
+        .unwrap();
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     db.hyperswap(&["finalize", path_str(&plan)]).ok();
+    assert_eq!(
+        count(&client, "pg_namespace WHERE nspname = 'hyperswap'").await,
+        0
+    );
     drop(client);
     drop_roles(&db, &[other]).await;
 }

@@ -123,15 +123,34 @@ async fn create_schema(tx: &impl GenericClient) -> Result<()> {
 /// Takes this plan's session advisory lock, or fails at once naming who holds it.
 pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
     let key = plan_lock_key(plan);
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-        .await
-        .context("taking the plan's advisory lock")?
-        .get(0);
-    if got {
-        return Ok(());
+    // A run that has just ended can hold the lock a moment longer, while its backend
+    // exits: when no holder is found any more, try again for up to a second.
+    for _ in 0..20 {
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+            .await
+            .context("taking the plan's advisory lock")?
+            .get(0);
+        if got {
+            return Ok(());
+        }
+        if let Some(holder) = lock_holder(client, key).await? {
+            return Err(Error::Busy {
+                plan: plan.to_string(),
+                holder,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let holder = client
+    Err(Error::Busy {
+        plan: plan.to_string(),
+        holder: "a session that has just ended; try again".into(),
+    })
+}
+
+/// The session holding the plan's advisory lock `key`, described for a DBA.
+async fn lock_holder(client: &Client, key: i32) -> Result<Option<String>> {
+    let row = client
         .query_opt(
             "SELECT format('pid %s, %s, user %s from %s, running since %s',
                            a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
@@ -144,13 +163,8 @@ pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
             &[&(LOCK_CLASS as u32 as i64), &(key as u32 as i64)],
         )
         .await
-        .context("looking up the holder of the plan's advisory lock")?
-        .map(|r| r.get::<_, String>(0))
-        .unwrap_or_else(|| "a session that has just ended; try again".into());
-    Err(Error::Busy {
-        plan: plan.to_string(),
-        holder,
-    })
+        .context("looking up the holder of the plan's advisory lock")?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 fn plan_lock_key(plan: &str) -> i32 {

@@ -21,14 +21,12 @@ pub async fn resolve(
     phase: Option<Phase>,
 ) -> Result<Vec<Job>> {
     check_timescaledb(client).await?;
-    // One privilege check for the whole plan: every copy function is written the same way.
-    let replica_role = can_set_replica_role(client).await?;
     // Every problem of every table is found before any is reported.
     let mut problems = Problems::default();
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        let found = resolve_table(client, plan, t, ord, &field, phase, replica_role).await;
+        let found = resolve_table(client, plan, t, ord, &field, phase).await;
         jobs.extend(problems.check(found)?.flatten());
     }
     problems.check(check_no_keys_between(&jobs))?;
@@ -119,7 +117,6 @@ async fn resolve_table(
     ord: usize,
     field: &str,
     phase: Option<Phase>,
-    replica_role: bool,
 ) -> Result<Option<Job>> {
     let cut_over = phase == Some(Phase::CutOver);
     // After cutover the original table lives on under the retired name.
@@ -141,17 +138,10 @@ async fn resolve_table(
     problems.finish()?;
     Ok(time
         .zip(key)
-        .map(|(time, key)| job(t, ord, table, key, time, replica_role)))
+        .map(|(time, key)| job(t, ord, table, key, time)))
 }
 
-fn job(
-    t: &TablePlan,
-    ord: usize,
-    table: Table,
-    key: Key,
-    time: ColumnRef,
-    replica_role: bool,
-) -> Job {
+fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef) -> Job {
     Job {
         ord,
         source: t.source.clone(),
@@ -162,19 +152,7 @@ fn job(
         chunk_time_interval: t.chunk_time_interval,
         table,
         drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
-        replica_role,
     }
-}
-
-async fn can_set_replica_role(client: &impl GenericClient) -> Result<bool> {
-    let row = client
-        .query_one(
-            "SELECT has_parameter_privilege('session_replication_role', 'SET')",
-            &[],
-        )
-        .await
-        .context("checking the privilege to set session_replication_role")?;
-    Ok(row.get(0))
 }
 
 /// Resolves the plan for `abort` or `finalize`: the original table is found where it is
@@ -218,7 +196,7 @@ pub async fn resolve_for_removal(
                 })
                 .collect(),
         };
-        jobs.push(job(t, ord, table, key, time, false));
+        jobs.push(job(t, ord, table, key, time));
     }
     Ok(jobs)
 }
@@ -450,10 +428,56 @@ async fn check_time_column(
             "{name}.{column} allows NULL but holds none; once the copy trigger is installed, an insert with a NULL {column} fails. Consider `ALTER TABLE {name} ALTER COLUMN {column} SET NOT NULL` first"
         );
     }
+    if check_nulls {
+        check_finite_times(client, name, column, field).await?;
+    }
     Ok(ColumnRef {
         name: col.name.clone(),
         type_sql: col.type_sql.clone(),
     })
+}
+
+/// `-infinity` and `infinity` fit a timestamp column but no hypertable chunk: the copy
+/// of such a row would fail on every retry. Refused up front, with the rows named.
+async fn check_finite_times(
+    client: &impl GenericClient,
+    name: &QualifiedName,
+    column: &str,
+    field: &str,
+) -> Result<()> {
+    let col = quote_ident(column);
+    let t = name.quoted();
+    let ctx = "looking for infinite times";
+    let sql = format!(
+        "SELECT NOT pg_catalog.isfinite(pg_catalog.min({col})) OR NOT pg_catalog.isfinite(pg_catalog.max({col})) FROM {t}"
+    );
+    let infinite: Option<bool> = client.query_one(&sql, &[]).await.context(ctx)?.get(0);
+    if infinite != Some(true) {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT pg_catalog.count(*), pg_catalog.string_agg(v, ', ') FROM (
+             SELECT {col}::pg_catalog.text AS v FROM {t} WHERE NOT pg_catalog.isfinite({col})) AS x"
+    );
+    let row = client.query_one(&sql, &[]).await.context(ctx)?;
+    let (n, values): (i64, Option<String>) = (row.get(0), row.get(1));
+    let mut values: Vec<String> = values
+        .unwrap_or_default()
+        .split(", ")
+        .map(String::from)
+        .collect();
+    values.sort();
+    values.dedup();
+    Err(Error::invalid(
+        format!(
+            "{name}.{} ({field}.time_column) holds {} in {n} row(s); a hypertable has no chunk for an infinite time",
+            display_ident(column),
+            values.join(" and ")
+        ),
+        format!(
+            "find them with `SELECT * FROM {t} WHERE NOT isfinite({col})`, then give them real times or delete them"
+        ),
+    ))
 }
 
 /// The backfill's key: the plan's `key` columns, else the primary key. Its columns must

@@ -404,8 +404,7 @@ impl Collector {
             return;
         }
         // The copy functions are SECURITY DEFINER: a new owner would change the
-        // privileges every copied write runs with (and one that may not set
-        // session_replication_role would make every write fail). Never offer that.
+        // privileges every copied write runs with. Never offer that.
         let function = o.kind == Kind::Function;
         if o.owner_superuser {
             let fix = if function {

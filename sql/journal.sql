@@ -1,6 +1,7 @@
 -- hyperswap's journal: one row per plan, its tables, their backfill ranges, and an
--- event log. Created once per database; every statement is idempotent.
-CREATE SCHEMA IF NOT EXISTS hyperswap;
+-- event log. Created once per database; every statement is idempotent. The schema
+-- itself is created by journal::ensure only when missing: CREATE SCHEMA IF NOT EXISTS
+-- would demand CREATE on the database even when a DBA created the schema for us.
 COMMENT ON SCHEMA hyperswap IS 'hyperswap journal (schema version 1): plans, tables, backfill ranges, events, and the copy trigger functions';
 
 CREATE TABLE IF NOT EXISTS hyperswap.plans (

@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Context, Error, Result};
-use crate::model::Job;
+use crate::ident::quote_ident;
+use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
 use crate::plan::Plan;
 
@@ -38,11 +39,46 @@ pub struct RangeRecord {
 
 /// Whether the journal schema exists in this database.
 pub async fn exists(client: &impl GenericClient) -> Result<bool> {
+    // From the catalogs: to_regclass fails outright on a schema the role may not use.
     let row = client
-        .query_one("SELECT to_regclass('hyperswap.plans') IS NOT NULL", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = $1 AND c.relname = 'plans')",
+            &[&TOOL_SCHEMA],
+        )
         .await
         .context("looking for the hyperswap journal")?;
     Ok(row.get(0))
+}
+
+/// A journal this role may not read (another role created it): says whose it is and
+/// the statement that lets this role in; other errors pass through.
+async fn unreadable(client: &impl GenericClient, e: Error) -> Error {
+    if e.sqlstate() != Some("42501") {
+        return e;
+    }
+    let Ok(row) = client
+        .query_one(
+            "SELECT pg_get_userbyid(n.nspowner)::text, current_user::text, r.rolsuper
+             FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+             WHERE n.nspname = $1",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+    else {
+        return e;
+    };
+    let (owner, role) = (quote_ident(row.get(0)), quote_ident(row.get(1)));
+    let fix = if row.get(2) {
+        format!("run hyperswap as {owner} too, or finish the journal's plans first (the last one drops it)")
+    } else {
+        format!("run hyperswap as {owner} or a member of it: GRANT {owner} TO {role};")
+    };
+    Error::invalid(
+        format!("{e}\n  the journal (schema {TOOL_SCHEMA}) belongs to {owner}, and {role} may not read it"),
+        format!("{fix} (the README's Privileges section lists what each command needs)"),
+    )
 }
 
 /// Creates the journal schema if missing (serialised, so two first runs cannot race).
@@ -57,24 +93,64 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;
+    create_schema(&tx).await?;
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
     tx.commit().await.context("creating the hyperswap journal")
 }
 
+/// Creates the journal's schema when it is missing. Only then does the role need CREATE
+/// on the database: a schema a DBA created for it (`CREATE SCHEMA hyperswap
+/// AUTHORIZATION <role>`) is used as it is.
+async fn create_schema(tx: &impl GenericClient) -> Result<()> {
+    let ctx = "creating the hyperswap journal's schema";
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context(ctx)?
+        .get(0);
+    if !exists {
+        let sql = format!("CREATE SCHEMA {}", quote_ident(TOOL_SCHEMA));
+        tx.batch_execute(&sql).await.context(ctx)?;
+    }
+    Ok(())
+}
+
 /// Takes this plan's session advisory lock, or fails at once naming who holds it.
 pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
     let key = plan_lock_key(plan);
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-        .await
-        .context("taking the plan's advisory lock")?
-        .get(0);
-    if got {
-        return Ok(());
+    // A run that has just ended can hold the lock a moment longer, while its backend
+    // exits: when no holder is found any more, try again for up to a second.
+    for _ in 0..20 {
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+            .await
+            .context("taking the plan's advisory lock")?
+            .get(0);
+        if got {
+            return Ok(());
+        }
+        if let Some(holder) = lock_holder(client, key).await? {
+            return Err(Error::Busy {
+                plan: plan.to_string(),
+                holder,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let holder = client
+    Err(Error::Busy {
+        plan: plan.to_string(),
+        holder: "a session that has just ended; try again".into(),
+    })
+}
+
+/// The session holding the plan's advisory lock `key`, described for a DBA.
+async fn lock_holder(client: &Client, key: i32) -> Result<Option<String>> {
+    let row = client
         .query_opt(
             "SELECT format('pid %s, %s, user %s from %s, running since %s',
                            a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
@@ -87,13 +163,8 @@ pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
             &[&(LOCK_CLASS as u32 as i64), &(key as u32 as i64)],
         )
         .await
-        .context("looking up the holder of the plan's advisory lock")?
-        .map(|r| r.get::<_, String>(0))
-        .unwrap_or_else(|| "a session that has just ended; try again".into());
-    Err(Error::Busy {
-        plan: plan.to_string(),
-        holder,
-    })
+        .context("looking up the holder of the plan's advisory lock")?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 fn plan_lock_key(plan: &str) -> i32 {
@@ -106,13 +177,17 @@ pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<Plan
     if !exists(client).await? {
         return Ok(None);
     }
-    let row = client
+    let row = match client
         .query_opt(
             "SELECT name, plan_sha256, plan_text, phase, reverse_sql FROM hyperswap.plans WHERE name = $1",
             &[&plan],
         )
         .await
-        .context("reading the journal")?;
+        .context("reading the journal")
+    {
+        Ok(row) => row,
+        Err(e) => return Err(unreadable(client, e).await),
+    };
     row.map(|r| {
         Ok(PlanRecord {
             name: r.get(0),

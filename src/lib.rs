@@ -10,6 +10,7 @@
 //!   variables, TLS with every sslmode, several hosts), never showing a password.
 //! - [`catalog`]: reads a table's full definition from the system catalogs.
 //! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s.
+//! - [`privileges`]: every privilege the phases ahead need, checked up front.
 //! - [`journal`]: the tool's schema in the database: phases, progress, events, the plan lock.
 //! - [`phase`]: the closed set of phases.
 //! - [`apply`]: the state machine behind `plan apply`, one arm per phase.
@@ -36,6 +37,7 @@ pub mod model;
 pub mod parity;
 pub mod phase;
 pub mod plan;
+pub mod privileges;
 pub mod progress;
 pub mod remove;
 pub mod rollback;

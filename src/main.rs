@@ -151,6 +151,9 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let jobs = validate::resolve(&client, &plan, phase).await?;
             if phase.is_none_or(|p| p.source_is_live()) {
                 validate::check_forward(&client, &jobs).await?;
+            } else {
+                let after = hyperswap::privileges::Scope::AfterCutover;
+                hyperswap::privileges::check(&client, &jobs, after).await?;
             }
             outln!("{}", render::validated(&plan, &jobs, &connect));
             Ok(0)

@@ -92,6 +92,7 @@ pub async fn remove(
         Phase::RolledBack
     };
     let jobs = validate::resolve_for_removal(&client, plan, as_phase).await?;
+    crate::privileges::check(&client, &jobs, crate::privileges::Scope::Remove).await?;
     let lock = lock_policy(plan);
     let (first, second) = statements(kind, &jobs, &lock);
     // Before anything commits: what would stop the drop? (Afterwards the plan could

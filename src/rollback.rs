@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
 use crate::plan::Plan;
+use crate::privileges;
 use crate::progress::Cancel;
 use crate::stmt::{SqlLog, Stmt};
 use crate::validate;
@@ -25,6 +26,7 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         Error::WrongPhase("the journal holds no reverse SQL for this cutover; it was not written by this hyperswap".into())
     })?;
     let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
+    privileges::check(&client, &jobs, privileges::Scope::Rollback).await?;
     let stmt = Stmt::new(reverse.trim_end().trim_end_matches(';').to_string());
     let lock = lock_policy(plan);
     let cancel = Cancel::default();

@@ -41,6 +41,9 @@ pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<
     for job in jobs {
         problems.check(check_bound_dependents(client, job).await)?;
     }
+    // Every privilege the phases ahead need, reported with the plan's other problems.
+    let privileges = crate::privileges::check(client, jobs, crate::privileges::Scope::Forward);
+    problems.check(privileges.await)?;
     problems.finish()
 }
 
@@ -404,6 +407,9 @@ async fn check_time_column(
             "use a timestamptz, timestamp or date column as time_column",
         ));
     }
+    // A role that may not read the rows cannot check them: the privilege check names
+    // what it lacks, and these checks run once it may.
+    let check_nulls = check_nulls && can_read(client, table).await?;
     if check_nulls && !col.not_null {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NULL)",
@@ -432,6 +438,17 @@ async fn check_time_column(
         name: col.name.clone(),
         type_sql: col.type_sql.clone(),
     })
+}
+
+async fn can_read(client: &impl GenericClient, table: &Table) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.has_table_privilege($1::pg_catalog.oid, 'SELECT')",
+            &[&table.oid],
+        )
+        .await
+        .context("checking the privilege to read the table")?;
+    Ok(row.get(0))
 }
 
 /// `-infinity` and `infinity` fit a timestamp column but no hypertable chunk: the copy

@@ -6,12 +6,14 @@
 //! the retired table keeps every later write. The exact SQL that undoes all of it is
 //! written to the journal in the same transaction; `hyperswap rollback` runs that text.
 
+use crate::fk_emulation::{self, Emulation};
 use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
 use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 
-/// The cutover transaction's statements (without BEGIN/COMMIT).
-pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+/// The cutover transaction's statements (without BEGIN/COMMIT). `plan` names the
+/// foreign-key emulation's functions in their comments.
+pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
@@ -22,6 +24,7 @@ pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(views(job));
         out.extend(row_security(job, true));
         out.extend(user_triggers_to_new(job));
+        out.extend(emulate_inbound_fks(plan, job));
     }
     out
 }
@@ -31,6 +34,7 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.retired]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.retired));
+        out.extend(end_emulation(job));
         out.extend(identity_back(job));
         out.extend(user_triggers_from_new(job));
         out.extend(row_security(job, false));
@@ -41,6 +45,61 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(add_inbound_fks(job));
     }
     out
+}
+
+/// After the rollback transaction commits, each in a transaction of its own: the
+/// foreign keys it added back NOT VALID are validated (only those valid at cutover).
+pub fn after_rollback_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    jobs.iter()
+        .filter(|j| j.drop_inbound_fks)
+        .flat_map(|j| j.table.inbound_fks.iter())
+        .filter_map(|fk| fk_emulation::validate_back(fk, lock))
+        .collect()
+}
+
+/// The text the cutover records for `hyperswap rollback`: the rollback transaction,
+/// then the statements that follow it, each after a separator line. The separator is
+/// chosen to occur in no statement, and named on the first line, so splitting it again
+/// never cuts a statement (whatever the names inside it).
+pub fn reverse_script(jobs: &[Job], lock: &LockPolicy) -> String {
+    let main = script(&reverse_statements(jobs, lock));
+    let after: Vec<String> = after_rollback_statements(jobs, lock)
+        .iter()
+        .map(|s| format!("{};\n", s.sql))
+        .collect();
+    let mut n = 0u32;
+    let separator = loop {
+        let candidate = format!("-- hyperswap: then, in a transaction of its own ({n})");
+        if !main.contains(&candidate) && after.iter().all(|a| !a.contains(&candidate)) {
+            break candidate;
+        }
+        n += 1;
+    };
+    let mut out = format!("{SEPARATOR_HEAD}{separator}\n{main}");
+    for a in after {
+        out.push_str(&format!("{separator}\n{a}"));
+    }
+    out
+}
+
+const SEPARATOR_HEAD: &str = "-- hyperswap: statements after the rollback transaction follow lines reading: ";
+
+/// Splits a recorded reverse script into the rollback transaction and the statements
+/// after it (none in scripts recorded before this format).
+pub fn split_reverse(text: &str) -> (String, Vec<String>) {
+    let Some(rest) = text.strip_prefix(SEPARATOR_HEAD) else {
+        return (text.to_string(), Vec::new());
+    };
+    let Some((separator, body)) = rest.split_once('\n') else {
+        return (text.to_string(), Vec::new());
+    };
+    let mut parts = body.split(separator);
+    let main = parts.next().unwrap_or_default().to_string();
+    let after = parts
+        .map(|p| p.trim().trim_end_matches(';').to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (main, after)
 }
 
 /// lock_timeout bounds each wait for a lock; statement_timeout bounds the LOCK statement
@@ -56,6 +115,7 @@ where
         .iter()
         .flat_map(|j| tables(j).into_iter().map(|t| t.quoted()))
         .collect();
+    // The referencing tables too: their keys are dropped (and triggers created on them).
     for job in jobs.iter().filter(|j| j.drop_inbound_fks) {
         list.extend(
             job.table
@@ -67,6 +127,10 @@ where
     list.dedup();
     vec![
         set_lock_timeout(lock.lock_timeout),
+        Stmt::noted(
+            "SELECT pg_catalog.set_config('session_replication_role', 'origin', true) WHERE pg_catalog.current_setting('session_replication_role') <> 'origin'",
+            "in replica mode (the backfill's session) TimescaleDB skips its DDL handling: dropping a hypertable's foreign key would leave its chunks' copies",
+        ),
         Stmt::new(format!("SET LOCAL statement_timeout = '{ms}ms'")),
         Stmt::noted(
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", list.join(", ")),
@@ -167,6 +231,11 @@ fn per_enabled_trigger(job: &Job, sql: impl Fn(&str) -> String) -> Vec<Stmt> {
 }
 
 fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
+    let choice = if job.emulate_inbound_fks {
+        "emulate"
+    } else {
+        "drop"
+    };
     per_dropped_fk(job, |fk| {
         Stmt::noted(
             format!(
@@ -175,20 +244,39 @@ fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
                 quote_ident(&fk.name)
             ),
             format!(
-                "the plan's choice (inbound_foreign_keys: drop); it was: {}",
+                "the plan's choice (inbound_foreign_keys: {choice}); it was: {}",
                 fk.definition
             ),
         )
     })
 }
 
+/// `emulate`: triggers keep each dropped key's meaning from now on.
+fn emulate_inbound_fks(plan: &str, job: &Job) -> Vec<Stmt> {
+    if !job.emulate_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .flat_map(|fk| Emulation::new(job, fk).install(plan))
+        .collect()
+}
+
+/// Rollback of [`emulate_inbound_fks`]: the functions and their triggers go first.
+fn end_emulation(job: &Job) -> Vec<Stmt> {
+    if !job.emulate_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .flat_map(|fk| Emulation::new(job, fk).uninstall())
+        .collect()
+}
+
 fn add_inbound_fks(job: &Job) -> Vec<Stmt> {
-    per_dropped_fk(job, |fk| {
-        Stmt::noted(
-            format!("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID", fk.table_quoted, quote_ident(&fk.name), fk.definition),
-            "back as NOT VALID, so rollback scans nothing; run ALTER TABLE ... VALIDATE CONSTRAINT afterwards",
-        )
-    })
+    per_dropped_fk(job, |fk| fk_emulation::add_back(job, fk))
 }
 
 /// One statement per inbound foreign key, when the plan drops them at cutover.

@@ -15,6 +15,8 @@
 //! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
 //!   trigger), [`backfill`] (batches), [`parity`] (comparison), [`cutover`] (the swap and
 //!   its recorded reverse), [`rollback`] (running that reverse).
+//! - [`fk_emulation`]: `inbound_foreign_keys: emulate`, triggers that keep other tables'
+//!   foreign keys to a moved table meaningful after cutover.
 //! - [`remove`]: `abort` before cutover and `finalize` after it.
 //! - [`show`]: `plan show`, from the same functions `apply` runs.
 //! - [`status`]: where each plan stands.
@@ -29,6 +31,7 @@ pub mod catalog;
 pub mod conn;
 pub mod cutover;
 pub mod error;
+pub mod fk_emulation;
 pub mod ident;
 pub mod journal;
 pub mod model;

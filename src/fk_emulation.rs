@@ -1,0 +1,493 @@
+//! `inbound_foreign_keys: emulate`: other tables' foreign keys to a table that becomes a
+//! hypertable are dropped at cutover (the hypertable's key is not unique without its time
+//! column, so no real key can reference it) and triggers keep their meaning:
+//!
+//! - on the referencing (child) table, an INSERT or an UPDATE of the referencing columns
+//!   needs a referenced row, locked `FOR KEY SHARE` as a real key's check locks it;
+//! - on the hypertable, a DELETE or an UPDATE of the referenced columns that leaves no row
+//!   with the old key does what ON DELETE / ON UPDATE said.
+//!
+//! Both functions live in the tool's schema, named per constraint by a hash of the
+//! child's qualified name, the constraint's name and the parent's, so no two keys share
+//! one. Rollback drops them (with their triggers, wherever those are) and adds the keys
+//! back; after `finalize` they stay until `hyperswap finalize --end-fk-emulation`.
+//!
+//! Where the hypertable's trigger is created: in the cutover transaction, like the
+//! user's own triggers that move there. Creating a trigger on a hypertable writes one
+//! catalog row per chunk, under a lock the cutover holds anyway; installing it before
+//! cutover, idle until the table carries the application's name (as the copy triggers
+//! are), would instead cost a name lookup on every row the backfill and the copy trigger
+//! write into the new table, for the whole migration.
+
+use tokio_postgres::Client;
+
+use crate::catalog::InboundFk;
+use crate::error::{Context, Result};
+use crate::ident::{dollar_quote, quote_ident, quote_literal, with_suffix, QualifiedName};
+use crate::model::{Job, TOOL_SCHEMA};
+use crate::stmt::{self, LockPolicy, SqlLog, Stmt};
+use crate::template::render;
+
+/// The start of every emulation function's comment for `plan`: how `--end-fk-emulation`
+/// finds them after `finalize` has removed the plan from the journal.
+pub fn comment_prefix(plan: &str) -> String {
+    format!("hyperswap plan {plan}: emulates foreign key ")
+}
+
+/// One emulated key: its functions and triggers.
+pub struct Emulation<'a> {
+    pub job: &'a Job,
+    pub fk: &'a InboundFk,
+}
+
+impl<'a> Emulation<'a> {
+    pub fn new(job: &'a Job, fk: &'a InboundFk) -> Self {
+        Emulation { job, fk }
+    }
+
+    /// A short hash of the child's qualified name, the constraint's and the parent's:
+    /// collision-free where joined names are not.
+    fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let whole = format!(
+            "{} {} {}",
+            self.fk.table_name.quoted(),
+            quote_ident(&self.fk.name),
+            self.job.source.quoted()
+        );
+        crate::plan::hex(&Sha256::digest(whole.as_bytes())[..8])
+    }
+
+    fn name(&self, side: &str) -> String {
+        with_suffix(
+            &format!("fk_{}", self.fk.name),
+            &format!("_{}_{side}", self.hash()),
+        )
+    }
+
+    /// The check on the referencing table.
+    pub fn child_function(&self) -> QualifiedName {
+        QualifiedName::new(TOOL_SCHEMA, self.name("child"))
+    }
+
+    /// The actions on the hypertable.
+    pub fn parent_function(&self) -> QualifiedName {
+        QualifiedName::new(TOOL_SCHEMA, self.name("parent"))
+    }
+
+    fn trigger(&self, side: &str) -> String {
+        with_suffix("hyperswap_fk", &format!("_{}_{side}", self.hash()))
+    }
+
+    fn child(&self) -> &QualifiedName {
+        &self.fk.table_name
+    }
+
+    /// Cutover: both functions, their comments, both triggers.
+    pub fn install(&self, plan: &str) -> Vec<Stmt> {
+        let (child_fn, parent_fn) = (self.child_function(), self.parent_function());
+        let what = format!(
+            "{}{} on {} ({}) -> {} ({})",
+            comment_prefix(plan),
+            self.fk.name,
+            self.child(),
+            self.fk.columns.join(", "),
+            self.job.source,
+            self.fk.referenced_columns.join(", ")
+        );
+        vec![
+            Stmt::noted(
+                function_sql(&child_fn, &self.child_body()),
+                format!(
+                    "inbound_foreign_keys: emulate: {} on {} checks its reference from now on",
+                    self.fk.name,
+                    self.child()
+                ),
+            ),
+            comment(&child_fn, &format!("{what}: the referencing side")),
+            Stmt::noted(
+                function_sql(&parent_fn, &self.parent_body()),
+                format!(
+                    "inbound_foreign_keys: emulate: ON DELETE {}, ON UPDATE {} of {}",
+                    action_name(&self.fk.on_delete),
+                    action_name(&self.fk.on_update),
+                    self.fk.name
+                ),
+            ),
+            comment(&parent_fn, &format!("{what}: the referenced side")),
+            Stmt::new(format!(
+                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                quote_ident(&self.trigger("child")),
+                quote_list(&self.fk.columns),
+                self.child().quoted(),
+                child_fn.quoted()
+            )),
+            Stmt::noted(
+                format!(
+                    "CREATE TRIGGER {} AFTER DELETE OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                    quote_ident(&self.trigger("parent")),
+                    quote_list(&self.fk.referenced_columns),
+                    self.job.source.quoted(),
+                    parent_fn.quoted()
+                ),
+                "on the hypertable, now named like the original (this touches every chunk)",
+            ),
+        ]
+    }
+
+    /// Rollback and `--end-fk-emulation`: both functions, with the triggers that call
+    /// them wherever those now are (CASCADE drops exactly those triggers).
+    pub fn uninstall(&self) -> Vec<Stmt> {
+        [self.child_function(), self.parent_function()]
+            .iter()
+            .map(drop_function)
+            .collect()
+    }
+
+    fn child_body(&self) -> String {
+        let fk = self.fk;
+        let new = |cols: &[String]| prefixed("NEW", cols);
+        render(
+            include_str!("../sql/fk_emulation_child.sql"),
+            &[
+                ("constraint_text", quote_literal(&fk.name)),
+                ("new_columns", new(&fk.columns)),
+                ("old_columns", prefixed("OLD", &fk.columns)),
+                ("null_rule", self.null_rule()),
+                ("parent", self.job.source.quoted()),
+                (
+                    "parent_matches_new",
+                    matches("p", &fk.referenced_columns, "NEW", &fk.columns),
+                ),
+                ("child_text", quote_literal(&self.child().to_string())),
+                ("columns_text", quote_literal(&fk.columns.join(", "))),
+                ("parent_text", quote_literal(&self.job.source.to_string())),
+            ],
+        )
+    }
+
+    /// MATCH SIMPLE: a NULL in any referencing column passes. MATCH FULL: all NULL
+    /// passes, some NULL fails.
+    fn null_rule(&self) -> String {
+        let any_null = is_null("NEW", &self.fk.columns, " OR ");
+        if self.fk.match_type != "f" {
+            return format!("    IF {any_null} THEN\n        RETURN NULL;\n    END IF;");
+        }
+        let all_null = is_null("NEW", &self.fk.columns, " AND ");
+        format!(
+            "    IF {all_null} THEN\n        RETURN NULL;\n    END IF;\n    IF {any_null} THEN\n        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', MESSAGE = pg_catalog.format('insert or update on table %s violates foreign key constraint %s (emulated by hyperswap)', {}, {}), DETAIL = 'MATCH FULL does not allow mixing of null and nonnull key values.', CONSTRAINT = {};\n    END IF;",
+            quote_literal(&self.child().to_string()),
+            quote_literal(&self.fk.name),
+            quote_literal(&self.fk.name)
+        )
+    }
+
+    fn parent_body(&self) -> String {
+        let fk = self.fk;
+        let refs = &fk.referenced_columns;
+        let event = match (fk.on_delete.as_str(), fk.on_update.as_str()) {
+            (d, u) if d == u => format!("DELETE / ON UPDATE ({})", action_name(d)),
+            (d, u) => format!(
+                "DELETE ({}) / ON UPDATE ({})",
+                action_name(d),
+                action_name(u)
+            ),
+        };
+        render(
+            include_str!("../sql/fk_emulation_parent.sql"),
+            &[
+                ("event", event),
+                ("new_referenced", prefixed("NEW", refs)),
+                ("old_referenced", prefixed("OLD", refs)),
+                ("old_has_null", is_null("OLD", refs, " OR ")),
+                ("parent", self.job.source.quoted()),
+                ("parent_matches_old", matches("p", refs, "OLD", refs)),
+                ("on_delete", self.action(&fk.on_delete, false)),
+                ("on_update", self.action(&fk.on_update, true)),
+            ],
+        )
+    }
+
+    /// What the key's action does to the children of the old key.
+    fn action(&self, kind: &str, update: bool) -> String {
+        let fk = self.fk;
+        let child = self.child().quoted();
+        let which = matches("c", &fk.columns, "OLD", &fk.referenced_columns);
+        let set_columns = if !update && !fk.delete_set_columns.is_empty() {
+            &fk.delete_set_columns
+        } else {
+            &fk.columns
+        };
+        let set = |value: &str| {
+            format!(
+                "        UPDATE {child} AS c SET ({}) = ROW({}) WHERE {which};",
+                quote_list(set_columns),
+                vec![value; set_columns.len()].join(", ")
+            )
+        };
+        match kind {
+            "c" if update => format!(
+                "        UPDATE {child} AS c SET ({}) = ROW({}) WHERE {which};",
+                quote_list(&fk.columns),
+                prefixed("NEW", &fk.referenced_columns)
+            ),
+            "c" => format!("        DELETE FROM {child} AS c WHERE {which};"),
+            "n" => set("NULL"),
+            "d" => set("DEFAULT"),
+            // NO ACTION and RESTRICT: refuse while a child still references the key.
+            _ => format!(
+                "        PERFORM FROM {child} AS c WHERE {which} LIMIT 1 FOR KEY SHARE OF c;\n        IF FOUND THEN\n            RAISE EXCEPTION USING\n                ERRCODE = 'foreign_key_violation',\n                MESSAGE = pg_catalog.format('update or delete on table %s violates foreign key constraint %s on table %s (emulated by hyperswap)', {parent}, {con}, {child_text}),\n                DETAIL = pg_catalog.format('Key (%s)=(%s) is still referenced from table %s.', {cols}, pg_catalog.concat_ws(', ', {old}), {child_text}),\n                CONSTRAINT = {con},\n                SCHEMA = TG_TABLE_SCHEMA,\n                TABLE = TG_TABLE_NAME;\n        END IF;",
+                parent = quote_literal(&self.job.source.to_string()),
+                con = quote_literal(&fk.name),
+                child_text = quote_literal(&self.child().to_string()),
+                cols = quote_literal(&fk.referenced_columns.join(", ")),
+                old = prefixed("OLD", &fk.referenced_columns),
+            ),
+        }
+    }
+}
+
+/// The key's definition, naming the referenced table by its qualified name (so it does
+/// not depend on the search_path of the session that adds it back).
+pub fn definition(job: &Job, fk: &InboundFk) -> String {
+    let mut def = format!(
+        "FOREIGN KEY ({}) REFERENCES {} ({})",
+        quote_list(&fk.columns),
+        job.source.quoted(),
+        quote_list(&fk.referenced_columns)
+    );
+    if fk.match_type == "f" {
+        def.push_str(" MATCH FULL");
+    }
+    def.push_str(&format!(" ON UPDATE {}", action_name(&fk.on_update)));
+    def.push_str(&format!(" ON DELETE {}", action_name(&fk.on_delete)));
+    if matches!(fk.on_delete.as_str(), "n" | "d") && !fk.delete_set_columns.is_empty() {
+        def.push_str(&format!(" ({})", quote_list(&fk.delete_set_columns)));
+    }
+    if fk.deferrable {
+        def.push_str(if fk.deferred {
+            " DEFERRABLE INITIALLY DEFERRED"
+        } else {
+            " DEFERRABLE"
+        });
+    }
+    def
+}
+
+/// Rollback: the key back, NOT VALID so the locked transaction scans nothing.
+pub fn add_back(job: &Job, fk: &InboundFk) -> Stmt {
+    let note = if fk.validated {
+        "back NOT VALID inside the locked transaction, so it scans nothing; validated right after it commits"
+    } else {
+        "back NOT VALID, as it was before cutover"
+    };
+    Stmt::noted(
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+            fk.table_quoted,
+            quote_ident(&fk.name),
+            definition(job, fk)
+        ),
+        note,
+    )
+}
+
+/// After the rollback commits: the key validated in a transaction of its own (SHARE
+/// UPDATE EXCLUSIVE: the application keeps reading and writing). Skipped when already
+/// valid or gone, so running it again (an interrupted rollback) is harmless.
+pub fn validate_back(fk: &InboundFk, lock: &LockPolicy) -> Option<Stmt> {
+    if !fk.validated {
+        return None;
+    }
+    let body = format!(
+        "\nBEGIN\n    IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass({}) AND conname = {} AND NOT convalidated) THEN\n        SET LOCAL lock_timeout = '{}ms';\n        ALTER TABLE {} VALIDATE CONSTRAINT {};\n    END IF;\nEND\n",
+        quote_literal(&fk.table_quoted),
+        quote_literal(&fk.name),
+        lock.lock_timeout.as_millis().max(1),
+        fk.table_quoted,
+        quote_ident(&fk.name)
+    );
+    Some(Stmt::noted(
+        format!("DO {}", dollar_quote(&body)),
+        format!(
+            "{} valid again: one transaction of its own after the rollback (run again by `hyperswap rollback` or `plan apply` if interrupted)",
+            fk.name
+        ),
+    ))
+}
+
+/// What `inbound_foreign_keys: drop` gives up for `fk`, in words.
+pub fn losses(fk: &InboundFk) -> String {
+    let mut lost = vec![format!(
+        "the check that each new or changed {} row's ({}) exists in the referenced table{}",
+        fk.table,
+        fk.columns.join(", "),
+        if fk.match_type == "f" {
+            " (MATCH FULL)"
+        } else {
+            ""
+        }
+    )];
+    lost.push(match fk.on_delete.as_str() {
+        "c" => "ON DELETE CASCADE: deleting a referenced row no longer deletes its children".into(),
+        "n" => "ON DELETE SET NULL: deleting a referenced row no longer clears its children's reference".into(),
+        "d" => "ON DELETE SET DEFAULT: deleting a referenced row no longer resets its children's reference".into(),
+        "r" => "ON DELETE RESTRICT: a referenced row with children can be deleted, orphaning them".into(),
+        _ => "ON DELETE NO ACTION: a referenced row with children can be deleted, orphaning them".into(),
+    });
+    lost.push(match fk.on_update.as_str() {
+        "c" => "ON UPDATE CASCADE: changing a referenced key no longer changes its children".into(),
+        "n" => "ON UPDATE SET NULL: changing a referenced key no longer clears its children's reference".into(),
+        "d" => "ON UPDATE SET DEFAULT: changing a referenced key no longer resets its children's reference".into(),
+        "r" => "ON UPDATE RESTRICT: a referenced key with children can be changed, orphaning them".into(),
+        _ => "ON UPDATE NO ACTION: a referenced key with children can be changed, orphaning them".into(),
+    });
+    lost.join("; ")
+}
+
+pub fn action_name(kind: &str) -> &'static str {
+    match kind {
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        "r" => "RESTRICT",
+        _ => "NO ACTION",
+    }
+}
+
+/// `hyperswap finalize --end-fk-emulation`: drops every emulation function of `plan`
+/// (and so their triggers) in one lock-polite transaction; returns what it dropped.
+pub async fn end(
+    client: &mut Client,
+    plan: &str,
+    log: &SqlLog,
+    lock: &LockPolicy,
+) -> Result<Vec<String>> {
+    let functions = functions_of(client, plan).await?;
+    if functions.is_empty() {
+        return Ok(functions);
+    }
+    let mut stmts = vec![stmt::set_lock_timeout(lock.lock_timeout)];
+    stmts.extend(functions.iter().map(|f| drop_function_text(f)));
+    for attempt in 1..=lock.attempts {
+        let tx = client
+            .transaction()
+            .await
+            .context("ending the foreign-key emulation")?;
+        let mut failed = None;
+        for s in &stmts {
+            if let Err(e) = stmt::exec(&tx, log, s).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        match failed {
+            None => {
+                tx.commit()
+                    .await
+                    .context("ending the foreign-key emulation")?;
+                return Ok(functions);
+            }
+            Some(e) if stmt::is_lock_conflict(&e) && attempt < lock.attempts => {
+                drop(tx);
+                tokio::time::sleep(stmt::backoff(lock.backoff, attempt)).await;
+            }
+            Some(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The emulation functions `plan` created, as `schema.name()` (regprocedure text).
+pub async fn functions_of(client: &Client, plan: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1
+               AND pg_catalog.starts_with(pg_catalog.obj_description(p.oid, 'pg_proc'), $2)
+             ORDER BY 1",
+            &[&TOOL_SCHEMA, &comment_prefix(plan)],
+        )
+        .await
+        .context("looking for the foreign-key emulation functions")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn drop_function(f: &QualifiedName) -> Stmt {
+    drop_function_text(&format!("{}()", f.quoted()))
+}
+
+fn drop_function_text(f: &str) -> Stmt {
+    Stmt::noted(
+        format!("DROP FUNCTION IF EXISTS {f} CASCADE"),
+        "CASCADE drops the triggers calling it, on whichever table they are",
+    )
+}
+
+fn function_sql(f: &QualifiedName, body: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\n    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp\nAS {}",
+        f.quoted(),
+        dollar_quote(&format!("\n{body};\n"))
+    )
+}
+
+fn comment(f: &QualifiedName, text: &str) -> Stmt {
+    Stmt::new(format!(
+        "COMMENT ON FUNCTION {}() IS {}",
+        f.quoted(),
+        quote_literal(text)
+    ))
+}
+
+fn quote_list(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `NEW."a", NEW."b"`.
+fn prefixed(row: &str, cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("{row}.{}", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `NEW."a" IS NULL OR NEW."b" IS NULL` (with `joiner`).
+fn is_null(row: &str, cols: &[String], joiner: &str) -> String {
+    cols.iter()
+        .map(|c| format!("{row}.{} IS NULL", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(joiner)
+}
+
+/// `alias."x" OPERATOR(pg_catalog.=) row."y" AND ...`, pairing `cols` with `row_cols`.
+fn matches(alias: &str, cols: &[String], row: &str, row_cols: &[String]) -> String {
+    cols.iter()
+        .zip(row_cols)
+        .map(|(c, r)| {
+            format!(
+                "{alias}.{} OPERATOR(pg_catalog.=) {row}.{}",
+                quote_ident(c),
+                quote_ident(r)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_per_constraint_and_within_the_limit() {
+        let long = "k".repeat(63);
+        let n = with_suffix(&format!("fk_{long}"), "_0123456789abcdef_parent");
+        assert!(n.len() <= 63, "{n}");
+        assert!(n.ends_with("_parent"));
+    }
+}

@@ -64,7 +64,6 @@ pub struct InboundFk {
     pub deferred: bool,
 }
 
-
 /// A view reading the table; its definition names the table by its current name.
 #[derive(Debug, Clone)]
 pub struct View {

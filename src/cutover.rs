@@ -82,7 +82,8 @@ pub fn reverse_script(jobs: &[Job], lock: &LockPolicy) -> String {
     out
 }
 
-const SEPARATOR_HEAD: &str = "-- hyperswap: statements after the rollback transaction follow lines reading: ";
+const SEPARATOR_HEAD: &str =
+    "-- hyperswap: statements after the rollback transaction follow lines reading: ";
 
 /// Splits a recorded reverse script into the rollback transaction and the statements
 /// after it (none in scripts recorded before this format).

@@ -320,7 +320,7 @@ pub fn validate_back(fk: &InboundFk, lock: &LockPolicy) -> Option<Stmt> {
 pub fn losses(fk: &InboundFk) -> String {
     let mut lost = vec![format!(
         "the check that each new or changed {} row's ({}) exists in the referenced table{}",
-        fk.table,
+        fk.table_name,
         fk.columns.join(", "),
         if fk.match_type == "f" {
             " (MATCH FULL)"

@@ -268,8 +268,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let plan = Plan::load(&plan)?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
-            let ended =
-                hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel).await?;
+            let ended = hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel).await?;
             outln!(
                 "plan `{}`: finalized; foreign-key emulation ended ({} function(s) and their triggers dropped): nothing checks those references any more",
                 plan.name,

@@ -148,7 +148,10 @@ pub async fn end_fk_emulation(
     cancel: &Cancel,
 ) -> Result<Vec<String>> {
     let mut client = connect
-        .connect(&format!("hyperswap finalize --end-fk-emulation {}", plan.name))
+        .connect(&format!(
+            "hyperswap finalize --end-fk-emulation {}",
+            plan.name
+        ))
         .await?;
     let started = crate::journal::exists(&client).await?
         && crate::journal::load(&client, &plan.name).await?.is_some();
@@ -156,7 +159,10 @@ pub async fn end_fk_emulation(
         drop(client);
         remove(Removal::Finalize, connect, plan, log, cancel).await?;
         client = connect
-            .connect(&format!("hyperswap finalize --end-fk-emulation {}", plan.name))
+            .connect(&format!(
+                "hyperswap finalize --end-fk-emulation {}",
+                plan.name
+            ))
             .await?;
     }
     let ended = fk_emulation::end(&mut client, &plan.name, log, &lock_policy(plan)).await?;
@@ -242,7 +248,9 @@ async fn drop_schema_if_empty(client: &impl tokio_postgres::GenericClient) -> Re
         client
             .batch_execute(&format!("DROP SCHEMA {}", quote_ident(TOOL_SCHEMA)))
             .await
-            .context("removing the hyperswap schema (it holds objects hyperswap did not create?)")?;
+            .context(
+                "removing the hyperswap schema (it holds objects hyperswap did not create?)",
+            )?;
     }
     Ok(())
 }

@@ -524,7 +524,7 @@ fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> 
                 fk.name, fk.table
             ),
             format!(
-                "choose in the plan, under {field}: `inbound_foreign_keys: emulate` replaces such keys with triggers that keep their meaning (existence check, ON DELETE / ON UPDATE), or `drop` drops them (both in the cutover transaction; rollback adds them back); or drop {} yourself first",
+                "choose in the plan, under {field}: `inbound_foreign_keys: emulate` replaces such keys with triggers that keep their meaning (existence check, ON DELETE / ON UPDATE), or `inbound_foreign_keys: drop` drops them (both in the cutover transaction; rollback adds them back); or drop {} yourself first",
                 fk.name
             ),
         ));
@@ -566,7 +566,11 @@ async fn check_inbound_fks(
 /// A table that carries another plan's foreign-key emulation (it references a table
 /// moved earlier with `inbound_foreign_keys: emulate`): its triggers are hyperswap's
 /// and would not follow it into a hypertable, leaving its references unchecked.
-async fn check_no_emulation_on(client: &impl GenericClient, table: &Table, field: &str) -> Result<()> {
+async fn check_no_emulation_on(
+    client: &impl GenericClient,
+    table: &Table,
+    field: &str,
+) -> Result<()> {
     let row = client
         .query_opt(
             "SELECT t.tgname::text, pg_catalog.obj_description(t.tgfoid, 'pg_proc')
@@ -649,19 +653,19 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
                     "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`",
                     job.source,
                     fk.name,
-                    fk.table,
+                    fk.table_name,
                     fk.columns.join(", "),
                     crate::fk_emulation::action_name(&fk.on_delete),
                     crate::fk_emulation::action_name(&fk.on_update),
                     job.source,
-                    fk.table
+                    fk.table_name
                 )
             } else {
                 format!(
                     "{}: foreign key {} on {} ({}) is dropped at cutover (inbound_foreign_keys: drop); until you enforce it otherwise, the database no longer does: {}",
                     job.source,
                     fk.name,
-                    fk.table,
+                    fk.table_name,
                     fk.columns.join(", "),
                     crate::fk_emulation::losses(fk)
                 )

@@ -1,0 +1,430 @@
+//! Issue 7's acceptance: a parent/child family (the seeds' traces <- trace_spans <-
+//! trace_events) keeps its integrity while the parent moves into a hypertable, with
+//! `inbound_foreign_keys: emulate`, through cutover, rollback, finalize and the end of
+//! the emulation; and a child moved first does not break its parent's move.
+
+mod common;
+
+use common::*;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// The SQLSTATE `sql` fails with (panics if it succeeds).
+async fn fails_with(c: &Client, sql: &str) -> SqlState {
+    let e = c
+        .batch_execute(sql)
+        .await
+        .expect_err(&format!("expected `{sql}` to fail"));
+    e.code().cloned().unwrap_or_else(|| panic!("`{sql}`: {e}"))
+}
+
+/// The seed schema's traces family, cut down to the columns that matter here, keyed by
+/// bigint (the backfill pages through integer keys). 20 traces, 3 spans each, 2 events
+/// per span.
+const FAMILY: &str = "
+    CREATE TABLE traces (
+        id bigint PRIMARY KEY,
+        service_name varchar(255) NOT NULL,
+        start_time timestamptz NOT NULL
+    );
+    CREATE TABLE trace_spans (
+        id bigint PRIMARY KEY,
+        trace_id bigint NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+        name varchar(255) NOT NULL,
+        start_time timestamptz NOT NULL
+    );
+    CREATE TABLE trace_events (
+        id bigint PRIMARY KEY,
+        span_id bigint NOT NULL REFERENCES trace_spans(id) ON DELETE CASCADE,
+        name varchar(255) NOT NULL,
+        timestamp timestamptz NOT NULL
+    );
+    INSERT INTO traces SELECT g, 'svc', timestamptz '2024-01-01' + g * interval '5 hours'
+        FROM generate_series(1, 20) g;
+    INSERT INTO trace_spans SELECT g, (g - 1) / 3 + 1, 'span', timestamptz '2024-01-01' + g * interval '2 hours'
+        FROM generate_series(1, 60) g;
+    INSERT INTO trace_events SELECT g, (g - 1) / 2 + 1, 'event', timestamptz '2024-01-01' + g * interval '1 hour'
+        FROM generate_series(1, 120) g;";
+
+fn traces_plan(name: &str, choice: &str) -> String {
+    format!(
+        "name: {name}\ntables:\n  - source: traces\n    time_column: start_time\n    chunk_time_interval: 1 day\n    inbound_foreign_keys: {choice}\n"
+    )
+}
+
+/// Spans whose trace is missing, and events whose span is missing.
+async fn orphans(c: &Client) -> i64 {
+    scalar(
+        c,
+        "SELECT (SELECT count(*) FROM trace_spans s WHERE NOT EXISTS (SELECT FROM traces t WHERE t.id = s.trace_id))
+              + (SELECT count(*) FROM trace_events e WHERE NOT EXISTS (SELECT FROM trace_spans s WHERE s.id = e.span_id))",
+    )
+    .await
+}
+
+/// The key `name` on trace_spans: (referenced table, validated), or None.
+async fn span_key(c: &Client) -> Option<(String, bool)> {
+    c.query_opt(
+        "SELECT confrelid::regclass::text, convalidated FROM pg_constraint
+         WHERE conname = 'trace_spans_trace_id_fkey' AND conrelid = 'trace_spans'::regclass",
+        &[],
+    )
+    .await
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1)))
+}
+
+/// hyperswap's objects left: its schema, and triggers or functions named like its own.
+async fn hyperswap_objects(c: &Client) -> i64 {
+    scalar(
+        c,
+        "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'hyperswap')
+              + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hyperswap%')",
+    )
+    .await
+}
+
+/// What the emulation must do once traces is a hypertable: `gone` is a trace to delete.
+/// After finalize (no retired table to keep in step), a second row may carry the same
+/// id: the spans stay while one of them does.
+async fn emulation_holds(c: &Client, gone: i64, finalized: bool) {
+    // A span of a missing trace, or moved to one, is refused as a real key would.
+    assert_eq!(
+        fails_with(
+            c,
+            "INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())"
+        )
+        .await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    assert_eq!(
+        fails_with(c, "UPDATE trace_spans SET trace_id = 999 WHERE id = 1").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    // To an existing trace, or without touching the key, it is not.
+    c.batch_execute(
+        "UPDATE trace_spans SET trace_id = 3 WHERE id = 1; UPDATE trace_spans SET name = 'renamed' WHERE id = 2",
+    )
+    .await
+    .unwrap();
+    let spans = |id: i64| format!("SELECT count(*) FROM trace_spans WHERE trace_id = {id}");
+    let events = |id: i64| {
+        format!("SELECT count(*) FROM trace_events e JOIN trace_spans s ON s.id = e.span_id WHERE s.trace_id = {id}")
+    };
+    assert_eq!(scalar::<i64>(c, &spans(gone)).await, 3);
+    assert_eq!(scalar::<i64>(c, &events(gone)).await, 6);
+    let events_before: i64 = scalar(c, "SELECT count(*) FROM trace_events").await;
+    if finalized {
+        c.batch_execute(&format!(
+            "INSERT INTO traces VALUES ({gone}, 'svc', timestamptz '2030-01-01');
+             DELETE FROM traces WHERE id = {gone} AND start_time < '2030-01-01'"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            scalar::<i64>(c, &spans(gone)).await,
+            3,
+            "another trace row keeps id {gone}"
+        );
+    }
+    // Deleting a trace deletes its spans and (by trace_events' own key) their events.
+    c.batch_execute(&format!("DELETE FROM traces WHERE id = {gone}"))
+        .await
+        .unwrap();
+    assert_eq!(scalar::<i64>(c, &spans(gone)).await, 0);
+    assert_eq!(
+        scalar::<i64>(c, "SELECT count(*) FROM trace_events").await,
+        events_before - 6
+    );
+    assert_eq!(orphans(c).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn family_keeps_its_integrity_with_emulated_keys() {
+    let db = TestDb::new("fk_family").await;
+    let c = db.client().await;
+    c.batch_execute(FAMILY).await.unwrap();
+    let plan = db.plan("traces.yaml", &traces_plan("traces", "emulate"));
+    let plan = path_str(&plan);
+
+    let run = db.hyperswap(&["plan", "validate", plan]).ok();
+    assert!(
+        run.stdout.contains("trace_spans_trace_id_fkey")
+            && run
+                .stdout
+                .contains("emulated by triggers (ON DELETE CASCADE"),
+        "{}",
+        run.stdout
+    );
+    let show = db.hyperswap(&["plan", "show", plan]).ok().stdout;
+    for needle in [
+        "CREATE TRIGGER \"hyperswap_fk_",
+        "SECURITY INVOKER SET search_path = pg_catalog, pg_temp",
+        "FOR KEY SHARE",
+        "VALIDATE CONSTRAINT",
+        "CASCADE",
+    ] {
+        assert!(show.contains(needle), "plan show lacks {needle}:\n{show}");
+    }
+
+    db.hyperswap(&["plan", "apply", plan]).ok();
+    assert_eq!(
+        span_key(&c).await,
+        None,
+        "the real key is dropped at cutover"
+    );
+    emulation_holds(&c, 2, false).await;
+
+    // Rollback: real keys again, valid, with no orphan; the emulation is gone.
+    let run = db.hyperswap(&["rollback", plan]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(span_key(&c).await, Some(("traces".into(), true)));
+    assert_eq!(orphans(&c).await, 0);
+    assert_eq!(
+        scalar::<i64>(
+            &c,
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hyperswap\\_fk%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        fails_with(
+            &c,
+            "INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())"
+        )
+        .await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+
+    // A rollback stopped between its transaction and the validation (simulated by
+    // marking the key not validated) is completed by the next `plan apply`.
+    c.batch_execute(
+        "UPDATE pg_constraint SET convalidated = false WHERE conname = 'trace_spans_trace_id_fkey'",
+    )
+    .await
+    .unwrap();
+    db.hyperswap(&["plan", "apply", plan, "--until", "parity"])
+        .ok();
+    assert_eq!(span_key(&c).await, Some(("traces".into(), true)));
+
+    // Cut over again, then finalize: the emulation outlives the plan and the journal.
+    db.hyperswap(&["plan", "apply", plan]).ok();
+    let run = db.hyperswap(&["finalize", plan]).ok();
+    assert!(run.stdout.contains("--end-fk-emulation"), "{}", run.stdout);
+    assert_eq!(
+        scalar::<Option<String>>(&c, "SELECT to_regclass('hyperswap.plans')::text").await,
+        None
+    );
+    emulation_holds(&c, 7, true).await;
+
+    // Ending it leaves nothing of hyperswap behind; the references are unchecked.
+    db.hyperswap(&["finalize", plan, "--end-fk-emulation"]).ok();
+    assert_eq!(hyperswap_objects(&c).await, 0);
+    c.batch_execute("INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())")
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["finalize", plan, "--end-fk-emulation"]);
+    assert_eq!(run.code, 2, "nothing left to end: {}", run.stdout);
+}
+
+/// The child moved first: its hypertable (and its retired table) carry the key to
+/// traces, and TimescaleDB copies it onto every chunk. While the child's plan is not
+/// finished, the parent's plan is refused by `plan validate`; once it is, the parent
+/// moves with `emulate` and with `drop`, and rollback gives the key back, valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_moved_first_then_parent() {
+    let db = TestDb::new("fk_child_first").await;
+    let c = db.client().await;
+    c.batch_execute(FAMILY).await.unwrap();
+    c.batch_execute("DROP TABLE trace_events").await.unwrap();
+    let spans = db.plan(
+        "spans.yaml",
+        "name: spans\ntables:\n  - source: trace_spans\n    time_column: start_time\n    chunk_time_interval: 1 day\n",
+    );
+    db.hyperswap(&["plan", "apply", path_str(&spans)]).ok();
+    let chunk_keys: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'traces'::regclass AND conrelid::regclass::text LIKE '\\_timescaledb%'",
+    )
+    .await;
+    assert!(chunk_keys > 1, "the chunks carry copies of the key");
+
+    let emulate = db.plan("traces.yaml", &traces_plan("traces", "emulate"));
+    let emulate = path_str(&emulate);
+    let before = fingerprint(&c).await;
+    for cmd in [
+        &["plan", "validate", emulate][..],
+        &["plan", "apply", emulate][..],
+    ] {
+        let run = db.hyperswap(cmd);
+        assert_eq!(run.code, 2, "{}", run.stdout);
+        assert!(
+            run.stderr.contains("plan `spans`") && run.stderr.contains("hyperswap finalize"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        fingerprint(&c).await,
+        before,
+        "a refused plan changes nothing"
+    );
+
+    db.hyperswap(&["finalize", path_str(&spans)]).ok();
+    db.hyperswap(&["plan", "validate", emulate]).ok();
+    db.hyperswap(&["plan", "apply", emulate]).ok();
+    assert_eq!(
+        scalar::<i64>(&c, "SELECT count(*) FROM pg_constraint WHERE confrelid IN ('traces'::regclass, 'traces_hs_old'::regclass)").await,
+        0,
+        "no copy of the key is left on a chunk"
+    );
+    let err = c
+        .batch_execute("INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::FOREIGN_KEY_VIOLATION));
+    assert!(
+        format!("{:?}", err).contains("emulated by hyperswap"),
+        "{err:?}"
+    );
+    c.batch_execute("DELETE FROM traces WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(orphans_of_spans(&c).await, 0);
+    db.hyperswap(&["rollback", emulate]).ok();
+    assert_eq!(span_key(&c).await, Some(("traces".into(), true)));
+    assert_eq!(
+        scalar::<i64>(&c, "SELECT count(*) FROM pg_constraint WHERE confrelid = 'traces'::regclass AND NOT convalidated").await,
+        0,
+        "the key and its chunks' copies are valid"
+    );
+    db.hyperswap(&["abort", emulate]).ok();
+
+    // `drop`, the same way: dropped at cutover, back and valid after rollback.
+    let dropping = db.plan("drop.yaml", &traces_plan("traces-drop", "drop"));
+    let dropping = path_str(&dropping);
+    let run = db.hyperswap(&["plan", "validate", dropping]).ok();
+    assert!(
+        run.stdout.contains(
+            "ON DELETE CASCADE: deleting a referenced row no longer deletes its children"
+        ),
+        "{}",
+        run.stdout
+    );
+    db.hyperswap(&["plan", "apply", dropping]).ok();
+    assert_eq!(span_key(&c).await, None);
+    db.hyperswap(&["rollback", dropping]).ok();
+    assert_eq!(span_key(&c).await, Some(("traces".into(), true)));
+    db.hyperswap(&["abort", dropping]).ok();
+}
+
+async fn orphans_of_spans(c: &Client) -> i64 {
+    scalar(
+        c,
+        "SELECT count(*) FROM trace_spans s WHERE NOT EXISTS (SELECT FROM traces t WHERE t.id = s.trace_id)",
+    )
+    .await
+}
+
+/// The other actions: SET NULL, RESTRICT, ON UPDATE CASCADE, MATCH FULL; and what
+/// `drop` would lose, in `plan validate`'s words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_is_emulated_and_every_loss_stated() {
+    let db = TestDb::new("fk_actions").await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, code int NOT NULL, UNIQUE (code, id));
+         INSERT INTO m SELECT g, timestamptz '2024-01-01' + g * interval '1 hour', g * 10 FROM generate_series(1, 10) g;
+         CREATE TABLE loose (id int PRIMARY KEY, m_id bigint REFERENCES m (id) ON DELETE SET NULL ON UPDATE CASCADE);
+         CREATE TABLE strict (id int PRIMARY KEY, m_id bigint REFERENCES m (id) ON DELETE RESTRICT ON UPDATE RESTRICT);
+         CREATE TABLE pair (id int PRIMARY KEY, code int, m_id bigint,
+                            FOREIGN KEY (code, m_id) REFERENCES m (code, id) MATCH FULL);
+         INSERT INTO loose VALUES (1, 1), (2, 2);
+         INSERT INTO strict VALUES (1, 3);
+         INSERT INTO pair VALUES (1, 40, 4), (2, NULL, NULL);",
+    )
+    .await
+    .unwrap();
+    let text = |choice: &str| {
+        format!("name: m\ntables:\n  - source: m\n    time_column: ts\n    chunk_time_interval: 1 day\n    inbound_foreign_keys: {choice}\n")
+    };
+    let plan = db.plan("m.yaml", &text("drop"));
+    let out = db
+        .hyperswap(&["plan", "validate", path_str(&plan)])
+        .ok()
+        .stdout;
+    for needle in [
+        "ON DELETE SET NULL: deleting a referenced row no longer clears",
+        "ON UPDATE CASCADE: changing a referenced key no longer changes",
+        "ON DELETE RESTRICT: a referenced row with children can be deleted",
+        "ON UPDATE NO ACTION",
+        "the check that each new or changed public.pair row's (code, m_id) exists in the referenced table (MATCH FULL)",
+    ] {
+        assert!(out.contains(needle), "validate lacks `{needle}`:\n{out}");
+    }
+
+    let plan = db.plan("m.yaml", &text("emulate"));
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    // SET NULL on delete; CASCADE on update.
+    c.batch_execute("UPDATE m SET id = 102 WHERE id = 2; DELETE FROM m WHERE id = 1")
+        .await
+        .unwrap();
+    let loose: Vec<Option<i64>> = c
+        .query("SELECT m_id FROM loose ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(loose, vec![None, Some(102)]);
+    // RESTRICT both ways.
+    assert_eq!(
+        fails_with(&c, "DELETE FROM m WHERE id = 3").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    assert_eq!(
+        fails_with(&c, "UPDATE m SET id = 103 WHERE id = 3").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    // MATCH FULL: all NULL passes, some NULL does not; the pair must exist.
+    c.batch_execute("INSERT INTO pair VALUES (3, NULL, NULL)")
+        .await
+        .unwrap();
+    assert_eq!(
+        fails_with(&c, "INSERT INTO pair VALUES (4, 50, NULL)").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    assert_eq!(
+        fails_with(&c, "INSERT INTO pair VALUES (5, 50, 4)").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    c.batch_execute("INSERT INTO pair VALUES (6, 50, 5)")
+        .await
+        .unwrap();
+    // NO ACTION: the referenced pair cannot go while referenced.
+    assert_eq!(
+        fails_with(&c, "DELETE FROM m WHERE id = 4").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    let invalid: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'm'::regclass AND contype = 'f' AND NOT convalidated",
+    )
+    .await;
+    let valid: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'm'::regclass AND contype = 'f' AND convalidated",
+    )
+    .await;
+    assert_eq!((valid, invalid), (3, 0));
+}

@@ -146,6 +146,61 @@ async fn emulation_holds(c: &Client, gone: i64, finalized: bool) {
     assert_eq!(orphans(c).await, 0);
 }
 
+/// The emulated check locks the trace it found (FOR KEY SHARE) until its transaction
+/// ends: a concurrent delete of that trace waits, then removes the new span too; a span
+/// inserted while the trace's delete is uncommitted waits, then is refused.
+async fn concurrent_delete_cannot_orphan(db: &TestDb, c: &Client, first: i64, second: i64) {
+    let app = db.client().await;
+    app.batch_execute(&format!(
+        "BEGIN; INSERT INTO trace_spans VALUES (2000, {first}, 'late', now())"
+    ))
+    .await
+    .unwrap();
+    let other = db.client().await;
+    let delete = tokio::spawn(async move {
+        other
+            .batch_execute(&format!("DELETE FROM traces WHERE id = {first}"))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete waits for the inserting transaction"
+    );
+    app.batch_execute("COMMIT").await.unwrap();
+    delete.await.unwrap().unwrap();
+    assert_eq!(orphans(c).await, 0);
+    assert_eq!(
+        scalar::<i64>(c, "SELECT count(*) FROM trace_spans WHERE id = 2000").await,
+        0
+    );
+
+    app.batch_execute(&format!("BEGIN; DELETE FROM traces WHERE id = {second}"))
+        .await
+        .unwrap();
+    let other = db.client().await;
+    let insert = tokio::spawn(async move {
+        other
+            .batch_execute(&format!(
+                "INSERT INTO trace_spans VALUES (2001, {second}, 'late', now())"
+            ))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !insert.is_finished(),
+        "the insert waits for the deleting transaction"
+    );
+    app.batch_execute("COMMIT").await.unwrap();
+    let err = insert.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::FOREIGN_KEY_VIOLATION),
+        "{err:?}"
+    );
+    assert_eq!(orphans(c).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn family_keeps_its_integrity_with_emulated_keys() {
     let db = TestDb::new("fk_family").await;
@@ -181,6 +236,7 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
         "the real key is dropped at cutover"
     );
     emulation_holds(&c, 2, false).await;
+    concurrent_delete_cannot_orphan(&db, &c, 10, 11).await;
 
     // Rollback: real keys again, valid, with no orphan; the emulation is gone.
     let run = db.hyperswap(&["rollback", plan]);

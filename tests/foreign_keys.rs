@@ -237,6 +237,14 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
     );
     emulation_holds(&c, 2, false).await;
     concurrent_delete_cannot_orphan(&db, &c, 10, 11).await;
+    // The child cannot follow now: the emulation's triggers would stay behind.
+    let spans = db.plan(
+        "spans.yaml",
+        "name: spans\ntables:\n  - source: trace_spans\n    time_column: start_time\n    chunk_time_interval: 1 day\n    inbound_foreign_keys: drop\n",
+    );
+    let run = db.hyperswap(&["plan", "validate", path_str(&spans)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("--end-fk-emulation"), "{}", run.stderr);
 
     // Rollback: real keys again, valid, with no orphan; the emulation is gone.
     let run = db.hyperswap(&["rollback", plan]);

@@ -122,7 +122,7 @@ where
             job.table
                 .inbound_fks
                 .iter()
-                .map(|fk| fk.table_quoted.clone()),
+                .map(|fk| fk.table_name.quoted()),
         );
     }
     list.dedup();
@@ -241,7 +241,7 @@ fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
         Stmt::noted(
             format!(
                 "ALTER TABLE {} DROP CONSTRAINT {}",
-                fk.table_quoted,
+                fk.table_name.quoted(),
                 quote_ident(&fk.name)
             ),
             format!(

@@ -284,7 +284,7 @@ pub fn add_back(job: &Job, fk: &InboundFk) -> Stmt {
     Stmt::noted(
         format!(
             "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
-            fk.table_quoted,
+            fk.table_name.quoted(),
             quote_ident(&fk.name),
             definition(job, fk)
         ),
@@ -301,10 +301,10 @@ pub fn validate_back(fk: &InboundFk, lock: &LockPolicy) -> Option<Stmt> {
     }
     let body = format!(
         "\nBEGIN\n    IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass({}) AND conname = {} AND NOT convalidated) THEN\n        SET LOCAL lock_timeout = '{}ms';\n        ALTER TABLE {} VALIDATE CONSTRAINT {};\n    END IF;\nEND\n",
-        quote_literal(&fk.table_quoted),
+        fk.table_name.literal(),
         quote_literal(&fk.name),
         lock.lock_timeout.as_millis().max(1),
-        fk.table_quoted,
+        fk.table_name.quoted(),
         quote_ident(&fk.name)
     );
     Some(Stmt::noted(

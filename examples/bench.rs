@@ -36,6 +36,19 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// `hyperswap plan apply --until backfill` against a pgslice-style loop (`INSERT INTO
+    /// dest SELECT * FROM src WHERE id > $1 AND id <= $1 + 10000`, one session, no
+    /// protection against concurrent writes) into an identical empty hypertable; with
+    /// `--compare`, also another hyperswap binary (an earlier version) in the same rounds.
+    Backfill {
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Another hyperswap binary to measure in the same rounds.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
 }
 
 const TABLE: &str = "bench_metrics";
@@ -64,6 +77,11 @@ async fn run() -> anyhow::Result<()> {
     tokio::spawn(conn);
     match cli.bench {
         Bench::Parity { rows, rounds } => parity(&cli, &client, rows, rounds).await,
+        Bench::Backfill {
+            rows,
+            rounds,
+            ref compare,
+        } => backfill(&cli, &client, rows, rounds, compare.clone()).await,
     }
 }
 
@@ -205,4 +223,229 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+const FILL_TABLE: &str = "bench_fill";
+const FILL_PLAN: &str = "name: bench-backfill\ntables:\n  - source: public.bench_fill\n    time_column: ts\n    chunk_time_interval: 1 day\n";
+
+/// One measured run: how long, and how many bytes of WAL the server wrote meanwhile.
+struct Measured {
+    took: Duration,
+    wal: f64,
+}
+
+async fn backfill(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    rounds: usize,
+    compare: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let plan = std::env::temp_dir().join("hyperswap-bench-backfill.yaml");
+    std::fs::write(&plan, FILL_PLAN)?;
+    prepare_fill_source(cli, client, rows, &plan).await?;
+    let mut tools: Vec<(String, PathBuf)> = vec![("hyperswap".into(), cli.hyperswap.clone())];
+    if let Some(other) = compare {
+        tools.push((format!("compare ({})", other.display()), other));
+    }
+    let mut loops: Vec<Measured> = Vec::new();
+    let mut runs: Vec<Vec<Measured>> = tools.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..=tools.len()).collect();
+        let n = order.len();
+        order.rotate_left(round % n);
+        for which in order {
+            if which == 0 {
+                loops.push(fill_loop(client).await?);
+            } else {
+                let (_, bin) = &tools[which - 1];
+                runs[which - 1].push(apply_backfill(client, bin, &cli.database_url, &plan).await?);
+            }
+        }
+        let mut line = format!(
+            "round {}: loop {:.2}s ({:.0} MB WAL)",
+            round + 1,
+            secs(loops[round].took),
+            loops[round].wal / 1e6
+        );
+        for ((name, _), r) in tools.iter().zip(&runs) {
+            line.push_str(&format!(
+                ", {name} {:.2}s ({:.0} MB WAL)",
+                secs(r[round].took),
+                r[round].wal / 1e6
+            ));
+        }
+        eprintln!("{line}");
+    }
+    for ((name, _), r) in tools.iter().zip(&runs) {
+        // Speed as loop time / tool time per round: above 1 the tool is faster.
+        let mut speed: Vec<f64> = loops
+            .iter()
+            .zip(r)
+            .map(|(l, t)| secs(l.took) / secs(t.took))
+            .collect();
+        let mut wal: Vec<f64> = loops.iter().zip(r).map(|(l, t)| t.wal / l.wal).collect();
+        let mut took: Vec<Duration> = r.iter().map(|m| m.took).collect();
+        let mut loop_took: Vec<Duration> = loops.iter().map(|m| m.took).collect();
+        println!(
+            "| backfill, {rows} rows, {rounds} rounds: {name} | pgslice-style loop, 10,000-id batches | {:.2} s | {:.2} s | {:.2}x as fast (rounds {}) | WAL {:.2}x the loop's |",
+            secs(median(&mut loop_took)),
+            secs(median(&mut took)),
+            median_f(&mut speed),
+            speed.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" "),
+            median_f(&mut wal)
+        );
+    }
+    Ok(())
+}
+
+/// The source table, seeded once and reused; the loop's empty hypertable is made like
+/// hyperswap's target (same columns, keys and indexes).
+async fn prepare_fill_source(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    plan: &std::path::Path,
+) -> anyhow::Result<()> {
+    let ready = client
+        .query_opt(
+            "SELECT 1 FROM pg_class WHERE relname = $1::text AND reltuples BETWEEN $2::float8 * 0.95 AND $2::float8 * 1.05
+               AND to_regclass('public.bench_fill_template') IS NOT NULL",
+            &[&FILL_TABLE, &(rows as f64)],
+        )
+        .await?
+        .is_some();
+    if ready {
+        eprintln!("reusing the {rows}-row table public.{FILL_TABLE}");
+        return Ok(());
+    }
+    eprintln!("seeding a {rows}-row table (once; later runs reuse it)");
+    let _ = run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", plan.to_str().unwrap()],
+    );
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {FILL_TABLE}, {FILL_TABLE}_hs_new, bench_fill_template, bench_fill_loop"
+        ))
+        .await?;
+    create_sample_table(client, &QualifiedName::new("public", FILL_TABLE), rows).await?;
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {FILL_TABLE}"))
+        .await?;
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "target",
+            "-q",
+        ],
+    )?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE bench_fill_template (LIKE {FILL_TABLE}_hs_new INCLUDING ALL)"
+        ))
+        .await?;
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", plan.to_str().unwrap(), "-q"],
+    )?;
+    Ok(())
+}
+
+fn run_tool(bin: &std::path::Path, url: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(bin)
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+async fn wal_lsn(client: &Client) -> anyhow::Result<f64> {
+    Ok(client
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// pgslice's `fill`: id batches of 10,000, each its own statement, into a fresh hypertable.
+async fn fill_loop(client: &Client) -> anyhow::Result<Measured> {
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_fill_loop;
+             CREATE TABLE bench_fill_loop (LIKE bench_fill_template INCLUDING ALL);
+             SELECT create_hypertable('bench_fill_loop', by_range('ts', INTERVAL '1 day'), create_default_indexes => false);
+             CHECKPOINT;",
+        )
+        .await?;
+    let (lo, hi): (i64, i64) = {
+        let r = client
+            .query_one(&format!("SELECT min(id), max(id) FROM {FILL_TABLE}"), &[])
+            .await?;
+        (r.get(0), r.get(1))
+    };
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO bench_fill_loop SELECT * FROM {FILL_TABLE} WHERE id > $1 AND id <= $1 + 10000"
+        ))
+        .await?;
+    let wal = wal_lsn(client).await?;
+    let started = Instant::now();
+    let mut at = lo - 1;
+    while at < hi {
+        client.execute(&insert, &[&at]).await?;
+        at += 10_000;
+    }
+    let took = started.elapsed();
+    let wal = wal_lsn(client).await? - wal;
+    client.batch_execute("DROP TABLE bench_fill_loop").await?;
+    Ok(Measured { took, wal })
+}
+
+/// `plan apply --until backfill` from nothing, then `abort` (not timed).
+async fn apply_backfill(
+    client: &Client,
+    bin: &std::path::Path,
+    url: &str,
+    plan: &std::path::Path,
+) -> anyhow::Result<Measured> {
+    client.batch_execute("CHECKPOINT").await?;
+    let wal = wal_lsn(client).await?;
+    let started = Instant::now();
+    run_tool(
+        bin,
+        url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "backfill",
+            "-q",
+        ],
+    )?;
+    let took = started.elapsed();
+    let wal = wal_lsn(client).await? - wal;
+    run_tool(bin, url, &["abort", plan.to_str().unwrap(), "-q"])?;
+    Ok(Measured { took, wal })
+}
+
+fn median_f(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }

@@ -1,18 +1,11 @@
-WITH bound AS (
-    -- The batch's last key, read from the snapshot without locks: the cursor moves to
-    -- it whatever the locking re-check below returns for rows changed meanwhile.
-    SELECT count(*) AS n, max(k) AS hi
-    FROM (
-        SELECT {{key}} AS k
-        FROM {{source}}
-        WHERE {{key}} {{after}} $1::text::{{key_type}} AND {{key}} <= $2::text::{{key_type}}
-        ORDER BY {{key}}
-        LIMIT $3
-    ) AS keys
-), batch AS (
+-- One batch: the rows of the key interval ($1, $2], or [$1, $2] for a range's first
+-- batch, locked FOR SHARE so that a concurrent UPDATE or DELETE of one of them waits for
+-- this batch to commit (and is then mirrored by the copy trigger); rows the trigger
+-- copied first are skipped. Returns the rows read and the rows inserted.
+WITH batch AS (
     SELECT {{columns}}
     FROM {{source}}
-    WHERE {{key}} {{after}} $1::text::{{key_type}} AND {{key}} <= (SELECT hi FROM bound)
+    WHERE {{key}} {{after}} {{from}} AND {{key}} <= {{upto}}
     FOR SHARE
 ), copied AS (
     INSERT INTO {{target}} ({{columns}}) OVERRIDING SYSTEM VALUE
@@ -20,4 +13,4 @@ WITH bound AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT n FROM bound), (SELECT hi FROM bound)::text, (SELECT count(*) FROM copied)
+SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM copied)

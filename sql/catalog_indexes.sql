@@ -15,7 +15,18 @@ SELECT ic.relname::text                                                        A
              WHERE k.pos <= i.indnkeyatts
              ORDER BY k.pos)                                                   AS key_columns,
        i.indpred IS NOT NULL                                                   AS partial,
-       obj_description(i.indexrelid, 'pg_class')                               AS comment
+       obj_description(i.indexrelid, 'pg_class')                               AS comment,
+       -- Per key column: ` COLLATE "schema"."name"` where the index orders by another
+       -- collation than the column's, else ''.
+       ARRAY(SELECT CASE WHEN ixc.oid IS NOT NULL AND i.indcollation[k.pos - 1] <> a.attcollation
+                         THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(ixc.collname)
+                         ELSE '' END
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             LEFT JOIN pg_collation ixc ON ixc.oid = i.indcollation[k.pos - 1]
+             LEFT JOIN pg_namespace cn ON cn.oid = ixc.collnamespace
+             WHERE k.pos <= i.indnkeyatts
+             ORDER BY k.pos)                                                   AS key_collates
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid

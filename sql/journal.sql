@@ -35,15 +35,16 @@ CREATE TABLE IF NOT EXISTS hyperswap.tables (
     PRIMARY KEY (plan_name, ord)
 );
 
--- Backfill work, as key ranges: bounds are the key's text form, so any key type fits.
--- A batch and the advance of its range's cursor commit in one transaction.
+-- Backfill work, as key ranges: a key value is the text form of each key column, so any
+-- key type and composite keys fit. A batch and the advance of its range's cursor commit
+-- in one transaction.
 CREATE TABLE IF NOT EXISTS hyperswap.ranges (
     plan_name   text        NOT NULL,
     ord         int         NOT NULL,
     range_no    int         NOT NULL,
-    lo          text,                      -- inclusive lower bound; NULL: from the start
-    hi          text        NOT NULL,      -- inclusive upper bound, captured at start
-    cursor      text,                      -- last key copied; NULL: none yet
+    lo          text[],                    -- inclusive lower bound; NULL: from the start
+    hi          text[]      NOT NULL,      -- inclusive upper bound, captured at start
+    cursor      text[],                    -- last key copied; NULL: none yet
     rows_copied bigint      NOT NULL DEFAULT 0,
     batches     bigint      NOT NULL DEFAULT 0,
     done        boolean     NOT NULL DEFAULT false,
@@ -52,6 +53,19 @@ CREATE TABLE IF NOT EXISTS hyperswap.ranges (
     PRIMARY KEY (plan_name, ord, range_no),
     FOREIGN KEY (plan_name, ord) REFERENCES hyperswap.tables (plan_name, ord) ON DELETE CASCADE
 );
+
+-- Journals of hyperswap 0.1 kept single-column bounds as text.
+DO $$
+BEGIN
+    IF (SELECT atttypid FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'hyperswap.ranges'::pg_catalog.regclass AND attname = 'hi') = 'pg_catalog.text'::pg_catalog.regtype THEN
+        ALTER TABLE hyperswap.ranges
+            ALTER COLUMN lo TYPE text[] USING CASE WHEN lo IS NULL THEN NULL ELSE ARRAY[lo] END,
+            ALTER COLUMN hi TYPE text[] USING CASE WHEN hi = '' THEN '{}'::text[] ELSE ARRAY[hi] END,
+            ALTER COLUMN cursor TYPE text[] USING CASE WHEN cursor IS NULL THEN NULL ELSE ARRAY[cursor] END;
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS hyperswap.events (
     id        bigserial PRIMARY KEY,

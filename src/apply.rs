@@ -363,16 +363,26 @@ impl PhaseTx<'_> {
                     } else {
                         holders.join("; ")
                     };
-                    tracing::warn!(
-                        "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
-                        lock.attempts,
-                        lock.lock_timeout
-                    );
+                    if e.sqlstate() == Some("40P01") {
+                        tracing::warn!(
+                            "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",
+                            lock.attempts
+                        );
+                    } else {
+                        tracing::warn!(
+                            "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
+                            lock.attempts,
+                            lock.lock_timeout
+                        );
+                    }
                     journal::event(
                         &*client,
                         plan,
                         to,
-                        &format!("attempt {attempt} blocked by: {who}"),
+                        &format!(
+                            "attempt {attempt} {}: {who}",
+                            crate::stmt::conflict_kind(&e)
+                        ),
                     )
                     .await?;
                     if attempt < lock.attempts {

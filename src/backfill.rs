@@ -7,12 +7,11 @@
 //! The work is kept as key ranges in `hyperswap.ranges`, with bounds in the key's text
 //! form, so several workers and other key types can share this layout later.
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Statement};
 
 use crate::error::{Context, Error, Result};
-use crate::ident::quote_ident;
 use crate::journal::{self, RangeRecord};
-use crate::model::Job;
+use crate::model::{Job, Key};
 use crate::phase::Phase;
 use crate::plan::BackfillOptions;
 use crate::progress::{Cancel, Progress};
@@ -36,29 +35,66 @@ pub fn session_statements(opts: &BackfillOptions) -> Vec<Stmt> {
     ]
 }
 
-/// The batch statement: `first` starts at the range's lower bound (inclusive), the
-/// others after the cursor. $1 = lower bound or cursor, $2 = upper bound, $3 = rows.
-pub fn batch_sql(job: &Job, first: bool) -> String {
+/// Where a batch starts: at the range's first key (inclusive) or after the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    RangeStart,
+    Cursor,
+}
+
+impl From {
+    fn op(self) -> &'static str {
+        match self {
+            From::RangeStart => ">=",
+            From::Cursor => ">",
+        }
+    }
+}
+
+/// The statement that finds a batch's last key. $1 = range start or cursor, $2 = the
+/// range's end, $3 = batch rows - 1.
+pub fn next_sql(job: &Job, from: From) -> String {
+    crate::template::render(
+        include_str!("../sql/backfill_next.sql"),
+        &[
+            ("key_text", job.key.text_array(None)),
+            ("source", job.source.quoted()),
+            ("key", job.key.row(None)),
+            ("after", from.op().into()),
+            ("from", job.key.param_row(1)),
+            ("upto", job.key.param_row(2)),
+            ("order", job.key.order_by(None, false)),
+        ],
+    )
+}
+
+/// The batch statement. $1 = range start or cursor, $2 = the batch's last key.
+pub fn batch_sql(job: &Job, from: From) -> String {
     crate::template::render(
         include_str!("../sql/backfill_batch.sql"),
         &[
             ("columns", job.column_list()),
             ("source", job.source.quoted()),
             ("target", job.target.quoted()),
-            ("key", quote_ident(&job.key.name)),
-            ("key_type", job.key.type_sql.clone()),
-            ("after", if first { ">=".into() } else { ">".into() }),
+            ("key", job.key.row(None)),
+            ("after", from.op().into()),
+            ("from", job.key.param_row(1)),
+            ("upto", job.key.param_row(2)),
         ],
     )
 }
 
-/// The statement that captures a table's key bounds when the backfill starts.
+/// The statement that captures a table's first and last key when the backfill starts.
 pub fn bounds_sql(job: &Job) -> String {
-    let key = quote_ident(&job.key.name);
-    format!(
-        "SELECT min({key})::text, max({key})::text FROM {}",
-        job.source.quoted()
-    )
+    let q = |desc| {
+        format!(
+            "(SELECT {} FROM {} ORDER BY {} LIMIT 1)",
+            job.key.text_array(None),
+            job.source.quoted(),
+            job.key.order_by(None, desc)
+        )
+    };
+    format!("SELECT {}, {}", q(false), q(true))
 }
 
 /// Captures every table's key range (after the copy triggers are committed, so rows
@@ -70,7 +106,7 @@ pub async fn prepare(client: &mut Client, log: &SqlLog, plan: &str, jobs: &[Job]
         let sql = bounds_sql(job);
         log.record(&sql);
         let row = tx.query_one(&sql, &[]).await.context(ctx)?;
-        let (lo, hi): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        let (lo, hi): (Option<Vec<String>>, Option<Vec<String>>) = (row.get(0), row.get(1));
         let total = estimated_rows(&tx, job).await?;
         tx.execute(
             "UPDATE hyperswap.tables SET rows_total = $3 WHERE plan_name = $1 AND ord = $2",
@@ -158,41 +194,43 @@ impl Backfill<'_> {
 
     /// Batches through one range until it is exhausted.
     async fn copy_range(&mut self, job: &Job, mut range: RangeRecord, label: &str) -> Result<()> {
-        let first = self
-            .client
-            .prepare(&batch_sql(job, true))
-            .await
-            .context("preparing the backfill batch")?;
-        let next = self
-            .client
-            .prepare(&batch_sql(job, false))
-            .await
-            .context("preparing the backfill batch")?;
-        let mut logged = (false, false);
+        let ctx = "preparing the backfill batch";
+        let mut prepared = Vec::new();
+        for from in [From::RangeStart, From::Cursor] {
+            let next = self
+                .client
+                .prepare(&next_sql(job, from))
+                .await
+                .context(ctx)?;
+            let batch = self
+                .client
+                .prepare(&batch_sql(job, from))
+                .await
+                .context(ctx)?;
+            prepared.push((next, batch));
+        }
+        let mut logged = [false, false];
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
-            let (stmt, from) = match &range.cursor {
-                None => (&first, range.lo.clone().unwrap_or_default()),
-                Some(c) => (&next, c.clone()),
+            let (from, start) = match &range.cursor {
+                None => (From::RangeStart, range.lo.clone().unwrap_or_default()),
+                Some(c) => (From::Cursor, c.clone()),
             };
+            let i = (from == From::Cursor) as usize;
             // Log each statement once: the log shows what ran, not every batch.
-            let seen = if range.cursor.is_none() {
-                &mut logged.0
-            } else {
-                &mut logged.1
-            };
-            if !*seen {
-                self.log.record(&batch_sql(job, range.cursor.is_none()));
-                *seen = true;
+            if !logged[i] {
+                self.log.record(&next_sql(job, from));
+                self.log.record(&batch_sql(job, from));
+                logged[i] = true;
             }
-            let copied = self.batch_with_retries(job, &range, stmt, &from).await?;
+            let copied = self
+                .batch_with_retries(job, &range, &prepared[i], &start)
+                .await?;
             self.progress.backfill_advance(label, copied.rows as u64);
             range.rows_copied += copied.rows;
-            if copied.rows > 0 {
-                range.cursor = copied.last_key;
-            }
+            range.cursor = Some(copied.last_key);
             if copied.exhausted {
                 return Ok(());
             }
@@ -206,12 +244,12 @@ impl Backfill<'_> {
         &mut self,
         job: &Job,
         range: &RangeRecord,
-        stmt: &tokio_postgres::Statement,
-        from: &str,
+        stmts: &(Statement, Statement),
+        from: &[String],
     ) -> Result<Batch> {
         let mut attempt = 0;
         loop {
-            match self.batch(range, stmt, from).await {
+            match self.batch(range, stmts, from).await {
                 Err(e)
                     if (is_lock_conflict(&e) || e.sqlstate() == Some("40001"))
                         && attempt < self.opts.retries =>
@@ -219,8 +257,10 @@ impl Backfill<'_> {
                     attempt += 1;
                     let pause = backoff(std::time::Duration::from_millis(200), attempt);
                     tracing::warn!(
-                        "batch on {} after key {from} waited too long for a row lock (attempt {attempt} of {}); retrying in {pause:?}",
+                        "batch on {} after key {} {} (attempt {attempt} of {}); retrying in {pause:?}",
                         job.source,
+                        Key::display(from),
+                        crate::stmt::conflict_kind(&e),
                         self.opts.retries
                     );
                     tokio::time::sleep(pause).await;
@@ -234,25 +274,37 @@ impl Backfill<'_> {
     async fn batch(
         &mut self,
         range: &RangeRecord,
-        stmt: &tokio_postgres::Statement,
-        from: &str,
+        (next, batch): &(Statement, Statement),
+        from: &[String],
     ) -> Result<Batch> {
         let ctx = "copying a backfill batch";
         let tx = self.client.transaction().await.context(ctx)?;
-        let limit = self.opts.batch_rows as i64;
+        let skip = self.opts.batch_rows as i64 - 1;
+        let last: Option<Vec<String>> = tx
+            .query_opt(next, &[&from, &range.hi, &skip])
+            .await
+            .context(ctx)?
+            .map(|r| r.get(0));
+        let exhausted = last.is_none();
+        let last_key = last.unwrap_or_else(|| range.hi.clone());
         let row = tx
-            .query_one(stmt, &[&from, &range.hi, &limit])
+            .query_one(batch, &[&from, &last_key])
             .await
             .context(ctx)?;
         let rows: i64 = row.get(0);
-        let last_key: Option<String> = row.get(1);
-        let exhausted = rows < limit;
         tx.execute(
             "UPDATE hyperswap.ranges
-             SET cursor = coalesce($4, cursor), rows_copied = rows_copied + $5, batches = batches + 1,
+             SET cursor = $4, rows_copied = rows_copied + $5, batches = batches + 1,
                  done = $6, updated_at = now()
              WHERE plan_name = $1 AND ord = $2 AND range_no = $3",
-            &[&self.plan, &range.ord, &range.range_no, &last_key, &rows, &exhausted],
+            &[
+                &self.plan,
+                &range.ord,
+                &range.range_no,
+                &last_key,
+                &rows,
+                &exhausted,
+            ],
         )
         .await
         .context(ctx)?;
@@ -267,6 +319,6 @@ impl Backfill<'_> {
 
 struct Batch {
     rows: i64,
-    last_key: Option<String>,
+    last_key: Vec<String>,
     exhausted: bool,
 }

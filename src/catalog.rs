@@ -148,6 +148,8 @@ pub struct Index {
     pub key_columns: Vec<String>,
     pub partial: bool,
     pub comment: Option<String>,
+    /// Per key column: ` COLLATE ...` where the index's collation is not the column's.
+    pub key_collates: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -368,6 +370,7 @@ fn index(r: &Row) -> Index {
         key_columns: r.get(6),
         partial: r.get(7),
         comment: r.get(8),
+        key_collates: r.get(9),
     }
 }
 

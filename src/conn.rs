@@ -69,6 +69,13 @@ impl ConnectOptions {
                 tracing::debug!("connection closed: {e}");
             }
         });
+        client
+            .batch_execute(crate::stmt::SESSION_SETTINGS)
+            .await
+            .map_err(|source| Error::Db {
+                context: "pinning the session's settings".into(),
+                source,
+            })?;
         Ok(client)
     }
 }

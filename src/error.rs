@@ -30,6 +30,10 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// Several problems, all found in one pass (`plan validate` reports every one).
+    #[error("{}", numbered(.0))]
+    Problems(Vec<Error>),
+
     /// The run was interrupted (Ctrl-C) at a safe point.
     #[error("interrupted at a safe point; run the same command again to resume")]
     Interrupted,
@@ -48,6 +52,52 @@ impl Error {
         match self {
             Error::Db { source, .. } => source.code().map(|c| c.code()),
             _ => None,
+        }
+    }
+}
+
+fn numbered(problems: &[Error]) -> String {
+    let mut out = format!("{} problems:", problems.len());
+    for (i, p) in problems.iter().enumerate() {
+        let text = p.to_string().replace('\n', "\n   ");
+        out.push_str(&format!("\n\n{}. {text}", i + 1));
+    }
+    out
+}
+
+/// Collects the problems of a plan (bad input, not failures of the database or the
+/// connection) so that all of them are reported at once.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<Error>);
+
+impl Problems {
+    /// The value when `r` is Ok; a problem is kept for later and `None` returned; any
+    /// other error (a lost connection, say) is returned at once.
+    pub fn check<T>(&mut self, r: Result<T>) -> Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Problems(many)) => {
+                self.0.extend(many);
+                Ok(None)
+            }
+            Err(e @ (Error::Invalid { .. } | Error::Plan(_) | Error::WrongPhase(_))) => {
+                self.0.push(e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Ok when nothing was found; the one problem as it is; several as one error.
+    pub fn finish(mut self) -> Result<()> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(self.0.remove(0)),
+            _ => Err(Error::Problems(self.0)),
         }
     }
 }

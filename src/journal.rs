@@ -28,9 +28,10 @@ pub struct PlanRecord {
 pub struct RangeRecord {
     pub ord: i32,
     pub range_no: i32,
-    pub lo: Option<String>,
-    pub hi: String,
-    pub cursor: Option<String>,
+    /// Key values as text, one per key column.
+    pub lo: Option<Vec<String>>,
+    pub hi: Vec<String>,
+    pub cursor: Option<Vec<String>>,
     pub rows_copied: i64,
     pub done: bool,
 }
@@ -164,7 +165,7 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
                 &job.source.to_string(),
                 &job.target.to_string(),
                 &job.retired.to_string(),
-                &job.key.name,
+                &job.key.names().join(", "),
                 &job.time.name,
             ],
         )

@@ -187,7 +187,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 outln!("{}", render::parity(report));
                 if !report.equal {
                     eprintln!(
-                        "error: parity found differences; cutover refused. Inspect with `hyperswap parity {}`; the copy trigger keeps running, nothing was lost",
+                        "error: parity found differences; cutover refused. Inspect them with `hyperswap parity {0}`, re-copy the differing rows from the live table with `hyperswap parity {0} --repair`, then run `hyperswap plan apply {0}` again; the copy trigger keeps running, nothing was lost",
                         plan.path.display()
                     );
                     return Ok(1);

@@ -31,6 +31,102 @@ impl ColumnRef {
     }
 }
 
+/// One column of the key the backfill pages through and parity ranges split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyColumn {
+    pub name: String,
+    /// The column's type as SQL, e.g. `uuid`, `character varying(32)`.
+    pub type_sql: String,
+    /// ` COLLATE "schema"."name"` when the unique index orders this column by another
+    /// collation than the column's own, else "": comparisons must match the index.
+    pub collate: String,
+}
+
+/// The unique NOT NULL key, one or several columns in the unique index's order. Key
+/// values travel as text, one string per column (`text[]` in the journal and as bound
+/// parameters), so any type with a btree order works: integers, uuid, text, numeric,
+/// dates and timestamps, and composites of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub columns: Vec<KeyColumn>,
+}
+
+impl Key {
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    pub fn contains(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| c.name == column)
+    }
+
+    /// The key as a row, for comparisons: `("a", "b")`, or `"t"."a"` with a table alias.
+    pub fn row(&self, alias: Option<&str>) -> String {
+        format!(
+            "({})",
+            self.each(|c| format!("{}{}", col(alias, &c.name), c.collate))
+        )
+    }
+
+    /// `"a", "b"`, for ORDER BY (with the index's collations).
+    pub fn order_by(&self, alias: Option<&str>, desc: bool) -> String {
+        let dir = if desc { " DESC" } else { "" };
+        self.each(|c| format!("{}{}{dir}", col(alias, &c.name), c.collate))
+    }
+
+    /// The key value bound as parameter `$n` (a `text[]`), as a row of typed values.
+    pub fn param_row(&self, n: usize) -> String {
+        let mut i = 0;
+        format!(
+            "({})",
+            self.each(|c| {
+                i += 1;
+                format!(
+                    "(${n}::pg_catalog.text[])[{i}]::{}{}",
+                    c.type_sql, c.collate
+                )
+            })
+        )
+    }
+
+    /// `ARRAY["a"::text, "b"::text]`: the key value as the journal keeps it.
+    pub fn text_array(&self, alias: Option<&str>) -> String {
+        format!(
+            "ARRAY[{}]",
+            self.each(|c| format!("{}::pg_catalog.text", col(alias, &c.name)))
+        )
+    }
+
+    /// `"a" = OLD."a" AND "b" = OLD."b"`: the key of `left` equals the key of `right`.
+    pub fn equals(&self, left: Option<&str>, right: &str) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{} = {}", col(left, &c.name), col(Some(right), &c.name)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// A key value for people: `42`, or `(a, b)` for a composite key.
+    pub fn display(values: &[String]) -> String {
+        match values {
+            [one] => one.clone(),
+            many => format!("({})", many.join(", ")),
+        }
+    }
+
+    fn each(&self, f: impl FnMut(&KeyColumn) -> String) -> String {
+        self.columns.iter().map(f).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// `"name"`, or `alias."name"`.
+fn col(alias: Option<&str>, name: &str) -> String {
+    match alias {
+        Some(a) => format!("{a}.{}", quote_ident(name)),
+        None => quote_ident(name),
+    }
+}
+
 /// One table of the plan, resolved.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -39,7 +135,7 @@ pub struct Job {
     pub source: QualifiedName,
     pub target: QualifiedName,
     pub retired: QualifiedName,
-    pub key: ColumnRef,
+    pub key: Key,
     pub time: ColumnRef,
     pub chunk_time_interval: Duration,
     /// The original table's definition, read from the catalog.

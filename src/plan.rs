@@ -31,8 +31,8 @@ pub struct TablePlan {
     pub source: QualifiedName,
     pub time_column: String,
     pub chunk_time_interval: Duration,
-    /// `None`: the source's single-column integer primary key.
-    pub key: Option<String>,
+    /// `None`: the source's primary key. Otherwise the columns of a unique index.
+    pub key: Option<Vec<String>>,
     pub target: QualifiedName,
     pub retired: QualifiedName,
     pub inbound_foreign_keys: InboundForeignKeys,
@@ -238,7 +238,7 @@ struct TableFile {
     #[serde(with = "humantime_serde_compat")]
     chunk_time_interval: Duration,
     #[serde(default)]
-    key: Option<Column>,
+    key: Option<KeyColumns>,
     #[serde(default)]
     target: Option<Name>,
     #[serde(default)]
@@ -270,6 +270,48 @@ impl<'de> Deserialize<'de> for Column {
         crate::ident::parse_ident(&text)
             .map(Column)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `key: id` or `key: [trace_id, span_id]`: one column or a list of them.
+#[derive(Debug)]
+struct KeyColumns(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyColumns {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = KeyColumns;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a column name or a list of column names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<KeyColumns, E> {
+                crate::ident::parse_ident(v)
+                    .map(|c| KeyColumns(vec![c]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<KeyColumns, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Column(c)) = seq.next_element()? {
+                    if out.contains(&c) {
+                        return Err(serde::de::Error::custom(format!(
+                            "column `{c}` is listed twice in the key"
+                        )));
+                    }
+                    out.push(c);
+                }
+                if out.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "the key lists no column; name at least one, or leave `key` out for the primary key",
+                    ));
+                }
+                Ok(KeyColumns(out))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -537,6 +579,23 @@ mod tests {
         assert_eq!(p.tables[0].time_column, "ts");
         let p = parse(&GOOD.replace("time_column: ts", "time_column: '\"Ts\"'")).unwrap();
         assert_eq!(p.tables[0].time_column, "Ts");
+    }
+
+    #[test]
+    fn keys_are_a_column_or_a_list() {
+        let with = |k: &str| parse(&format!("{GOOD}    key: {k}\n"));
+        assert_eq!(
+            with("ID").unwrap().tables[0].key,
+            Some(vec!["id".to_string()])
+        );
+        assert_eq!(
+            with("[trace_id, '\"SpanId\"']").unwrap().tables[0].key,
+            Some(vec!["trace_id".to_string(), "SpanId".to_string()])
+        );
+        let e = with("[]").unwrap_err().to_string();
+        assert!(e.contains("lists no column"), "{e}");
+        let e = with("[a, a]").unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub fn validated(plan: &Plan, jobs: &[Job], connect: &ConnectOptions) -> String 
             "  {} -> {} (key {}, time {} in chunks of {}), retired as {}",
             job.source,
             job.target,
-            job.key.name,
+            job.key
+                .names()
+                .iter()
+                .map(|c| hyperswap::ident::display_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
             job.time.name,
             humantime::format_duration(job.chunk_time_interval),
             job.retired

@@ -57,8 +57,7 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
         return Ok(out);
     }
     let jobs = validate::resolve(client, plan, phase).await?;
-    let bounds =
-        parity::plan_bounds(client, &jobs, Phase::Backfilled, plan.parity.range_rows).await?;
+    let bounds = parity::plan_bounds(client, &jobs, plan.parity.range_rows).await?;
     let mut texts = HashMap::new();
     for job in &jobs {
         // Before the target exists, it will be created with the source's exact columns.
@@ -78,7 +77,7 @@ fn write_phases(
     out: &mut String,
     plan: &Plan,
     jobs: &[Job],
-    bounds: &HashMap<usize, Vec<String>>,
+    bounds: &HashMap<usize, Vec<parity::ranges::KeyValue>>,
     texts: &HashMap<usize, parity::sql::RowText>,
 ) {
     let lock = lock_policy(plan);
@@ -110,17 +109,17 @@ fn write_phases(
     stmts(out, &backfill::session_statements(&plan.backfill));
     for job in jobs {
         let note = format!(
-            "batches of {} rows on {}, each in its own transaction with its journal record\n$1 = range start (first batch) or last key copied, $2 = upper bound captured at start, $3 = batch rows",
+            "batches of {} rows on {}, each in its own transaction with its journal record: first the batch's last key, then the batch\nkey values are bound as text[], one element per key column: $1 = range start (first batch) or last key copied, $2 = the range's end captured at start, then the batch's last key, $3 = batch rows - 1",
             plan.backfill.batch_rows, job.source
         );
         section(out, &format!("phase 3, backfill {}", job.source));
-        stmts(
-            out,
-            &[
-                Stmt::noted(backfill::batch_sql(job, true), note),
-                Stmt::new(backfill::batch_sql(job, false)),
-            ],
-        );
+        let mut list = Vec::new();
+        for from in [backfill::From::RangeStart, backfill::From::Cursor] {
+            list.push(Stmt::new(backfill::next_sql(job, from)));
+            list.push(Stmt::new(backfill::batch_sql(job, from)));
+        }
+        list[0].note = Some(note);
+        stmts(out, &list);
     }
     section(out, "phase 4, parity: ANALYZE the targets");
     stmts(
@@ -154,8 +153,8 @@ fn write_phases(
     for job in jobs {
         let (live, mirror) = parity::pair(job, Phase::Backfilled);
         let whole = parity::ranges::KeyRange {
-            lo: Some("$lo".into()),
-            hi: Some("$hi".into()),
+            lo: Some(vec!["$lo".into()]),
+            hi: Some(vec!["$hi".into()]),
         };
         let (sql, _) = parity::sql::pinpoint_sql(job, live, mirror, &whole);
         section(

@@ -11,6 +11,11 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Context, Error, Result};
 
+/// Settings every session of the tool runs with: the text form of values (key bounds
+/// kept in the journal, parity's row text) must not depend on the user's defaults.
+pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'";
+
 /// One SQL statement, with an optional note for the reader of `plan show`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stmt {
@@ -108,6 +113,15 @@ pub fn set_lock_timeout(timeout: Duration) -> Stmt {
 pub fn is_lock_conflict(e: &Error) -> bool {
     // 57014: the LOCK statement ran into its statement_timeout.
     matches!(e.sqlstate(), Some("55P03") | Some("40P01") | Some("57014"))
+}
+
+/// What kind of conflict `e` is, in words, for the retry message.
+pub fn conflict_kind(e: &Error) -> &'static str {
+    match e.sqlstate() {
+        Some("40P01") => "was chosen as a deadlock victim",
+        Some("40001") => "met a serialization failure",
+        _ => "waited too long for a lock",
+    }
 }
 
 /// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.

@@ -121,11 +121,11 @@ pub fn drop_function(dir: &Direction) -> Stmt {
 
 fn function_sql(job: &Job, dir: &Direction) -> String {
     let cols = job.written_columns();
-    let (key, time) = (quote_ident(&job.key.name), quote_ident(&job.time.name));
+    let time = quote_ident(&job.time.name);
     let set_cols: Vec<&str> = cols
         .iter()
         .copied()
-        .filter(|c| *c != job.key.name && *c != job.time.name)
+        .filter(|c| !job.key.contains(c) && *c != job.time.name)
         .collect();
     let values = |names: &[&str]| {
         names
@@ -141,12 +141,25 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    // With nothing but key and time to set, the in-place update sets the key to itself.
+    // With nothing but key and time to set, the in-place update sets a key column to itself.
+    let first_key = quote_ident(&job.key.columns[0].name);
     let (set_columns, set_values) = if set_cols.is_empty() {
-        (key.clone(), format!("NEW.{key}"))
+        (first_key.clone(), format!("NEW.{first_key}"))
     } else {
         (quoted(&set_cols), values(&set_cols))
     };
+    // The row in the other table: its key and time (the hypertable's unique key).
+    let mut old_row = job.key.equals(None, "OLD");
+    let mut row_moves: Vec<String> = job
+        .key
+        .names()
+        .iter()
+        .map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", quote_ident(c)))
+        .collect();
+    if !job.key.contains(&job.time.name) {
+        old_row.push_str(&format!(" AND {time} = OLD.{time}"));
+        row_moves.push(format!("NEW.{time} IS DISTINCT FROM OLD.{time}"));
+    }
     let body = crate::template::render(
         include_str!("../sql/copy_trigger.sql"),
         &[
@@ -156,8 +169,8 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
             ("new_values", values(&cols)),
             ("set_columns", set_columns),
             ("set_values", set_values),
-            ("row_moves", format!("NEW.{key} IS DISTINCT FROM OLD.{key} OR NEW.{time} IS DISTINCT FROM OLD.{time}")),
-            ("old_row", format!("{key} = OLD.{key} AND {time} = OLD.{time}")),
+            ("row_moves", row_moves.join(" OR ")),
+            ("old_row", old_row),
         ],
     );
     // Writes into the other table must not fire its triggers: before cutover those are

@@ -3,17 +3,15 @@
 
 use tokio_postgres::GenericClient;
 
-use crate::catalog::{self, Table};
-use crate::error::{Context, Error, Result};
-use crate::ident::QualifiedName;
-use crate::model::{ColumnRef, Job};
+use crate::catalog::{self, Index, Table};
+use crate::error::{Context, Error, Problems, Result};
+use crate::ident::{display_ident, quote_ident, QualifiedName};
+use crate::model::{ColumnRef, Job, Key, KeyColumn};
 use crate::phase::Phase;
 use crate::plan::{InboundForeignKeys, Plan, TablePlan};
 
 /// Time column types the target's `by_range` dimension accepts with an interval.
 const TIME_TYPES: [&str; 3] = ["timestamptz", "timestamp", "date"];
-/// Key types the backfill can page through today.
-const KEY_TYPES: [&str; 3] = ["int2", "int4", "int8"];
 
 /// Resolves every table of `plan`. `phase` is the journal's phase (`None`: not started),
 /// which says where the original table lives and which names are expected to exist.
@@ -25,22 +23,27 @@ pub async fn resolve(
     check_timescaledb(client).await?;
     // One privilege check for the whole plan: every copy function is written the same way.
     let replica_role = can_set_replica_role(client).await?;
+    // Every problem of every table is found before any is reported.
+    let mut problems = Problems::default();
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        jobs.push(resolve_table(client, plan, t, ord, &field, phase, replica_role).await?);
+        let found = resolve_table(client, plan, t, ord, &field, phase, replica_role).await;
+        jobs.extend(problems.check(found)?.flatten());
     }
-    check_no_keys_between(&jobs)?;
+    problems.check(check_no_keys_between(&jobs))?;
+    problems.finish()?;
     Ok(jobs)
 }
 
 /// Checks that must hold for the forward path to reach cutover (`plan validate` and
 /// `plan apply` run them; reading commands do not).
 pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<()> {
+    let mut problems = Problems::default();
     for job in jobs {
-        check_bound_dependents(client, job).await?;
+        problems.check(check_bound_dependents(client, job).await)?;
     }
-    Ok(())
+    problems.finish()
 }
 
 /// A foreign key from one table of the plan to another: the copy's key would still
@@ -114,33 +117,39 @@ async fn resolve_table(
     field: &str,
     phase: Option<Phase>,
     replica_role: bool,
-) -> Result<Job> {
+) -> Result<Option<Job>> {
     let cut_over = phase == Some(Phase::CutOver);
     // After cutover the original table lives on under the retired name.
     let original_name = if cut_over { &t.retired } else { &t.source };
     let table = load_original(client, plan, original_name, field).await?;
+    // Each check stands alone: all of this table's problems are reported together.
+    let mut problems = Problems::default();
     if !cut_over {
-        check_plain_table(client, &table, field).await?;
-        check_names_free(client, plan, t, field, phase).await?;
+        problems.check(check_plain_table(client, &table, field).await)?;
+        problems.check(check_names_free(client, plan, t, field, phase).await)?;
     }
     if let Some((a, b)) = copy_pair(t, phase) {
-        check_same_columns(client, a, b).await?;
+        problems.check(check_same_columns(client, a, b).await)?;
     }
-    let time = check_time_column(client, &table, &t.time_column, field, !cut_over).await?;
-    let key = check_key(&table, t.key.as_deref(), field)?;
-    check_constraints(&table, field, t.inbound_foreign_keys)?;
+    let time = problems
+        .check(check_time_column(client, &table, &t.time_column, field, !cut_over).await)?;
+    let key = problems.check(check_key(&table, t.key.as_deref(), field))?;
+    problems.check(check_constraints(&table, field, t.inbound_foreign_keys))?;
     if !cut_over {
-        check_inbound_fks(client, plan, &table, field).await?;
-        check_no_emulation_on(client, &table, field).await?;
+        problems.check(check_inbound_fks(client, plan, &table, field).await)?;
+        problems.check(check_no_emulation_on(client, &table, field).await)?;
     }
-    Ok(job(t, ord, table, key, time, replica_role))
+    problems.finish()?;
+    Ok(time
+        .zip(key)
+        .map(|(time, key)| job(t, ord, table, key, time, replica_role)))
 }
 
 fn job(
     t: &TablePlan,
     ord: usize,
     table: Table,
-    key: ColumnRef,
+    key: Key,
     time: ColumnRef,
     replica_role: bool,
 ) -> Job {
@@ -195,18 +204,21 @@ pub async fn resolve_for_removal(
             name: t.time_column.clone(),
             type_sql: String::new(),
         };
-        let key_name = t
+        // Removal drops whole tables: the key only names the journal's records.
+        let names = t
             .key
             .clone()
-            .or_else(|| {
-                table
-                    .primary_key()
-                    .and_then(|pk| pk.columns.first().cloned())
-            })
+            .or_else(|| table.primary_key().map(|pk| pk.columns.clone()))
             .unwrap_or_default();
-        let key = ColumnRef {
-            name: key_name,
-            type_sql: String::new(),
+        let key = Key {
+            columns: names
+                .into_iter()
+                .map(|name| KeyColumn {
+                    name,
+                    type_sql: String::new(),
+                    collate: String::new(),
+                })
+                .collect(),
         };
         jobs.push(job(t, ord, table, key, time, false));
     }
@@ -403,8 +415,14 @@ async fn check_time_column(
     let name = &table.name;
     let col = table.column(column).ok_or_else(|| {
         Error::invalid(
-            format!("{name} has no column `{column}` ({field}.time_column)"),
-            format!("name one of its columns: {}", column_names(table)),
+            format!(
+                "{name} has no column {} ({field}.time_column)",
+                display_ident(column)
+            ),
+            format!(
+                "name one of its columns, as the plan must write it: {}",
+                plan_spellings(table)
+            ),
         )
     })?;
     if !TIME_TYPES.contains(&col.type_name.as_str()) {
@@ -440,64 +458,220 @@ async fn check_time_column(
     })
 }
 
-/// The backfill's key: the plan's `key`, else the single-column primary key; it must be
-/// NOT NULL, unique on its own and of an integer type.
-fn check_key(table: &Table, key: Option<&str>, field: &str) -> Result<ColumnRef> {
+/// The backfill's key: the plan's `key` columns, else the primary key. Its columns must
+/// be NOT NULL and exactly the key columns of a valid, non-partial unique index, whose
+/// column order (and collations) the backfill and parity then follow.
+fn check_key(table: &Table, key: Option<&[String]>, field: &str) -> Result<Key> {
     let name = &table.name;
-    let column = match key {
-        Some(k) => k.to_string(),
+    let wanted: Vec<String> = match key {
+        Some(k) => k.to_vec(),
         None => match table.primary_key() {
-            Some(pk) if pk.columns.len() == 1 => pk.columns[0].clone(),
-            Some(pk) => {
-                return Err(no_key(
-                    name,
-                    field,
-                    &format!("its primary key has {} columns", pk.columns.len()),
-                ))
-            }
-            None => return Err(no_key(name, field, "it has no primary key")),
+            Some(pk) => pk.columns.clone(),
+            None => return Err(no_primary_key(table, field)),
         },
     };
-    let col = table.column(&column).ok_or_else(|| {
-        no_key(
-            name,
-            field,
-            &format!("it has no column `{column}` ({field}.key)"),
-        )
-    })?;
-    let unique = table
-        .indexes
-        .iter()
-        .any(|i| i.unique && i.valid && !i.partial && i.key_columns == [column.clone()]);
-    if !unique || !col.not_null {
-        return Err(no_key(
-            name,
-            field,
-            &format!("`{column}` is not NOT NULL and unique on its own"),
-        ));
+    let whose = if key.is_some() {
+        format!("{field}.key")
+    } else {
+        "its primary key".to_string()
+    };
+    for c in &wanted {
+        if table.column(c).is_none() {
+            return Err(Error::invalid(
+                format!("{name} has no column {} ({field}.key)", display_ident(c)),
+                format!(
+                    "name its columns as the plan must write them: {}",
+                    plan_spellings(table)
+                ),
+            ));
+        }
     }
-    if !KEY_TYPES.contains(&col.type_name.as_str()) {
-        let whose = if key.is_some() {
-            format!("{field}.key")
-        } else {
-            "its primary key".to_string()
-        };
+    let Some(index) = unique_index_on(table, &wanted) else {
         return Err(Error::invalid(
-            format!("{name}.{column} ({whose}) is of type {}; hyperswap pages through integer keys only for now", col.type_sql),
-            "name a unique NOT NULL smallint, integer or bigint column with `key:`",
+            format!(
+                "({}) ({whose}) is not unique in {name}: no valid, non-partial unique index has exactly these columns",
+                quote_cols(&wanted)
+            ),
+            format!(
+                "name the columns of a unique index with `key:` under {field}{}, or create one without blocking writes: CREATE UNIQUE INDEX CONCURRENTLY ON {} ({})",
+                candidates_hint(table),
+                name.quoted(),
+                quote_cols(&wanted)
+            ),
+        ));
+    };
+    let nullable: Vec<&str> = wanted
+        .iter()
+        .filter(|c| table.column(c).is_some_and(|col| !col.not_null))
+        .map(String::as_str)
+        .collect();
+    if !nullable.is_empty() {
+        return Err(Error::invalid(
+            format!(
+                "({}) ({whose}) is unique in {name}, but {} allow(s) NULL, so rows could not be told apart",
+                quote_cols(&wanted),
+                nullable.iter().map(|c| display_ident(c)).collect::<Vec<_>>().join(", ")
+            ),
+            format!(
+                "if no row holds a NULL there: {}",
+                nullable
+                    .iter()
+                    .map(|c| format!("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL;", name.quoted(), quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         ));
     }
-    Ok(ColumnRef {
-        name: col.name.clone(),
-        type_sql: col.type_sql.clone(),
-    })
+    let columns = index
+        .key_columns
+        .iter()
+        .zip(&index.key_collates)
+        .map(|(c, collate)| {
+            let col = table.column(c).expect("checked above");
+            KeyColumn {
+                name: col.name.clone(),
+                type_sql: col.type_sql.clone(),
+                collate: collate.clone(),
+            }
+        })
+        .collect();
+    Ok(Key { columns })
 }
 
-fn no_key(name: &QualifiedName, field: &str, why: &str) -> Error {
+/// A valid, non-partial unique index whose key columns are exactly `columns` (in any
+/// order), preferring the one that backs the primary key.
+fn unique_index_on<'a>(table: &'a Table, columns: &[String]) -> Option<&'a Index> {
+    let same = |i: &Index| {
+        i.key_columns.len() == columns.len() && columns.iter().all(|c| i.key_columns.contains(c))
+    };
+    let pk_index = table.primary_key().and_then(|pk| pk.index_name.clone());
+    let mut found: Vec<&Index> = table
+        .indexes
+        .iter()
+        .filter(|i| i.unique && i.valid && !i.partial && same(i))
+        .collect();
+    found.sort_by_key(|i| Some(&i.name) != pk_index.as_ref());
+    found.into_iter().next()
+}
+
+/// The unique indexes on NOT NULL columns that could serve as the key.
+fn key_candidates(table: &Table) -> Vec<&Index> {
+    table
+        .indexes
+        .iter()
+        .filter(|i| {
+            i.unique
+                && i.valid
+                && !i.partial
+                && i.key_columns
+                    .iter()
+                    .all(|c| table.column(c).is_some_and(|col| col.not_null))
+        })
+        .collect()
+}
+
+fn candidates_hint(table: &Table) -> String {
+    let list: Vec<String> = key_candidates(table)
+        .iter()
+        .map(|i| format!("`key: [{}]`", plan_cols(&i.key_columns)))
+        .collect();
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!(" (usable here: {})", list.join(" or "))
+    }
+}
+
+fn no_primary_key(table: &Table, field: &str) -> Error {
+    let name = &table.name;
+    let candidates = key_candidates(table);
+    if !candidates.is_empty() {
+        return Error::invalid(
+            format!("{name} has no primary key; say which unique key hyperswap pages through"),
+            format!(
+                "add {} under {field}",
+                candidates
+                    .iter()
+                    .map(|i| format!("`key: [{}]`", plan_cols(&i.key_columns)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        );
+    }
+    // Unique indexes whose only flaw is a column that allows NULL.
+    let nullable: Vec<String> = table
+        .indexes
+        .iter()
+        .filter(|i| {
+            i.unique && i.valid && !i.partial && i.key_columns.iter().all(|c| table.column(c).is_some())
+        })
+        .map(|i| {
+            let open: Vec<&String> = i
+                .key_columns
+                .iter()
+                .filter(|c| table.column(c).is_some_and(|col| !col.not_null))
+                .collect();
+            format!(
+                "unique index {} on ({}) would do, but {} allow(s) NULL: ALTER TABLE {} {}; then `key: [{}]` under {field}",
+                display_ident(&i.name),
+                quote_cols(&i.key_columns),
+                open.iter().map(|c| display_ident(c)).collect::<Vec<_>>().join(", "),
+                name.quoted(),
+                open.iter()
+                    .map(|c| format!("ALTER COLUMN {} SET NOT NULL", quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan_cols(&i.key_columns)
+            )
+        })
+        .collect();
     Error::invalid(
-        format!("{name} has no usable key: {why}"),
-        format!("name a unique NOT NULL integer column with `key:` under {field}, or add a single-column primary key"),
+        format!("{name} has no primary key and no unique index on NOT NULL columns: hyperswap needs a unique NOT NULL key to copy and compare rows"),
+        if nullable.is_empty() {
+            format!(
+                "add one without blocking writes: CREATE UNIQUE INDEX CONCURRENTLY {idx} ON {t} (<columns>); then ALTER TABLE {t} ADD PRIMARY KEY USING INDEX {idx} (its columns must be NOT NULL)",
+                idx = quote_ident(&format!("{}_key", name.name)),
+                t = name.quoted(),
+            )
+        } else {
+            nullable.join("; or ")
+        },
     )
+}
+
+/// A column as the plan must write it: bare when SQL would fold it to itself, else
+/// double-quoted inside YAML quotes (`'"Time"'`).
+pub fn plan_spelling(column: &str) -> String {
+    let shown = display_ident(column);
+    if shown.starts_with('"') {
+        format!("'{shown}'")
+    } else {
+        shown
+    }
+}
+
+fn plan_cols(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| plan_spelling(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plan_spellings(table: &Table) -> String {
+    plan_cols(
+        &table
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn quote_cols(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| display_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> Result<()> {
@@ -595,15 +769,6 @@ async fn check_no_emulation_on(
         ),
         "move referencing tables before the tables they reference; to move this one now, end that emulation first with `hyperswap finalize <its plan file> --end-fk-emulation`",
     ))
-}
-
-fn column_names(table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What changes for the application once the hypertable takes the table's name: the

@@ -17,7 +17,7 @@ use crate::plan::hex;
 use crate::progress::Cancel;
 use crate::stmt::{self, SqlLog};
 
-use super::ranges::{self, KeyRange};
+use super::ranges::{self, KeyRange, KeyValue};
 use super::sql::{
     checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText, ROW_ALIAS,
 };
@@ -105,8 +105,11 @@ impl Checker<'_> {
         if self.repair && !report.equal {
             for (job, table) in self.jobs.iter().zip(&report.tables) {
                 if !table.differences.is_empty() {
-                    let keys: Vec<String> =
-                        table.differences.iter().map(|d| d.key.clone()).collect();
+                    let keys: Vec<KeyValue> = table
+                        .differences
+                        .iter()
+                        .map(|d| d.key_values.clone())
+                        .collect();
                     self.repair_keys(journal, job, &keys).await?;
                     repaired.push((table.table.clone(), keys.len()));
                 }
@@ -264,7 +267,7 @@ impl Checker<'_> {
         lanes: &Lanes,
         run_id: i64,
         job: &Job,
-        bounds: &[String],
+        bounds: &[KeyValue],
         text: RowText,
         results: &mut Results,
         digest: &mut Sha256,
@@ -385,13 +388,23 @@ impl Checker<'_> {
         ))
     }
 
-    async fn repair_keys(&self, conn: &Client, job: &Job, keys: &[String]) -> Result<()> {
+    async fn repair_keys(&self, conn: &Client, job: &Job, keys: &[KeyValue]) -> Result<()> {
         let (from, to) = pair(job, self.phase);
         let ctx = || format!("repairing {} keys of {}", keys.len(), job.source);
+        // One text[] per key column: the keys, column by column.
+        let columns: Vec<Vec<String>> = (0..job.key.columns.len())
+            .map(|i| {
+                keys.iter()
+                    .map(|k| k.get(i).cloned().unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         conn.batch_execute("BEGIN").await.with_context(ctx)?;
         for s in repair_statements(job, from, to) {
             self.log.record(&s.sql);
-            conn.execute(&s.sql, &[&keys]).await.with_context(ctx)?;
+            conn.execute(&s.sql, &params).await.with_context(ctx)?;
         }
         conn.batch_execute("COMMIT").await.with_context(ctx)?;
         tracing::info!(
@@ -407,7 +420,7 @@ impl Checker<'_> {
         &self,
         journal: &Client,
         live: &Client,
-    ) -> Result<(i64, HashMap<usize, Vec<String>>)> {
+    ) -> Result<(i64, HashMap<usize, Vec<KeyValue>>)> {
         let ctx = "recording the parity run";
         let open = journal
             .query_opt(
@@ -423,7 +436,7 @@ impl Checker<'_> {
                 return Ok((row.get(0), b));
             }
         }
-        let bounds = plan_bounds(live, self.jobs, self.phase, self.range_rows).await?;
+        let bounds = plan_bounds(live, self.jobs, self.range_rows).await?;
         let text = serde_json::to_string(&bounds).expect("bounds serialise");
         let id: i64 = journal
             .query_one(
@@ -542,40 +555,17 @@ pub async fn row_text(client: &Client, job: &Job, phase: Phase) -> Result<RowTex
     })
 }
 
-/// The range boundaries of every table, from the current statistics.
+/// The range boundaries of every table, from a sample of its keys.
 pub async fn plan_bounds(
     client: &Client,
     jobs: &[Job],
-    phase: Phase,
     range_rows: u64,
-) -> Result<HashMap<usize, Vec<String>>> {
+) -> Result<HashMap<usize, Vec<KeyValue>>> {
     let mut bounds = HashMap::new();
     for job in jobs {
-        let rows = estimated_rows(client, job, phase).await?;
-        bounds.insert(
-            job.ord,
-            ranges::bounds(client, job, rows, range_rows).await?,
-        );
+        bounds.insert(job.ord, ranges::bounds(client, job, range_rows).await?);
     }
     Ok(bounds)
-}
-
-/// Rows in the live table or the mirror, whichever the planner knows to be larger.
-async fn estimated_rows(client: &Client, job: &Job, phase: Phase) -> Result<f64> {
-    let (live, mirror) = pair(job, phase);
-    let row = client
-        .query_one(
-            "SELECT greatest(
-                 (SELECT sum(greatest(c.reltuples, 0)) FROM pg_class c
-                  WHERE c.oid = to_regclass($1) OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($1))),
-                 (SELECT sum(greatest(c.reltuples, 0)) FROM pg_class c
-                  WHERE c.oid = to_regclass($2) OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($2))),
-                 $3::float8)::float8",
-            &[&live.quoted(), &mirror.quoted(), &job.table.estimated_rows],
-        )
-        .await
-        .context("estimating rows for the parity ranges")?;
-    Ok(row.get::<_, Option<f64>>(0).unwrap_or(0.0))
 }
 
 /// One side's cells of a row, as text (None = NULL).
@@ -587,13 +577,13 @@ fn classify(
     columns: &[&str],
     rows: impl Iterator<
         Item = (
-            String,
+            KeyValue,
             Option<Vec<Option<String>>>,
             Option<Vec<Option<String>>>,
         ),
     >,
 ) -> Vec<Difference> {
-    let mut by_key: Vec<(String, Vec<Cells>, Vec<Cells>)> = Vec::new();
+    let mut by_key: Vec<(KeyValue, Vec<Cells>, Vec<Cells>)> = Vec::new();
     for (key, live, mirror) in rows {
         if by_key.last().map(|(k, _, _)| k != &key).unwrap_or(true) {
             by_key.push((key, vec![], vec![]));
@@ -604,30 +594,26 @@ fn classify(
     }
     by_key
         .into_iter()
-        .map(|(key, live, mirror)| match (live.first(), mirror.first()) {
-            (Some(l), Some(m)) => {
-                let columns = columns
-                    .iter()
-                    .zip(l.iter().zip(m))
-                    .filter(|(_, (a, b))| a != b)
-                    .map(|(c, _)| c.to_string())
-                    .collect();
-                Difference {
-                    key,
-                    kind: DiffKind::Different,
-                    columns,
-                }
+        .map(|(key, live, mirror)| {
+            let (kind, columns) = match (live.first(), mirror.first()) {
+                (Some(l), Some(m)) => (
+                    DiffKind::Different,
+                    columns
+                        .iter()
+                        .zip(l.iter().zip(m))
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(c, _)| c.to_string())
+                        .collect(),
+                ),
+                (Some(_), None) => (DiffKind::Missing, vec![]),
+                _ => (DiffKind::Extra, vec![]),
+            };
+            Difference {
+                key: crate::model::Key::display(&key),
+                key_values: key,
+                kind,
+                columns,
             }
-            (Some(_), None) => Difference {
-                key,
-                kind: DiffKind::Missing,
-                columns: vec![],
-            },
-            _ => Difference {
-                key,
-                kind: DiffKind::Extra,
-                columns: vec![],
-            },
         })
         .collect()
 }
@@ -642,17 +628,19 @@ mod tests {
 
     #[test]
     fn classifies_missing_extra_and_changed_columns() {
+        let k = |s: &str| vec![s.to_string()];
         let rows = vec![
-            ("1".to_string(), cells(&[Some("1"), None]), None),
-            ("1".to_string(), None, cells(&[Some("1"), Some("")])),
-            ("2".to_string(), cells(&[Some("2"), Some("a")]), None),
-            ("3".to_string(), None, cells(&[Some("3"), Some("b")])),
+            (k("1"), cells(&[Some("1"), None]), None),
+            (k("1"), None, cells(&[Some("1"), Some("")])),
+            (k("2"), cells(&[Some("2"), Some("a")]), None),
+            (k("3"), None, cells(&[Some("3"), Some("b")])),
         ];
         let d = classify(&["id", "s"], rows.into_iter());
         assert_eq!(
             d[0],
             Difference {
                 key: "1".into(),
+                key_values: vec!["1".into()],
                 kind: DiffKind::Different,
                 columns: vec!["s".into()]
             }

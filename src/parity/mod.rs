@@ -27,7 +27,7 @@ pub use check::{plan_bounds, row_text, Checker};
 pub fn checksum_statements(
     job: &Job,
     phase: Phase,
-    bounds: &[String],
+    bounds: &[ranges::KeyValue],
     text: sql::RowText,
 ) -> Vec<Stmt> {
     let (live, mirror) = pair(job, phase);
@@ -74,8 +74,10 @@ pub enum DiffKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
-    /// The key, as text.
+    /// The key, as text: `42`, or `(a, b)` for a composite key.
     pub key: String,
+    /// The key's columns, each as text.
+    pub key_values: Vec<String>,
     pub kind: DiffKind,
     /// The columns whose values differ (`different` only).
     pub columns: Vec<String>,

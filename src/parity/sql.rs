@@ -5,7 +5,7 @@ use crate::model::Job;
 use crate::stmt::Stmt;
 use crate::template::render;
 
-use super::ranges::KeyRange;
+use super::ranges::{KeyRange, KeyValue};
 
 /// Session settings of both parity connections: the text form of every value, and so
 /// every hash, must not depend on the session.
@@ -60,7 +60,7 @@ pub fn checksum_sql(
     table: &QualifiedName,
     range: &KeyRange,
     text: RowText,
-) -> (String, Vec<String>) {
+) -> (String, Vec<KeyValue>) {
     let (clause, params) = range.clause(job, 1);
     let row_text = match text {
         RowText::WholeRow => format!("{ROW_ALIAS}::text"),
@@ -84,25 +84,62 @@ pub fn pinpoint_sql(
     live: &QualifiedName,
     mirror: &QualifiedName,
     range: &KeyRange,
-) -> (String, Vec<String>) {
+) -> (String, Vec<KeyValue>) {
     let (clause, params) = range.clause(job, 1);
     let limit = format!("${}", params.len() + 1);
     let cells = job
         .table
         .columns
         .iter()
-        .map(|c| format!("{}::{}::text", quote_ident(&c.name), c.type_sql))
+        .map(|c| format!("{}::{}::pg_catalog.text", quote_ident(&c.name), c.type_sql))
         .collect::<Vec<_>>()
         .join(", ");
+    // Key columns under aliases of their own (k1, k2, ...), so a column of the table
+    // named like an alias cannot be confused with them.
+    let alias = |i: usize| format!("hyperswap_k{i}");
+    let keys: Vec<(String, &crate::model::KeyColumn)> = job
+        .key
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (alias(i + 1), c))
+        .collect();
+    let join = |f: &dyn Fn(&str, &crate::model::KeyColumn) -> String, sep: &str| {
+        keys.iter()
+            .map(|(a, c)| f(a, c))
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
     let sql = render(
         include_str!("../../sql/parity_pinpoint.sql"),
         &[
-            ("key", quote_ident(&job.key.name)),
+            (
+                "key_columns",
+                join(&|a, c| format!("{} AS {a}", quote_ident(&c.name)), ", "),
+            ),
             ("row", row_expr(job)),
             ("cells", cells),
             ("live", live.quoted()),
             ("mirror", mirror.quoted()),
             ("range", clause),
+            (
+                "key_text",
+                join(
+                    &|a, _| format!("coalesce(live.{a}, mirror.{a})::pg_catalog.text"),
+                    ", ",
+                ),
+            ),
+            (
+                "key_equal",
+                join(&|a, _| format!("live.{a} = mirror.{a}"), " AND "),
+            ),
+            (
+                "key_order",
+                join(
+                    &|a, c| format!("coalesce(live.{a}, mirror.{a}){}", c.collate),
+                    ", ",
+                ),
+            ),
             ("limit", limit),
         ],
     );
@@ -110,15 +147,25 @@ pub fn pinpoint_sql(
 }
 
 /// Re-copies the given keys from `live` to `mirror` (the `--repair` of a difference).
-/// $1 = the keys, as text.
+/// $1, $2, ... = per key column, the keys' values as a `text[]`.
 pub fn repair_statements(job: &Job, live: &QualifiedName, mirror: &QualifiedName) -> Vec<Stmt> {
-    let key = quote_ident(&job.key.name);
-    let any = format!("{key} = ANY($1::text[]::{}[])", job.key.type_sql);
+    let arrays = job
+        .key
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::pg_catalog.text[]::{}[]", i + 1, c.type_sql))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let any = format!(
+        "{} IN (SELECT * FROM pg_catalog.unnest({arrays}))",
+        job.key.row(None)
+    );
     let cols = job.column_list();
     vec![
         Stmt::noted(
             format!(
-                "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {any} FOR SHARE) AS locked",
+                "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} WHERE {any} FOR SHARE) AS locked",
                 live.quoted()
             ),
             "hold the live rows still while their copies are replaced",

@@ -3,6 +3,9 @@
 //! passes and kept for inspection when it fails; and a runner for the real binary.
 #![allow(dead_code)]
 
+pub mod scenario;
+pub mod writer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,85 @@
+//! A live writer for any table: connections that run the given statements in a random
+//! order until stopped, counting what they did. `{r}` in a statement is replaced by a
+//! random number in 0..1000 each time, so a test picks rows through an indexed column.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct SqlWriter {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<WriterCounts>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct WriterCounts {
+    /// Rows changed, per statement (by its index in the list).
+    pub rows: Vec<u64>,
+    pub errors: Vec<String>,
+}
+
+impl SqlWriter {
+    pub fn start(url: &str, connections: usize, statements: &[&str], pause: Duration) -> SqlWriter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
+        let tasks = (0..connections)
+            .map(|lane| {
+                let (url, stop, statements) = (url.to_string(), stop.clone(), statements.clone());
+                tokio::spawn(async move { write(url, lane as u64, stop, statements, pause).await })
+            })
+            .collect();
+        SqlWriter { stop, tasks }
+    }
+
+    pub async fn stop(self) -> WriterCounts {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = WriterCounts::default();
+        for t in self.tasks {
+            let c = t.await.unwrap();
+            all.rows.resize(all.rows.len().max(c.rows.len()), 0);
+            for (i, n) in c.rows.iter().enumerate() {
+                all.rows[i] += n;
+            }
+            all.errors.extend(c.errors);
+        }
+        all
+    }
+}
+
+async fn write(
+    url: String,
+    lane: u64,
+    stop: Arc<AtomicBool>,
+    statements: Vec<String>,
+    pause: Duration,
+) -> WriterCounts {
+    let client = super::connect(&url).await;
+    let mut counts = WriterCounts {
+        rows: vec![0; statements.len()],
+        errors: vec![],
+    };
+    // xorshift: reproducible per lane, no dependency.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (lane + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let i = (next() % statements.len() as u64) as usize;
+        let sql = statements[i].replace("{r}", &(next() % 1000).to_string());
+        match client.execute(&sql, &[]).await {
+            Ok(n) => counts.rows[i] += n,
+            Err(e) => {
+                let msg = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                counts.errors.push(format!("{sql}: {msg}"));
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+    counts
+}

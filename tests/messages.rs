@@ -1,0 +1,133 @@
+//! Issue 7, "messages": validate reports every problem of every table at once, names
+//! columns the way the plan must write them, tells "not unique" from "allows NULL";
+//! a deadlock is reported as a deadlock.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Acceptance 5: three broken tables, three problems in one run (and more: each
+/// table's every problem), and the database unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reports_every_broken_table() {
+    let db = TestDb::new("three_broken").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE keyless (\"Time\" timestamptz NOT NULL, v int);
+             CREATE TABLE nullable_key (id int, ts timestamptz NOT NULL);
+             CREATE UNIQUE INDEX nullable_key_id ON nullable_key (id);
+             CREATE TABLE not_unique (id int NOT NULL, ts timestamptz NOT NULL, PRIMARY KEY (id, ts));
+             CREATE TABLE good (id bigint PRIMARY KEY, ts timestamptz NOT NULL);",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let plan = db.plan(
+        "p.yaml",
+        "name: broken\ntables:\n  - source: keyless\n    time_column: time\n    chunk_time_interval: 1 day\n  - source: nullable_key\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: not_unique\n    time_column: ts\n    chunk_time_interval: 1 day\n    key: id\n  - source: missing\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: good\n    time_column: ts\n    chunk_time_interval: 1 day\n",
+    );
+    for cmd in ["validate", "apply"] {
+        let run = db.hyperswap(&["plan", cmd, path_str(&plan)]);
+        assert_eq!(run.code, 2, "{cmd}: {}", run.stderr);
+        let e = &run.stderr;
+        assert!(e.contains("5 problems"), "{cmd}: {e}");
+        // keyless: its time column is spelled as the plan must write it, and the key
+        // problem is reported too.
+        assert!(e.contains("public.keyless has no column time "), "{e}");
+        assert!(
+            e.contains("'\"Time\"'"),
+            "the suggestion must be spelled '\"Time\"': {e}"
+        );
+        assert!(
+            e.contains("public.keyless has no primary key and no unique index on NOT NULL columns"),
+            "{e}"
+        );
+        // A unique column that allows NULL, and a NOT NULL column that is not unique.
+        assert!(
+            e.contains("nullable_key_id on (id) would do, but id allow(s) NULL"),
+            "{e}"
+        );
+        assert!(
+            e.contains("(id) (tables[2].key) is not unique in public.not_unique"),
+            "{e}"
+        );
+        assert!(!e.contains("not NOT NULL"), "{e}");
+        assert!(e.contains("table public.missing does not exist"), "{e}");
+        assert!(
+            !e.contains("public.good"),
+            "the good table has no problem: {e}"
+        );
+        assert_eq!(
+            fingerprint(&client).await,
+            before,
+            "{cmd} changed the database"
+        );
+    }
+}
+
+/// A deadlock between a backfill batch and the application is reported as a deadlock,
+/// and the batch (not the application) gives way and is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlock_is_reported_as_a_deadlock() {
+    let db = TestDb::new("deadlock_word").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 2000) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("dl", "m", "    key: id\nbackfill:\n  batch_rows: 5000\n"),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "trigger"])
+        .ok();
+    let app = db.client().await;
+    app.batch_execute("BEGIN; UPDATE m SET v = v + 1 WHERE id = 1500")
+        .await
+        .unwrap();
+    let apply = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&plan), "--until", "backfill"],
+    );
+    // Wait until the batch, having locked rows 1..1499, waits for row 1500.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'hyperswap apply%' AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch never waited for the row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Now the application wants a row the batch holds: a deadlock.
+    app.batch_execute("UPDATE m SET v = v + 1 WHERE id = 10; COMMIT")
+        .await
+        .expect("the application's transaction must survive: the batch gives way");
+    let run = apply.await.unwrap().ok();
+    assert!(
+        run.stderr.contains("was chosen as a deadlock victim"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("waited too long"), "{}", run.stderr);
+    assert_eq!(
+        except_both_ways(&client, "public.m", "public.m_hs_new").await,
+        0
+    );
+}

@@ -25,33 +25,87 @@ async fn fails_with(c: &Client, sql: &str) -> SqlState {
     e.code().cloned().unwrap_or_else(|| panic!("`{sql}`: {e}"))
 }
 
-/// The seed schema's traces family, cut down to the columns that matter here, keyed by
-/// bigint (the backfill pages through integer keys). 20 traces, 3 spans each, 2 events
-/// per span.
+/// The seed schema's traces family, exactly as in the observability migrations' README
+/// (uuid keys), with 20 traces, 3 spans each and 2 events per span. Ids are uuids made
+/// from numbers: trace n is [`t`]`(n)`, span n is [`s`]`(n)`.
 const FAMILY: &str = "
     CREATE TABLE traces (
-        id bigint PRIMARY KEY,
-        service_name varchar(255) NOT NULL,
-        start_time timestamptz NOT NULL
+        id UUID PRIMARY KEY,
+        trace_id VARCHAR(32) NOT NULL,
+        service_name VARCHAR(255) NOT NULL,
+        start_time TIMESTAMPTZ NOT NULL,
+        end_time TIMESTAMPTZ,
+        duration_us BIGINT,
+        status VARCHAR(50) NOT NULL,
+        status_message TEXT,
+        root_span_name VARCHAR(255),
+        attributes JSONB NOT NULL DEFAULT '{}',
+        resource_attributes JSONB NOT NULL DEFAULT '{}',
+        span_count INTEGER NOT NULL DEFAULT 0,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
     );
     CREATE TABLE trace_spans (
-        id bigint PRIMARY KEY,
-        trace_id bigint NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
-        name varchar(255) NOT NULL,
-        start_time timestamptz NOT NULL
+        id UUID PRIMARY KEY,
+        trace_id UUID NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+        span_id VARCHAR(16) NOT NULL,
+        parent_span_id VARCHAR(16),
+        name VARCHAR(255) NOT NULL,
+        kind VARCHAR(50) NOT NULL,
+        service_name VARCHAR(255) NOT NULL,
+        start_time TIMESTAMPTZ NOT NULL,
+        end_time TIMESTAMPTZ,
+        duration_us BIGINT,
+        status VARCHAR(50) NOT NULL,
+        status_message TEXT,
+        attributes JSONB NOT NULL DEFAULT '{}',
+        events JSONB,
+        links JSONB,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
     );
     CREATE TABLE trace_events (
-        id bigint PRIMARY KEY,
-        span_id bigint NOT NULL REFERENCES trace_spans(id) ON DELETE CASCADE,
-        name varchar(255) NOT NULL,
-        timestamp timestamptz NOT NULL
+        id UUID PRIMARY KEY,
+        span_id UUID NOT NULL REFERENCES trace_spans(id) ON DELETE CASCADE,
+        name VARCHAR(255) NOT NULL,
+        timestamp TIMESTAMPTZ NOT NULL,
+        attributes JSONB NOT NULL DEFAULT '{}',
+        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
     );
-    INSERT INTO traces SELECT g, 'svc', timestamptz '2024-01-01' + g * interval '5 hours'
+    INSERT INTO traces (id, trace_id, service_name, start_time, status, span_count)
+        SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid, md5(g::text),
+               'checkout', timestamptz '2024-01-01' + g * interval '5 hours', 'ok', 3
         FROM generate_series(1, 20) g;
-    INSERT INTO trace_spans SELECT g, (g - 1) / 3 + 1, 'span', timestamptz '2024-01-01' + g * interval '2 hours'
+    INSERT INTO trace_spans (id, trace_id, span_id, name, kind, service_name, start_time, status)
+        SELECT ('00000000-0000-0000-0001-' || lpad(g::text, 12, '0'))::uuid,
+               ('00000000-0000-0000-0000-' || lpad(((g - 1) / 3 + 1)::text, 12, '0'))::uuid,
+               left(md5(g::text), 16), 'span', 'internal', 'checkout',
+               timestamptz '2024-01-01' + g * interval '2 hours', 'ok'
         FROM generate_series(1, 60) g;
-    INSERT INTO trace_events SELECT g, (g - 1) / 2 + 1, 'event', timestamptz '2024-01-01' + g * interval '1 hour'
+    INSERT INTO trace_events (id, span_id, name, timestamp)
+        SELECT ('00000000-0000-0000-0002-' || lpad(g::text, 12, '0'))::uuid,
+               ('00000000-0000-0000-0001-' || lpad(((g - 1) / 2 + 1)::text, 12, '0'))::uuid,
+               'event', timestamptz '2024-01-01' + g * interval '1 hour'
         FROM generate_series(1, 120) g;";
+
+/// Trace `n`'s id, as a SQL literal.
+fn t(n: i64) -> String {
+    format!("'00000000-0000-0000-0000-{n:012}'::uuid")
+}
+
+/// Span `n`'s id, as a SQL literal.
+fn s(n: i64) -> String {
+    format!("'00000000-0000-0000-0001-{n:012}'::uuid")
+}
+
+/// Inserts span `span` of trace `trace`.
+fn insert_span(span: i64, trace: i64) -> String {
+    format!(
+        "INSERT INTO trace_spans (id, trace_id, span_id, name, kind, service_name, start_time, status)
+         VALUES ({}, {}, 'ffffffffffffffff', 'late', 'internal', 'checkout', now(), 'ok')",
+        s(span),
+        t(trace)
+    )
+}
 
 fn traces_plan(name: &str, choice: &str) -> String {
     format!(
@@ -97,34 +151,48 @@ async fn hyperswap_objects(c: &Client) -> i64 {
 async fn emulation_holds(c: &Client, gone: i64, finalized: bool) {
     // A span of a missing trace, or moved to one, is refused as a real key would.
     assert_eq!(
+        fails_with(c, &insert_span(1000, 999)).await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    assert_eq!(
         fails_with(
             c,
-            "INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())"
+            &format!(
+                "UPDATE trace_spans SET trace_id = {} WHERE id = {}",
+                t(999),
+                s(1)
+            )
         )
         .await,
         SqlState::FOREIGN_KEY_VIOLATION
     );
-    assert_eq!(
-        fails_with(c, "UPDATE trace_spans SET trace_id = 999 WHERE id = 1").await,
-        SqlState::FOREIGN_KEY_VIOLATION
-    );
     // To an existing trace, or without touching the key, it is not.
-    c.batch_execute(
-        "UPDATE trace_spans SET trace_id = 3 WHERE id = 1; UPDATE trace_spans SET name = 'renamed' WHERE id = 2",
-    )
+    c.batch_execute(&format!(
+        "UPDATE trace_spans SET trace_id = {} WHERE id = {}; UPDATE trace_spans SET name = 'renamed' WHERE id = {}",
+        t(3),
+        s(1),
+        s(2)
+    ))
     .await
     .unwrap();
-    let spans = |id: i64| format!("SELECT count(*) FROM trace_spans WHERE trace_id = {id}");
+    let spans = |id: i64| {
+        format!(
+            "SELECT count(*) FROM trace_spans WHERE trace_id = {}",
+            t(id)
+        )
+    };
     let events = |id: i64| {
-        format!("SELECT count(*) FROM trace_events e JOIN trace_spans s ON s.id = e.span_id WHERE s.trace_id = {id}")
+        format!("SELECT count(*) FROM trace_events e JOIN trace_spans s ON s.id = e.span_id WHERE s.trace_id = {}", t(id))
     };
     assert_eq!(scalar::<i64>(c, &spans(gone)).await, 3);
     assert_eq!(scalar::<i64>(c, &events(gone)).await, 6);
     let events_before: i64 = scalar(c, "SELECT count(*) FROM trace_events").await;
     if finalized {
         c.batch_execute(&format!(
-            "INSERT INTO traces VALUES ({gone}, 'svc', timestamptz '2030-01-01');
-             DELETE FROM traces WHERE id = {gone} AND start_time < '2030-01-01'"
+            "INSERT INTO traces (id, trace_id, service_name, start_time, status)
+                 VALUES ({id}, 'again', 'checkout', timestamptz '2030-01-01', 'ok');
+             DELETE FROM traces WHERE id = {id} AND start_time < '2030-01-01'",
+            id = t(gone)
         ))
         .await
         .unwrap();
@@ -135,7 +203,7 @@ async fn emulation_holds(c: &Client, gone: i64, finalized: bool) {
         );
     }
     // Deleting a trace deletes its spans and (by trace_events' own key) their events.
-    c.batch_execute(&format!("DELETE FROM traces WHERE id = {gone}"))
+    c.batch_execute(&format!("DELETE FROM traces WHERE id = {}", t(gone)))
         .await
         .unwrap();
     assert_eq!(scalar::<i64>(c, &spans(gone)).await, 0);
@@ -151,15 +219,13 @@ async fn emulation_holds(c: &Client, gone: i64, finalized: bool) {
 /// inserted while the trace's delete is uncommitted waits, then is refused.
 async fn concurrent_delete_cannot_orphan(db: &TestDb, c: &Client, first: i64, second: i64) {
     let app = db.client().await;
-    app.batch_execute(&format!(
-        "BEGIN; INSERT INTO trace_spans VALUES (2000, {first}, 'late', now())"
-    ))
-    .await
-    .unwrap();
+    app.batch_execute(&format!("BEGIN; {}", insert_span(2000, first)))
+        .await
+        .unwrap();
     let other = db.client().await;
     let delete = tokio::spawn(async move {
         other
-            .batch_execute(&format!("DELETE FROM traces WHERE id = {first}"))
+            .batch_execute(&format!("DELETE FROM traces WHERE id = {}", t(first)))
             .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -171,21 +237,22 @@ async fn concurrent_delete_cannot_orphan(db: &TestDb, c: &Client, first: i64, se
     delete.await.unwrap().unwrap();
     assert_eq!(orphans(c).await, 0);
     assert_eq!(
-        scalar::<i64>(c, "SELECT count(*) FROM trace_spans WHERE id = 2000").await,
+        scalar::<i64>(
+            c,
+            &format!("SELECT count(*) FROM trace_spans WHERE id = {}", s(2000))
+        )
+        .await,
         0
     );
 
-    app.batch_execute(&format!("BEGIN; DELETE FROM traces WHERE id = {second}"))
-        .await
-        .unwrap();
+    app.batch_execute(&format!(
+        "BEGIN; DELETE FROM traces WHERE id = {}",
+        t(second)
+    ))
+    .await
+    .unwrap();
     let other = db.client().await;
-    let insert = tokio::spawn(async move {
-        other
-            .batch_execute(&format!(
-                "INSERT INTO trace_spans VALUES (2001, {second}, 'late', now())"
-            ))
-            .await
-    });
+    let insert = tokio::spawn(async move { other.batch_execute(&insert_span(2001, second)).await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(
         !insert.is_finished(),
@@ -260,11 +327,7 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
         0
     );
     assert_eq!(
-        fails_with(
-            &c,
-            "INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())"
-        )
-        .await,
+        fails_with(&c, &insert_span(1000, 999)).await,
         SqlState::FOREIGN_KEY_VIOLATION
     );
 
@@ -292,9 +355,7 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
     // Ending it leaves nothing of hyperswap behind; the references are unchecked.
     db.hyperswap(&["finalize", plan, "--end-fk-emulation"]).ok();
     assert_eq!(hyperswap_objects(&c).await, 0);
-    c.batch_execute("INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())")
-        .await
-        .unwrap();
+    c.batch_execute(&insert_span(1000, 999)).await.unwrap();
     let run = db.hyperswap(&["finalize", plan, "--end-fk-emulation"]);
     assert_eq!(run.code, 2, "nothing left to end: {}", run.stdout);
 }
@@ -350,16 +411,13 @@ async fn child_moved_first_then_parent() {
         0,
         "no copy of the key is left on a chunk"
     );
-    let err = c
-        .batch_execute("INSERT INTO trace_spans VALUES (1000, 999, 'orphan', now())")
-        .await
-        .unwrap_err();
+    let err = c.batch_execute(&insert_span(1000, 999)).await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::FOREIGN_KEY_VIOLATION));
     assert!(
         format!("{:?}", err).contains("emulated by hyperswap"),
         "{err:?}"
     );
-    c.batch_execute("DELETE FROM traces WHERE id = 1")
+    c.batch_execute(&format!("DELETE FROM traces WHERE id = {}", t(1)))
         .await
         .unwrap();
     assert_eq!(orphans_of_spans(&c).await, 0);

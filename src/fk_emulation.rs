@@ -247,6 +247,35 @@ impl<'a> Emulation<'a> {
     }
 }
 
+/// Before the plan runs: the emulation compares the referencing columns with the
+/// referenced ones by `OPERATOR(pg_catalog.=)`; a pair of types without such an operator
+/// (a type of another schema, say) would only fail on the application's first write
+/// after cutover. Planning the comparison (nothing is executed) finds that now.
+pub async fn check_comparable(
+    client: &impl tokio_postgres::GenericClient,
+    referenced: &QualifiedName,
+    fk: &InboundFk,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT FROM {} AS c JOIN {} AS p ON {} WHERE false",
+        fk.table_name.quoted(),
+        referenced.quoted(),
+        matches("p", &fk.referenced_columns, "c", &fk.columns)
+    );
+    client.prepare(&sql).await.map(|_| ()).map_err(|e| {
+        crate::error::Error::invalid(
+            format!(
+                "foreign key {} on {} cannot be emulated: its columns ({}) cannot be compared with ({}) of {referenced} by pg_catalog's = operator: {e}",
+                fk.name,
+                fk.table_name,
+                fk.columns.join(", "),
+                fk.referenced_columns.join(", ")
+            ),
+            "choose `inbound_foreign_keys: drop` for this table (and enforce the reference otherwise), or drop the key before the move",
+        )
+    })
+}
+
 /// The key's definition, naming the referenced table by its qualified name (so it does
 /// not depend on the search_path of the session that adds it back).
 pub fn definition(job: &Job, fk: &InboundFk) -> String {

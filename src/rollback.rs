@@ -78,9 +78,16 @@ pub async fn finish(client: &Client, log: &SqlLog, record: &PlanRecord) -> Resul
         stmt::exec(client, log, &Stmt::new(sql))
             .await
             .map_err(|e| {
+                if e.sqlstate() == Some("23503") {
+                    // Rows written while the key was dropped (inbound_foreign_keys: drop).
+                    return Error::invalid(
+                        format!("the rollback is done, but a foreign key it added back does not hold for rows written while it was dropped: {e}"),
+                        "the key holds for new rows already (NOT VALID); fix or delete the rows that reference missing keys, then run `hyperswap rollback` again to validate it",
+                    );
+                }
                 Error::invalid(
                     format!("the rollback is done, but a foreign key it added back could not be validated yet: {e}"),
-                    "the key holds for new rows already; run `hyperswap rollback` again to validate it (it waits at most the plan's lock_timeout for its lock)",
+                    "the key holds for new rows already (NOT VALID); run `hyperswap rollback` again to validate it (it waits at most the plan's lock_timeout for its lock)",
                 )
             })?;
     }

@@ -137,6 +137,12 @@ async fn resolve_table(
     problems.check(check_constraints(&table, field, t.inbound_foreign_keys))?;
     if !cut_over {
         problems.check(check_inbound_fks(client, plan, &table, field).await)?;
+        if t.inbound_foreign_keys == InboundForeignKeys::Emulate {
+            for fk in &table.inbound_fks {
+                problems
+                    .check(crate::fk_emulation::check_comparable(client, &table.name, fk).await)?;
+            }
+        }
         problems.check(check_no_emulation_on(client, &table, field).await)?;
     }
     problems.finish()?;

@@ -6,8 +6,9 @@
 //! the retired table keeps every later write. The exact SQL that undoes all of it is
 //! written to the journal in the same transaction; `hyperswap rollback` runs that text.
 
-use crate::fk_emulation::{self, Emulation};
+use crate::fk_emulation::Emulation;
 use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
+use crate::inbound_fks;
 use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 
@@ -53,7 +54,7 @@ pub fn after_rollback_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     jobs.iter()
         .filter(|j| j.drop_inbound_fks)
         .flat_map(|j| j.table.inbound_fks.iter())
-        .filter_map(|fk| fk_emulation::validate_back(fk, lock))
+        .filter_map(|fk| inbound_fks::validate_back(fk, lock))
         .collect()
 }
 
@@ -277,7 +278,7 @@ fn end_emulation(job: &Job) -> Vec<Stmt> {
 }
 
 fn add_inbound_fks(job: &Job) -> Vec<Stmt> {
-    per_dropped_fk(job, |fk| fk_emulation::add_back(job, fk))
+    per_dropped_fk(job, |fk| inbound_fks::add_back(job, fk))
 }
 
 /// One statement per inbound foreign key, when the plan drops them at cutover.

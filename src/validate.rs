@@ -826,8 +826,8 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
                     fk.name,
                     fk.table_name,
                     fk.columns.join(", "),
-                    crate::fk_emulation::action_name(&fk.on_delete),
-                    crate::fk_emulation::action_name(&fk.on_update),
+                    crate::inbound_fks::action_name(&fk.on_delete),
+                    crate::inbound_fks::action_name(&fk.on_update),
                     job.source,
                     fk.table_name
                 )
@@ -838,7 +838,7 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
                     fk.name,
                     fk.table_name,
                     fk.columns.join(", "),
-                    crate::fk_emulation::losses(fk)
+                    crate::inbound_fks::losses(fk)
                 )
             }
         })

@@ -4,6 +4,20 @@
 -- referenced columns, leaves the children's references dangling only when no other row
 -- with the old key remains, and only then does what ON {{event}} said.
 BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        -- After a TRUNCATE the hypertable is empty: a child still referencing a key
+        -- would be an orphan (truncating both in one statement is fine, as with a real
+        -- key, since AFTER TRUNCATE triggers fire once every table is truncated).
+        PERFORM FROM {{child}} AS c WHERE NOT ({{child_has_null}}) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'feature_not_supported',
+                MESSAGE = 'cannot truncate a table referenced in a foreign key constraint (emulated by hyperswap)',
+                DETAIL = pg_catalog.format('Table %s references %s through %s.', {{child_text}}, {{parent_text}}, {{constraint_text}}),
+                HINT = pg_catalog.format('Truncate table %s at the same time.', {{child_text}});
+        END IF;
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'UPDATE' AND ROW({{new_referenced}}) IS NOT DISTINCT FROM ROW({{old_referenced}}) THEN
         RETURN NULL;
     END IF;

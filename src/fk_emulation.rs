@@ -133,6 +133,15 @@ impl<'a> Emulation<'a> {
                 ),
                 "on the hypertable, now named like the original (this touches every chunk)",
             ),
+            Stmt::noted(
+                format!(
+                    "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    quote_ident(&self.trigger("truncate")),
+                    self.job.source.quoted(),
+                    parent_fn.quoted()
+                ),
+                "a TRUNCATE that would leave children referencing nothing fails, as with a real key",
+            ),
         ]
     }
 
@@ -198,6 +207,11 @@ impl<'a> Emulation<'a> {
             include_str!("../sql/fk_emulation_parent.sql"),
             &[
                 ("event", event),
+                ("child", self.child().quoted()),
+                ("child_has_null", is_null("c", &fk.columns, " OR ")),
+                ("child_text", quote_literal(&self.child().to_string())),
+                ("parent_text", quote_literal(&self.job.source.to_string())),
+                ("constraint_text", quote_literal(&fk.name)),
                 ("new_referenced", prefixed("NEW", refs)),
                 ("old_referenced", prefixed("OLD", refs)),
                 ("old_has_null", is_null("OLD", refs, " OR ")),

@@ -353,6 +353,14 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
     emulation_holds(&c, 7, true).await;
 
     // Ending it leaves nothing of hyperswap behind; the references are unchecked.
+    assert_eq!(
+        fails_with(&c, "TRUNCATE traces").await,
+        SqlState::FEATURE_NOT_SUPPORTED,
+        "a TRUNCATE of referenced rows is refused while emulated"
+    );
+    c.batch_execute("BEGIN; TRUNCATE traces, trace_spans, trace_events; ROLLBACK")
+        .await
+        .unwrap();
     db.hyperswap(&["finalize", plan, "--end-fk-emulation"]).ok();
     assert_eq!(hyperswap_objects(&c).await, 0);
     c.batch_execute(&insert_span(1000, 999)).await.unwrap();

@@ -587,4 +587,20 @@ async fn every_action_is_emulated_and_every_loss_stated() {
     )
     .await;
     assert_eq!(invalid, 0);
+
+    // Straight from cut over to the end of the emulation: finalize, then end it.
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let run = db
+        .hyperswap(&["finalize", path_str(&plan), "--end-fk-emulation"])
+        .ok();
+    assert!(
+        run.stdout.contains("emulation ended (6 function(s)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(hyperswap_objects(&c).await, 0);
+    assert_eq!(
+        scalar::<Option<String>>(&c, "SELECT to_regclass('m_hs_old')::text").await,
+        None
+    );
 }

@@ -436,6 +436,15 @@ async fn child_moved_first_then_parent() {
         0,
         "the key and its chunks' copies are valid"
     );
+    assert_eq!(
+        scalar::<i64>(
+            &c,
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hyperswap\\_fk%'"
+        )
+        .await,
+        0,
+        "no emulation trigger is left on the child hypertable or its chunks"
+    );
     db.hyperswap(&["abort", emulate]).ok();
 
     // `drop`, the same way: dropped at cutover, back and valid after rollback.

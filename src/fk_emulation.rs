@@ -291,6 +291,27 @@ pub async fn check_comparable(
     })
 }
 
+/// What `--end-fk-emulation` runs, for `plan show` (the run finds the same functions
+/// by their comments, since the keys are gone from the catalog by then).
+pub fn end_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    let drops: Vec<Stmt> = jobs
+        .iter()
+        .filter(|j| j.emulate_inbound_fks)
+        .flat_map(|j| {
+            j.table
+                .inbound_fks
+                .iter()
+                .flat_map(move |fk| Emulation::new(j, fk).uninstall())
+        })
+        .collect();
+    if drops.is_empty() {
+        return drops;
+    }
+    std::iter::once(stmt::set_lock_timeout(lock.lock_timeout))
+        .chain(drops)
+        .collect()
+}
+
 /// `hyperswap finalize --end-fk-emulation`: drops every emulation function of `plan`
 /// (and so their triggers) in one lock-polite transaction; returns what it dropped.
 pub async fn end(

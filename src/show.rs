@@ -193,6 +193,14 @@ fn write_phases(
         stmts(out, &first);
         stmts(out, &second);
     }
+    let end = crate::fk_emulation::end_statements(jobs, &lock);
+    if !end.is_empty() {
+        section(
+            out,
+            "end of the foreign-key emulation: it stays after finalize, until you run `hyperswap finalize --end-fk-emulation`; one lock-polite transaction",
+        );
+        stmts(out, &end);
+    }
     section(
         out,
         "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`",

@@ -113,6 +113,11 @@ pub async fn remove(
         };
         check_droppable(&client, doomed).await?;
     }
+    if kind == Removal::Abort {
+        // After a rollback stopped before validating the foreign keys it added back
+        // (the journal, which says which, is about to go).
+        crate::rollback::finish(&client, log, &record).await?;
+    }
     if record.phase != doing {
         let tx = PhaseTx {
             log,

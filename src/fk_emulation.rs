@@ -117,7 +117,7 @@ impl<'a> Emulation<'a> {
             ),
             comment(&parent_fn, &format!("{what}: the referenced side")),
             Stmt::new(format!(
-                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
                 quote_ident(&self.trigger("child")),
                 quote_list(&self.fk.columns),
                 self.child().quoted(),
@@ -125,7 +125,7 @@ impl<'a> Emulation<'a> {
             )),
             Stmt::noted(
                 format!(
-                    "CREATE TRIGGER {} AFTER DELETE OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                    "CREATE OR REPLACE TRIGGER {} AFTER DELETE OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
                     quote_ident(&self.trigger("parent")),
                     quote_list(&self.fk.referenced_columns),
                     self.job.source.quoted(),
@@ -135,7 +135,7 @@ impl<'a> Emulation<'a> {
             ),
             Stmt::noted(
                 format!(
-                    "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    "CREATE OR REPLACE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
                     quote_ident(&self.trigger("truncate")),
                     self.job.source.quoted(),
                     parent_fn.quoted()

@@ -288,7 +288,7 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
     let show = db.hyperswap(&["plan", "show", plan]).ok().stdout;
     assert!(show.contains("end of the foreign-key emulation"), "{show}");
     for needle in [
-        "CREATE TRIGGER \"hyperswap_fk_",
+        "CREATE OR REPLACE TRIGGER \"hyperswap_fk_",
         "SECURITY INVOKER SET search_path = pg_catalog, pg_temp",
         "FOR KEY SHARE",
         "VALIDATE CONSTRAINT",

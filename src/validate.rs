@@ -698,10 +698,23 @@ fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> 
         ));
     }
     if let (Some(fk), InboundForeignKeys::Refuse) = (table.inbound_fks.first(), choice) {
+        let each: Vec<String> = table
+            .inbound_fks
+            .iter()
+            .map(|k| {
+                format!(
+                    "\n  - {} on {} ({}): `drop` would lose {}",
+                    k.name,
+                    k.table_name,
+                    k.columns.join(", "),
+                    crate::inbound_fks::losses(k)
+                )
+            })
+            .collect();
         return Err(Error::invalid(
             format!(
-                "{name} ({field}) is referenced by foreign key {} on {}; after the move the key is no longer unique without the time column, so the foreign key cannot follow",
-                fk.name, fk.table
+                "{name} ({field}) is referenced by foreign key {} on {}; after the move the key is no longer unique without the time column, so the foreign key cannot follow:{}",
+                fk.name, fk.table, each.concat()
             ),
             format!(
                 "choose in the plan, under {field}: `inbound_foreign_keys: emulate` replaces such keys with triggers that keep their meaning (existence check, ON DELETE / ON UPDATE), or `inbound_foreign_keys: drop` drops them (both in the cutover transaction; rollback adds them back); or drop {} yourself first",

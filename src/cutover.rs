@@ -68,6 +68,10 @@ pub fn reverse_script(jobs: &[Job], lock: &LockPolicy) -> String {
         .iter()
         .map(|s| format!("{};\n", s.sql))
         .collect();
+    join_reverse(&main, &after)
+}
+
+fn join_reverse(main: &str, after: &[String]) -> String {
     let mut n = 0u32;
     let separator = loop {
         let candidate = format!("-- hyperswap: then, in a transaction of its own ({n})");
@@ -451,4 +455,37 @@ fn identity_back(job: &Job) -> Vec<Stmt> {
 /// The statements as one text, for the journal and for `plan show`.
 pub fn script(stmts: &[Stmt]) -> String {
     stmts.iter().map(|s| format!("{};\n\n", s.sql)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_script_splits_back_whatever_the_names() {
+        // A name may carry the separator's text: the separator then changes.
+        let main =
+            "ALTER TABLE \"-- hyperswap: then, in a transaction of its own (0)\" RENAME TO x;\n";
+        let after = vec![
+            "DO $x$ BEGIN PERFORM 1; END $x$;\n".to_string(),
+            "DO $y$ BEGIN PERFORM '-- hyperswap: then, in a transaction of its own (1)'; END $y$;\n"
+                .to_string(),
+        ];
+        let text = join_reverse(main, &after);
+        let (m, a) = split_reverse(&text);
+        assert_eq!(m, main);
+        assert_eq!(
+            a,
+            vec![
+                "DO $x$ BEGIN PERFORM 1; END $x$".to_string(),
+                "DO $y$ BEGIN PERFORM '-- hyperswap: then, in a transaction of its own (1)'; END $y$"
+                    .to_string()
+            ]
+        );
+        // Recorded before this format: all of it is the rollback transaction.
+        assert_eq!(
+            split_reverse("SELECT 1;\n"),
+            ("SELECT 1;\n".to_string(), vec![])
+        );
+    }
 }

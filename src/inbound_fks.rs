@@ -62,7 +62,7 @@ pub fn validate_back(fk: &InboundFk, lock: &LockPolicy) -> Option<Stmt> {
         return None;
     }
     let body = format!(
-        "\nBEGIN\n    IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass({}) AND conname = {} AND NOT convalidated) THEN\n        SET LOCAL lock_timeout = '{}ms';\n        ALTER TABLE {} VALIDATE CONSTRAINT {};\n    END IF;\nEND\n",
+        "\nBEGIN\n    IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass({}) AND conname OPERATOR(pg_catalog.=) {} AND NOT convalidated) THEN\n        SET LOCAL lock_timeout = '{}ms';\n        ALTER TABLE {} VALIDATE CONSTRAINT {};\n    END IF;\nEND\n",
         fk.table_name.literal(),
         quote_literal(&fk.name),
         lock.lock_timeout.as_millis().max(1),

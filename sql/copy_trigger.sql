@@ -1,37 +1,36 @@
--- Written by hyperswap. Acts only while its table carries the application's name
--- (on a hypertable a row trigger fires on the chunk: then its parent must carry it);
--- otherwise it returns at once, so forward and reverse triggers can both stay
--- installed and cutover and rollback are only renames.
-DECLARE
-    live oid := pg_catalog.to_regclass({{live}});
+-- Written by hyperswap. A statement trigger: each INSERT, UPDATE, DELETE or TRUNCATE is
+-- mirrored with one set-based statement per step, from the statement's transition tables
+-- (hyperswap_old, hyperswap_new). It acts only while its table carries the application's
+-- name (TG_TABLE_SCHEMA and TG_TABLE_NAME: no catalog lookup), so forward and reverse
+-- triggers can both stay installed and cutover and rollback are only renames.
 BEGIN
-    IF TG_RELID IS DISTINCT FROM live AND NOT EXISTS (
-        SELECT FROM pg_catalog.pg_inherits WHERE inhrelid = TG_RELID AND inhparent = live
-    ) THEN
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.<>) {{live_name}}
+       OR TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) {{live_schema}} THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
-        VALUES ({{new_values}});
-    ELSIF TG_OP = 'UPDATE' THEN
-        IF {{row_moves}} THEN
-            -- Key or time changed: the row may move to another chunk, which an UPDATE
-            -- of a hypertable cannot do.
-            DELETE FROM {{to}} WHERE {{old_row}};
-            INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
-            VALUES ({{new_values}});
-        ELSE
-            UPDATE {{to}} SET ({{set_columns}}) = ROW({{set_values}}) WHERE {{old_row}};
-            IF NOT FOUND THEN
-                -- Not copied yet: the backfill will find it already there.
-                INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
-                VALUES ({{new_values}});
-            END IF;
-        END IF;
-    ELSIF TG_OP = 'DELETE' THEN
-        DELETE FROM {{to}} WHERE {{old_row}};
-    ELSE
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         TRUNCATE {{to}};
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+            -- This transaction's snapshot may predate a copy that the backfill committed:
+            -- the DELETE below would not see it and leave it stale. Probing with
+            -- ON CONFLICT raises a serialization failure (which the application retries)
+            -- when such an invisible copy exists; rows not copied yet are inserted here
+            -- and deleted right below.
+            INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
+            SELECT {{columns}} FROM hyperswap_old
+            ON CONFLICT DO NOTHING;
+        END IF;
+        -- Old rows go (by key and time: the hypertable's unique key); an UPDATE's new
+        -- versions come back below, whichever chunk they belong to now.
+        DELETE FROM {{to}} AS hyperswap_t USING hyperswap_old AS hyperswap_o
+        WHERE {{old_row}};
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        INSERT INTO {{to}} ({{columns}}) OVERRIDING SYSTEM VALUE
+        SELECT {{columns}} FROM hyperswap_new;
     END IF;
     RETURN NULL;
 END

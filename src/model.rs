@@ -8,11 +8,52 @@ use crate::ident::{quote_ident, with_suffix, QualifiedName};
 
 /// Schema of the tool's own objects (journal tables, trigger functions).
 pub const TOOL_SCHEMA: &str = "hyperswap";
-/// Trigger names on the live table; names are per table, so fixed names are unique.
-pub const COPY_TRIGGER: &str = "hyperswap_copy";
-pub const COPY_TRUNCATE_TRIGGER: &str = "hyperswap_copy_truncate";
-pub const REVERSE_TRIGGER: &str = "hyperswap_reverse";
-pub const REVERSE_TRUNCATE_TRIGGER: &str = "hyperswap_reverse_truncate";
+/// Trigger names on the tables (names are per table, so fixed names are unique): one
+/// statement trigger per event, as transition tables require, for each direction.
+pub const COPY_TRIGGERS: Triggers = Triggers::named("hyperswap_copy");
+pub const REVERSE_TRIGGERS: Triggers = Triggers::named("hyperswap_reverse");
+
+/// The names of one direction's triggers.
+#[derive(Debug, Clone, Copy)]
+pub struct Triggers {
+    pub prefix: &'static str,
+}
+
+impl Triggers {
+    const fn named(prefix: &'static str) -> Self {
+        Triggers { prefix }
+    }
+
+    /// (name, event, REFERENCING clause) of each trigger.
+    pub fn each(&self) -> [(String, &'static str, &'static str); 4] {
+        let p = self.prefix;
+        [
+            (
+                format!("{p}_insert"),
+                "INSERT",
+                " REFERENCING NEW TABLE AS hyperswap_new",
+            ),
+            (
+                format!("{p}_update"),
+                "UPDATE",
+                " REFERENCING OLD TABLE AS hyperswap_old NEW TABLE AS hyperswap_new",
+            ),
+            (
+                format!("{p}_delete"),
+                "DELETE",
+                " REFERENCING OLD TABLE AS hyperswap_old",
+            ),
+            (format!("{p}_truncate"), "TRUNCATE", ""),
+        ]
+    }
+
+    /// Every name, including the row trigger of hyperswap 0.1, for removal.
+    pub fn all_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.each().into_iter().map(|(n, _, _)| n).collect();
+        out.push(self.prefix.to_string());
+        out
+    }
+}
 /// Suffixes of index names on the new table while it is built, and of the retired
 /// table's after cutover.
 pub const NEW_SUFFIX: &str = "_hs_new";

@@ -1,17 +1,17 @@
-//! Phase 2, the copy triggers. A forward trigger on the source mirrors every INSERT,
-//! UPDATE (including of the key and the time column), DELETE and TRUNCATE into the
-//! target, in the writer's own transaction. A reverse trigger on the target does the
-//! same into the retired table once the target carries the source's name.
+//! Phase 2, the copy triggers. Forward statement triggers on the source mirror every
+//! INSERT, UPDATE (including of the key and the time column), DELETE and TRUNCATE into
+//! the target, in the writer's own transaction, one set-based statement per step from
+//! the statement's transition tables: a 1,000-row INSERT costs one INSERT ... SELECT, not
+//! a thousand function calls. Reverse triggers on the target do the same into the
+//! retired table once the target carries the source's name.
 //!
 //! Each function acts only while its table carries the application's name and returns
-//! at once otherwise. So both triggers are installed here, on the still-empty target,
-//! and cutover and rollback are only renames: no trigger DDL, which on a hypertable
-//! touches every chunk, runs while the application is locked out.
+//! at once otherwise. So both directions are installed here, on the still-empty target,
+//! and cutover and rollback are only renames: no trigger DDL runs while the application
+//! is locked out.
 
 use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
-use crate::model::{
-    Job, COPY_TRIGGER, COPY_TRUNCATE_TRIGGER, REVERSE_TRIGGER, REVERSE_TRUNCATE_TRIGGER,
-};
+use crate::model::{Job, Triggers, COPY_TRIGGERS, REVERSE_TRIGGERS};
 use crate::stmt::Stmt;
 
 /// One direction of copying.
@@ -21,8 +21,7 @@ pub struct Direction<'a> {
     pub on: &'a QualifiedName,
     /// The table kept in step, by the name it has while the trigger acts.
     pub to: &'a QualifiedName,
-    pub row_trigger: &'static str,
-    pub truncate_trigger: &'static str,
+    pub triggers: Triggers,
 }
 
 impl Job {
@@ -32,8 +31,7 @@ impl Job {
             function: self.copy_function(),
             on: &self.source,
             to: &self.target,
-            row_trigger: COPY_TRIGGER,
-            truncate_trigger: COPY_TRUNCATE_TRIGGER,
+            triggers: COPY_TRIGGERS,
         }
     }
 
@@ -43,8 +41,7 @@ impl Job {
             function: self.reverse_function(),
             on: &self.target,
             to: &self.retired,
-            row_trigger: REVERSE_TRIGGER,
-            truncate_trigger: REVERSE_TRUNCATE_TRIGGER,
+            triggers: REVERSE_TRIGGERS,
         }
     }
 }
@@ -82,25 +79,24 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
 }
 
 fn create_triggers(dir: &Direction) -> Vec<Stmt> {
-    vec![
-        Stmt::new(format!(
-            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
-            quote_ident(dir.row_trigger),
-            dir.on.quoted(),
-            dir.function.quoted()
-        )),
-        Stmt::new(format!(
-            "CREATE OR REPLACE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
-            quote_ident(dir.truncate_trigger),
-            dir.on.quoted(),
-            dir.function.quoted()
-        )),
-    ]
+    dir.triggers
+        .each()
+        .into_iter()
+        .map(|(name, event, referencing)| {
+            Stmt::new(format!(
+                "CREATE OR REPLACE TRIGGER {} AFTER {event} ON {}{referencing} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                quote_ident(&name),
+                dir.on.quoted(),
+                dir.function.quoted()
+            ))
+        })
+        .collect()
 }
 
 /// Removes a direction's triggers from `table` (where they sit now).
 pub fn drop_triggers(dir: &Direction, table: &QualifiedName) -> Vec<Stmt> {
-    [dir.row_trigger, dir.truncate_trigger]
+    dir.triggers
+        .all_names()
         .iter()
         .map(|t| {
             Stmt::new(format!(
@@ -120,56 +116,20 @@ pub fn drop_function(dir: &Direction) -> Stmt {
 }
 
 fn function_sql(job: &Job, dir: &Direction) -> String {
-    let cols = job.written_columns();
-    let time = quote_ident(&job.time.name);
-    let set_cols: Vec<&str> = cols
-        .iter()
-        .copied()
-        .filter(|c| !job.key.contains(c) && *c != job.time.name)
-        .collect();
-    let values = |names: &[&str]| {
-        names
-            .iter()
-            .map(|c| format!("NEW.{}", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let quoted = |names: &[&str]| {
-        names
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // With nothing but key and time to set, the in-place update sets a key column to itself.
-    let first_key = quote_ident(&job.key.columns[0].name);
-    let (set_columns, set_values) = if set_cols.is_empty() {
-        (first_key.clone(), format!("NEW.{first_key}"))
-    } else {
-        (quoted(&set_cols), values(&set_cols))
-    };
+    let columns = job.column_list();
     // The row in the other table: its key and time (the hypertable's unique key).
-    let mut old_row = job.key.equals(None, "OLD");
-    let mut row_moves: Vec<String> = job
-        .key
-        .names()
-        .iter()
-        .map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", quote_ident(c)))
-        .collect();
+    let mut old_row = job.key.equals(Some("hyperswap_t"), "hyperswap_o");
     if !job.key.contains(&job.time.name) {
-        old_row.push_str(&format!(" AND {time} = OLD.{time}"));
-        row_moves.push(format!("NEW.{time} IS DISTINCT FROM OLD.{time}"));
+        let time = quote_ident(&job.time.name);
+        old_row.push_str(&format!(" AND hyperswap_t.{time} = hyperswap_o.{time}"));
     }
     let body = crate::template::render(
         include_str!("../sql/copy_trigger.sql"),
         &[
-            ("live", job.source.literal()),
+            ("live_name", quote_literal(&job.source.name)),
+            ("live_schema", quote_literal(&job.source.schema)),
             ("to", dir.to.quoted()),
-            ("columns", quoted(&cols)),
-            ("new_values", values(&cols)),
-            ("set_columns", set_columns),
-            ("set_values", set_values),
-            ("row_moves", row_moves.join(" OR ")),
+            ("columns", columns),
             ("old_row", old_row),
         ],
     );

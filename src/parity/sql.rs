@@ -154,11 +154,17 @@ pub fn repair_statements(job: &Job, live: &QualifiedName, mirror: &QualifiedName
         .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("${}::pg_catalog.text[]::{}[]", i + 1, c.type_sql))
+        .map(|(i, c)| {
+            format!(
+                "pg_catalog.unnest(${}::pg_catalog.text[]::{}[])",
+                i + 1,
+                c.type_sql
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let any = format!(
-        "{} IN (SELECT * FROM pg_catalog.unnest({arrays}))",
+        "{} IN (SELECT * FROM ROWS FROM ({arrays}))",
         job.key.row(None)
     );
     let cols = job.column_list();

@@ -13,8 +13,11 @@ pub struct SqlWriter {
 
 #[derive(Debug, Default, Clone)]
 pub struct WriterCounts {
-    /// Rows changed, per statement (by its index in the list).
+    /// Rows changed, per statement (by its index in the list); for a transaction (a
+    /// statement list starting with BEGIN), the transactions committed.
     pub rows: Vec<u64>,
+    /// Serialization failures, each retried until the transaction committed.
+    pub retried: u64,
     pub errors: Vec<String>,
 }
 
@@ -41,6 +44,7 @@ impl SqlWriter {
                 all.rows[i] += n;
             }
             all.errors.extend(c.errors);
+            all.retried += c.retried;
         }
         all
     }
@@ -56,6 +60,7 @@ async fn write(
     let client = super::connect(&url).await;
     let mut counts = WriterCounts {
         rows: vec![0; statements.len()],
+        retried: 0,
         errors: vec![],
     };
     // xorshift: reproducible per lane, no dependency.
@@ -69,6 +74,34 @@ async fn write(
     while !stop.load(Ordering::SeqCst) {
         let i = (next() % statements.len() as u64) as usize;
         let sql = statements[i].replace("{r}", &(next() % 1000).to_string());
+        if sql.starts_with("BEGIN") {
+            // A whole transaction: retried on serialization failure, as applications do.
+            loop {
+                match client.batch_execute(&sql).await {
+                    Ok(()) => {
+                        counts.rows[i] += 1;
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+                        {
+                            counts.retried += 1;
+                            continue;
+                        }
+                        let msg = e
+                            .as_db_error()
+                            .map(|d| format!("{} ({})", d.message(), d.code().code()))
+                            .unwrap_or_else(|| e.to_string());
+                        counts.errors.push(format!("{sql}: {msg}"));
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            continue;
+        }
         match client.execute(&sql, &[]).await {
             Ok(n) => counts.rows[i] += n,
             Err(e) => {

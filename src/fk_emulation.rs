@@ -352,7 +352,13 @@ pub async fn end(
             Some(e) => return Err(e),
         }
     }
-    unreachable!("the last attempt returns")
+    Err(crate::error::Error::invalid(
+        format!(
+            "could not take the locks to end the foreign-key emulation in {} attempt(s)",
+            lock.attempts
+        ),
+        "end or wait out the transactions holding locks on the tables, then run the command again",
+    ))
 }
 
 /// The emulation functions `plan` created, as `schema.name()` (regprocedure text).

@@ -291,6 +291,38 @@ pub async fn check_comparable(
     })
 }
 
+/// Roles that write the referencing table (or delete from / update the referenced
+/// one) without the privileges the emulation's checks and actions need as the writing
+/// role (SECURITY INVOKER): after cutover their writes would fail. For a warning.
+pub async fn roles_lacking_privileges(
+    client: &impl tokio_postgres::GenericClient,
+    referenced: &QualifiedName,
+    fk: &InboundFk,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT r.rolname::text FROM pg_catalog.pg_roles r
+             WHERE NOT r.rolsuper AND NOT pg_catalog.starts_with(r.rolname::text, 'pg_')
+               AND (((pg_catalog.has_table_privilege(r.oid, $1::text::pg_catalog.regclass, 'INSERT')
+                      OR pg_catalog.has_any_column_privilege(r.oid, $1::text::pg_catalog.regclass, 'UPDATE'))
+                     AND NOT (pg_catalog.has_table_privilege(r.oid, $2::text::pg_catalog.regclass, 'SELECT')
+                              AND pg_catalog.has_any_column_privilege(r.oid, $2::text::pg_catalog.regclass, 'UPDATE')))
+                 OR ((pg_catalog.has_table_privilege(r.oid, $2::text::pg_catalog.regclass, 'DELETE')
+                      OR pg_catalog.has_any_column_privilege(r.oid, $2::text::pg_catalog.regclass, 'UPDATE'))
+                     AND NOT (pg_catalog.has_table_privilege(r.oid, $1::text::pg_catalog.regclass, 'SELECT')
+                              AND pg_catalog.has_table_privilege(r.oid, $1::text::pg_catalog.regclass, $3))))
+             ORDER BY 1",
+            &[
+                &fk.table_name.quoted(),
+                &referenced.quoted(),
+                &if fk.on_delete == "c" { "DELETE" } else { "UPDATE" },
+            ],
+        )
+        .await
+        .context("checking the privileges the foreign-key emulation needs")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// What `--end-fk-emulation` runs, for `plan show` (the run finds the same functions
 /// by their comments, since the keys are gone from the catalog by then).
 pub fn end_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {

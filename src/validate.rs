@@ -141,6 +141,20 @@ async fn resolve_table(
             for fk in &table.inbound_fks {
                 problems
                     .check(crate::fk_emulation::check_comparable(client, &table.name, fk).await)?;
+                let roles =
+                    crate::fk_emulation::roles_lacking_privileges(client, &table.name, fk).await?;
+                if !roles.is_empty() {
+                    tracing::warn!(
+                        "after cutover, writes by role(s) {} would fail: the emulation of foreign key {} runs as the writing role, which needs SELECT and UPDATE on {} (for FOR KEY SHARE) to write {}, and SELECT and {} on {} to delete from or update {}",
+                        roles.join(", "),
+                        fk.name,
+                        table.name,
+                        fk.table_name,
+                        if fk.on_delete == "c" { "DELETE" } else { "UPDATE" },
+                        fk.table_name,
+                        table.name
+                    );
+                }
             }
         }
         problems.check(check_no_emulation_on(client, &table, field).await)?;

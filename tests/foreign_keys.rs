@@ -533,6 +533,23 @@ async fn every_action_is_emulated_and_every_loss_stated() {
     }
 
     let plan = db.plan("m.yaml", &text("emulate"));
+    // A role that writes a referencing table but could not lock the referenced rows.
+    c.batch_execute(
+        "DROP ROLE IF EXISTS hs_fk_writer; CREATE ROLE hs_fk_writer;
+         GRANT SELECT, INSERT ON loose TO hs_fk_writer; GRANT SELECT ON m TO hs_fk_writer;",
+    )
+    .await
+    .unwrap();
+    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]).ok();
+    assert!(
+        run.stderr
+            .contains("writes by role(s) hs_fk_writer would fail"),
+        "{}",
+        run.stderr
+    );
+    c.batch_execute("REVOKE ALL ON loose, m FROM hs_fk_writer; DROP ROLE hs_fk_writer")
+        .await
+        .unwrap();
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     // SET NULL on delete; CASCADE on update.
     c.batch_execute("UPDATE m SET id = 102 WHERE id = 2; DELETE FROM m WHERE id = 1")

@@ -86,7 +86,8 @@ impl<'a> Emulation<'a> {
         &self.fk.table_name
     }
 
-    /// Cutover: both functions, their comments, both triggers.
+    /// Cutover: both functions, their comments, and the three triggers (the check on the
+    /// child; the actions and the TRUNCATE guard on the hypertable).
     pub fn install(&self, plan: &str) -> Vec<Stmt> {
         let (child_fn, parent_fn) = (self.child_function(), self.parent_function());
         let what = format!(

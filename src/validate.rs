@@ -848,7 +848,7 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
         .map(|fk| {
             if job.emulate_inbound_fks {
                 format!(
-                    "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`",
+                    "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement, and SET CONSTRAINTS naming it fails; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`",
                     job.source,
                     fk.name,
                     fk.table_name,

@@ -49,6 +49,19 @@ enum Bench {
         #[arg(long)]
         compare: Option<PathBuf>,
     },
+    /// INSERT throughput (single-row from 4 clients, 1,000-row from 2 clients) on a
+    /// table under migration (copy triggers installed, backfilled) against an identical
+    /// twin without triggers, and against a bare statement trigger that only runs
+    /// `INSERT INTO hyper SELECT * FROM new_rows` (the limit to approach).
+    Writes {
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 const TABLE: &str = "bench_metrics";
@@ -82,6 +95,11 @@ async fn run() -> anyhow::Result<()> {
             rounds,
             ref compare,
         } => backfill(&cli, &client, rows, rounds, compare.clone()).await,
+        Bench::Writes {
+            rows,
+            rounds,
+            seconds,
+        } => writes(&cli, &client, rows, rounds, seconds).await,
     }
 }
 
@@ -448,4 +466,157 @@ async fn apply_backfill(
 fn median_f(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+const WRITES_PLAN: &str = "name: bench-writes\ntables:\n  - source: public.bench_w\n    time_column: ts\n    chunk_time_interval: 1 day\n";
+
+/// The three tables written to: under migration, its twin, the bare trigger's.
+const WRITE_TABLES: [(&str, &str); 3] = [
+    ("twin (no trigger)", "bench_w_twin"),
+    ("under migration", "bench_w"),
+    ("bare statement trigger", "bench_w_bare"),
+];
+
+async fn writes(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    rounds: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let plan = std::env::temp_dir().join("hyperswap-bench-writes.yaml");
+    std::fs::write(&plan, WRITES_PLAN)?;
+    let _ = run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", plan.to_str().unwrap(), "-q"],
+    );
+    // One at a time: TimescaleDB drops a hypertable only on its own.
+    for t in [
+        "bench_w",
+        "bench_w_hs_new",
+        "bench_w_twin",
+        "bench_w_bare",
+        "bench_w_bare_hyper",
+    ] {
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
+            .await?;
+    }
+    create_sample_table(client, &QualifiedName::new("public", "bench_w"), rows).await?;
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "backfill",
+            "-q",
+        ],
+    )?;
+    client
+        .batch_execute(
+            "CREATE TABLE bench_w_twin (LIKE bench_w INCLUDING ALL);
+             INSERT INTO bench_w_twin SELECT * FROM bench_w;
+             CREATE TABLE bench_w_bare (LIKE bench_w INCLUDING ALL);
+             INSERT INTO bench_w_bare SELECT * FROM bench_w;
+             CREATE TABLE bench_w_bare_hyper (LIKE bench_w_hs_new INCLUDING ALL);
+             SELECT create_hypertable('bench_w_bare_hyper', by_range('ts', INTERVAL '1 day'), create_default_indexes => false);
+             INSERT INTO bench_w_bare_hyper SELECT * FROM bench_w_hs_new;
+             CREATE OR REPLACE FUNCTION bench_w_bare_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$BEGIN INSERT INTO bench_w_bare_hyper SELECT * FROM new_rows; RETURN NULL; END$$;
+             CREATE TRIGGER bench_w_bare_copy AFTER INSERT ON bench_w_bare
+                 REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_w_bare_copy();",
+        )
+        .await?;
+    for t in ["bench_w", "bench_w_twin", "bench_w_bare"] {
+        client.batch_execute(&format!("VACUUM ANALYZE {t}")).await?;
+    }
+    for (label, batch, clients) in [
+        ("single-row INSERT", 1u32, 4usize),
+        ("1,000-row INSERT", 1000, 2),
+    ] {
+        // statements per second, per table, per round
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); WRITE_TABLES.len()];
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..WRITE_TABLES.len()).collect();
+            let n = order.len();
+            order.rotate_left(round % n);
+            for i in order {
+                let r = insert_rate(
+                    &cli.database_url,
+                    WRITE_TABLES[i].1,
+                    batch,
+                    clients,
+                    seconds,
+                )
+                .await?;
+                rates[i].push(r);
+            }
+            eprintln!(
+                "{label}, round {}: {}",
+                round + 1,
+                WRITE_TABLES
+                    .iter()
+                    .zip(&rates)
+                    .map(|((name, _), r)| format!("{name} {:.0}/s", r[round]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for i in 1..WRITE_TABLES.len() {
+            let mut ratios: Vec<f64> = rates[i].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
+            println!(
+                "| {label}, {clients} clients, {rounds} rounds of {seconds} s: {} | twin table without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
+                WRITE_TABLES[i].0,
+                median_f(&mut rates[0].clone()),
+                median_f(&mut rates[i].clone()),
+                median_f(&mut ratios),
+                ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", plan.to_str().unwrap(), "-q"],
+    )?;
+    Ok(())
+}
+
+/// Statements per second that `clients` connections achieve inserting `batch` rows each.
+async fn insert_rate(
+    url: &str,
+    table: &str,
+    batch: u32,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let sql = format!(
+        "INSERT INTO {table} (ts, device_id, value, status)
+         SELECT now() - random() * interval '1 day', g % 1000, random(), 'ok' FROM generate_series(1, {batch}) g"
+    );
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, sql) = (url.to_string(), sql.clone());
+        tasks.push(tokio::spawn(async move {
+            let (c, conn) = tokio_postgres::connect(&url, NoTls).await?;
+            tokio::spawn(conn);
+            let stmt = c.prepare(&sql).await?;
+            let mut n = 0u64;
+            while Instant::now() < until {
+                c.execute(&stmt, &[]).await?;
+                n += 1;
+            }
+            Ok::<u64, tokio_postgres::Error>(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / seconds as f64)
 }

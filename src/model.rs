@@ -185,9 +185,6 @@ pub struct Job {
     pub drop_inbound_fks: bool,
     /// With `drop_inbound_fks`: keep their meaning with triggers (`emulate`).
     pub emulate_inbound_fks: bool,
-    /// The tool's role may set session_replication_role: the copy functions then write
-    /// without firing the other table's triggers.
-    pub replica_role: bool,
 }
 
 impl Job {

@@ -21,14 +21,12 @@ pub async fn resolve(
     phase: Option<Phase>,
 ) -> Result<Vec<Job>> {
     check_timescaledb(client).await?;
-    // One privilege check for the whole plan: every copy function is written the same way.
-    let replica_role = can_set_replica_role(client).await?;
     // Every problem of every table is found before any is reported.
     let mut problems = Problems::default();
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        let found = resolve_table(client, plan, t, ord, &field, phase, replica_role).await;
+        let found = resolve_table(client, plan, t, ord, &field, phase).await;
         jobs.extend(problems.check(found)?.flatten());
     }
     problems.check(check_no_keys_between(&jobs))?;
@@ -116,7 +114,6 @@ async fn resolve_table(
     ord: usize,
     field: &str,
     phase: Option<Phase>,
-    replica_role: bool,
 ) -> Result<Option<Job>> {
     let cut_over = phase == Some(Phase::CutOver);
     // After cutover the original table lives on under the retired name.
@@ -162,17 +159,10 @@ async fn resolve_table(
     problems.finish()?;
     Ok(time
         .zip(key)
-        .map(|(time, key)| job(t, ord, table, key, time, replica_role)))
+        .map(|(time, key)| job(t, ord, table, key, time)))
 }
 
-fn job(
-    t: &TablePlan,
-    ord: usize,
-    table: Table,
-    key: Key,
-    time: ColumnRef,
-    replica_role: bool,
-) -> Job {
+fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef) -> Job {
     Job {
         ord,
         source: t.source.clone(),
@@ -184,19 +174,7 @@ fn job(
         table,
         drop_inbound_fks: t.inbound_foreign_keys != InboundForeignKeys::Refuse,
         emulate_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Emulate,
-        replica_role,
     }
-}
-
-async fn can_set_replica_role(client: &impl GenericClient) -> Result<bool> {
-    let row = client
-        .query_one(
-            "SELECT has_parameter_privilege('session_replication_role', 'SET')",
-            &[],
-        )
-        .await
-        .context("checking the privilege to set session_replication_role")?;
-    Ok(row.get(0))
 }
 
 /// Resolves the plan for `abort` or `finalize`: the original table is found where it is
@@ -240,7 +218,7 @@ pub async fn resolve_for_removal(
                 })
                 .collect(),
         };
-        jobs.push(job(t, ord, table, key, time, false));
+        jobs.push(job(t, ord, table, key, time));
     }
     Ok(jobs)
 }

@@ -19,7 +19,19 @@ SELECT con.conname::text, con.conrelid::regclass::text AS referencing_table,
        ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(con.confdelsetcols) WITH ORDINALITY AS k(attnum, n)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
              ORDER BY k.n) AS delete_set_columns,
-       con.convalidated, con.condeferrable, con.condeferred
+       con.convalidated, con.condeferrable, con.condeferred,
+       -- The key's own equality operators, schema-qualified as OPERATOR(schema.name):
+       -- referenced = referencing (conpfeqop), and referenced = referenced (conppeqop).
+       ARRAY(SELECT 'OPERATOR(' || pg_catalog.quote_ident(n.nspname) || '.' || o.oprname || ')'
+             FROM pg_catalog.unnest(con.conpfeqop) WITH ORDINALITY AS k(op, n)
+             JOIN pg_catalog.pg_operator o ON o.oid = k.op
+             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+             ORDER BY k.n) AS referenced_referencing_ops,
+       ARRAY(SELECT 'OPERATOR(' || pg_catalog.quote_ident(n.nspname) || '.' || o.oprname || ')'
+             FROM pg_catalog.unnest(con.conppeqop) WITH ORDINALITY AS k(op, n)
+             JOIN pg_catalog.pg_operator o ON o.oid = k.op
+             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+             ORDER BY k.n) AS referenced_referenced_ops
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace

@@ -62,6 +62,11 @@ pub struct InboundFk {
     pub validated: bool,
     pub deferrable: bool,
     pub deferred: bool,
+    /// Per column, the key's equality operator between the referenced and the
+    /// referencing column (`conpfeqop`), as `OPERATOR(schema.=)`.
+    pub eq_ops: Vec<String>,
+    /// Per column, the referenced column's equality operator with itself (`conppeqop`).
+    pub referenced_eq_ops: Vec<String>,
 }
 
 /// A view reading the table; its definition names the table by its current name.
@@ -356,6 +361,8 @@ fn inbound_fk(r: &Row) -> InboundFk {
         validated: r.get(12),
         deferrable: r.get(13),
         deferred: r.get(14),
+        eq_ops: r.get(15),
+        referenced_eq_ops: r.get(16),
     }
 }
 

@@ -170,7 +170,7 @@ impl<'a> Emulation<'a> {
                 ("parent", self.job.source.quoted()),
                 (
                     "parent_matches_new",
-                    matches("p", &fk.referenced_columns, "NEW", &fk.columns),
+                    matches("p", &fk.referenced_columns, "NEW", &fk.columns, &fk.eq_ops),
                 ),
                 ("child_text", quote_literal(&self.child().to_string())),
                 ("columns_text", quote_literal(&fk.columns.join(", "))),
@@ -219,7 +219,10 @@ impl<'a> Emulation<'a> {
                 ("old_referenced", prefixed("OLD", refs)),
                 ("old_has_null", is_null("OLD", refs, " OR ")),
                 ("parent", self.job.source.quoted()),
-                ("parent_matches_old", matches("p", refs, "OLD", refs)),
+                (
+                    "parent_matches_old",
+                    matches("p", refs, "OLD", refs, &fk.referenced_eq_ops),
+                ),
                 ("on_delete", self.action(&fk.on_delete, false)),
                 ("on_update", self.action(&fk.on_update, true)),
             ],
@@ -230,7 +233,7 @@ impl<'a> Emulation<'a> {
     fn action(&self, kind: &str, update: bool) -> String {
         let fk = self.fk;
         let child = self.child().quoted();
-        let which = matches("c", &fk.columns, "OLD", &fk.referenced_columns);
+        let which = matches("OLD", &fk.referenced_columns, "c", &fk.columns, &fk.eq_ops);
         let set_columns = if !update && !fk.delete_set_columns.is_empty() {
             &fk.delete_set_columns
         } else {
@@ -266,9 +269,9 @@ impl<'a> Emulation<'a> {
 }
 
 /// Before the plan runs: the emulation compares the referencing columns with the
-/// referenced ones by `OPERATOR(pg_catalog.=)`; a pair of types without such an operator
-/// (a type of another schema, say) would only fail on the application's first write
-/// after cutover. Planning the comparison (nothing is executed) finds that now.
+/// referenced ones by the key's own equality operators, schema-qualified; should one not
+/// resolve so, the application's first write after cutover would fail. Planning the
+/// comparison (nothing is executed) finds that now.
 pub async fn check_comparable(
     client: &impl tokio_postgres::GenericClient,
     referenced: &QualifiedName,
@@ -278,12 +281,12 @@ pub async fn check_comparable(
         "SELECT FROM {} AS c JOIN {} AS p ON {} WHERE false",
         fk.table_name.quoted(),
         referenced.quoted(),
-        matches("p", &fk.referenced_columns, "c", &fk.columns)
+        matches("p", &fk.referenced_columns, "c", &fk.columns, &fk.eq_ops)
     );
     client.prepare(&sql).await.map(|_| ()).map_err(|e| {
         crate::error::Error::invalid(
             format!(
-                "foreign key {} on {} cannot be emulated: its columns ({}) cannot be compared with ({}) of {referenced} by pg_catalog's = operator: {e}",
+                "foreign key {} on {} cannot be emulated: its columns ({}) cannot be compared with ({}) of {referenced} by the key's equality operators: {e}",
                 fk.name,
                 fk.table_name,
                 fk.columns.join(", "),
@@ -462,16 +465,28 @@ fn is_null(row: &str, cols: &[String], joiner: &str) -> String {
         .join(joiner)
 }
 
-/// `alias."x" OPERATOR(pg_catalog.=) row."y" AND ...`, pairing `cols` with `row_cols`.
-fn matches(alias: &str, cols: &[String], row: &str, row_cols: &[String]) -> String {
-    cols.iter()
-        .zip(row_cols)
-        .map(|(c, r)| {
-            format!(
-                "{alias}.{} OPERATOR(pg_catalog.=) {row}.{}",
-                quote_ident(c),
-                quote_ident(r)
-            )
+/// `left."x" OPERATOR(schema.=) right."y" AND ...`, pairing `left_cols` with
+/// `right_cols` by the key's own equality operators `ops` (schema-qualified, so nothing
+/// on a search_path can shadow them; the key's, so a type such as citext compares as the
+/// key compared). With fewer operators than columns (never for a key read from the
+/// catalog), `OPERATOR(pg_catalog.=)`.
+fn matches(
+    left: &str,
+    left_cols: &[String],
+    right: &str,
+    right_cols: &[String],
+    ops: &[String],
+) -> String {
+    left_cols
+        .iter()
+        .zip(right_cols)
+        .enumerate()
+        .map(|(i, (l, r))| {
+            let op = ops
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or("OPERATOR(pg_catalog.=)");
+            format!("{left}.{} {op} {right}.{}", quote_ident(l), quote_ident(r))
         })
         .collect::<Vec<_>>()
         .join(" AND ")

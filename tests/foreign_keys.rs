@@ -636,3 +636,43 @@ async fn every_action_is_emulated_and_every_loss_stated() {
         None
     );
 }
+
+/// A key compares as its own equality operator does: with citext, `ABC` references
+/// `abc` (pg_catalog's text = would refuse it, and miss it on delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulation_compares_with_the_keys_own_operators() {
+    let db = TestDb::new("fk_citext").await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE EXTENSION citext;
+         CREATE TABLE tags (id bigint PRIMARY KEY, ts timestamptz NOT NULL, code citext NOT NULL UNIQUE);
+         INSERT INTO tags VALUES (1, '2024-01-01', 'abc'), (2, '2024-01-02', 'def');
+         CREATE TABLE notes (id int PRIMARY KEY, code citext REFERENCES tags (code) ON DELETE CASCADE);
+         INSERT INTO notes VALUES (1, 'Def');",
+    )
+    .await
+    .unwrap();
+    let plan = db.plan(
+        "tags.yaml",
+        "name: tags\ntables:\n  - source: tags\n    time_column: ts\n    chunk_time_interval: 1 day\n    inbound_foreign_keys: emulate\n",
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    c.batch_execute("INSERT INTO notes VALUES (2, 'ABC')")
+        .await
+        .unwrap();
+    assert_eq!(
+        fails_with(&c, "INSERT INTO notes VALUES (3, 'xyz')").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    c.batch_execute("DELETE FROM tags WHERE code = 'abc'")
+        .await
+        .unwrap();
+    assert_eq!(scalar::<i64>(&c, "SELECT count(*) FROM notes").await, 1);
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    let valid: bool = scalar(
+        &c,
+        "SELECT convalidated FROM pg_constraint WHERE conname = 'notes_code_fkey'",
+    )
+    .await;
+    assert!(valid);
+}

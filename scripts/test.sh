@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-timescaledb.sh
 bash scripts/cluster.sh start
 HYPERSWAP_TEST_URL=$(bash scripts/cluster.sh url)
-export HYPERSWAP_TEST_URL
+HYPERSWAP_TEST_TLS_DIR=$(bash scripts/cluster.sh tls-dir)
+export HYPERSWAP_TEST_URL HYPERSWAP_TEST_TLS_DIR
 
 echo "==> cargo test (server: $HYPERSWAP_TEST_URL)" >&2
 cargo test --locked "$@"

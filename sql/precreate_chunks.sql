@@ -2,14 +2,22 @@
 -- of the source, its time set to the chunk's start) and all are deleted again. Should
 -- that fail (a CHECK on the time column, say), chunks are made on demand instead.
 DECLARE
+    first pg_catalog.float8;
+    last pg_catalog.float8;
     lo pg_catalog.int8;
     hi pg_catalog.int8;
 BEGIN
-    SELECT pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.min({{time}})) * 1000000 / {{len}})::pg_catalog.int8 * {{len}},
-           (pg_catalog.date_part('epoch', pg_catalog.max({{time}})) * 1000000)::pg_catalog.int8 + 2 * {{len}}
-    INTO lo, hi
+    SELECT pg_catalog.date_part('epoch', pg_catalog.min({{time}})) * 1000000,
+           pg_catalog.date_part('epoch', pg_catalog.max({{time}})) * 1000000
+    INTO first, last
     FROM {{source}};
-    IF lo IS NULL OR (hi - lo) / {{len}} > {{max_chunks}} THEN
+    -- An empty table, or infinite times (which `plan validate` refuses).
+    IF first IS NULL OR first OPERATOR(pg_catalog.=) '-infinity' OR last OPERATOR(pg_catalog.=) 'infinity' THEN
+        RETURN;
+    END IF;
+    lo := pg_catalog.floor(first / {{len}})::pg_catalog.int8 * {{len}};
+    hi := last::pg_catalog.int8 + 2 * {{len}};
+    IF (hi - lo) / {{len}} > {{max_chunks}} THEN
         RETURN;
     END IF;
     BEGIN

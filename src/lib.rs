@@ -6,7 +6,8 @@
 //! The library never prints; the binary (`src/main.rs`) renders what it returns.
 //!
 //! - [`plan`]: the YAML plan, parsed strictly and frozen by its sha256.
-//! - [`conn`]: connection settings (URL or libpq variables), never showing a password.
+//! - [`conn`]: connections as libpq makes them (URL, key=value, service files, PG*
+//!   variables, TLS with every sslmode, several hosts), never showing a password.
 //! - [`catalog`]: reads a table's full definition from the system catalogs.
 //! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s.
 //! - [`journal`]: the tool's schema in the database: phases, progress, events, the plan lock.

@@ -49,8 +49,9 @@ use hyperswap::{journal, parity, rollback, show, status, validate, Error};
     about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime"
 )]
 struct Cli {
-    /// Database URL, e.g. postgres://user@host:5432/db (default: libpq's PGHOST, PGPORT,
-    /// PGUSER, PGPASSWORD, PGDATABASE). Keep the password in PGPASSWORD.
+    /// Database URL or libpq key=value string, e.g.
+    /// postgres://user@host:5432/db?sslmode=verify-full; completed from PGSERVICE and the
+    /// PG* variables as libpq does. Keep the password in PGPASSWORD or ~/.pgpass.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
     /// Append every statement run against your tables to FILE (an audit trail).

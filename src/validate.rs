@@ -450,10 +450,56 @@ async fn check_time_column(
             "{name}.{column} allows NULL but holds none; once the copy trigger is installed, an insert with a NULL {column} fails. Consider `ALTER TABLE {name} ALTER COLUMN {column} SET NOT NULL` first"
         );
     }
+    if check_nulls {
+        check_finite_times(client, name, column, field).await?;
+    }
     Ok(ColumnRef {
         name: col.name.clone(),
         type_sql: col.type_sql.clone(),
     })
+}
+
+/// `-infinity` and `infinity` fit a timestamp column but no hypertable chunk: the copy
+/// of such a row would fail on every retry. Refused up front, with the rows named.
+async fn check_finite_times(
+    client: &impl GenericClient,
+    name: &QualifiedName,
+    column: &str,
+    field: &str,
+) -> Result<()> {
+    let col = quote_ident(column);
+    let t = name.quoted();
+    let ctx = "looking for infinite times";
+    let sql = format!(
+        "SELECT NOT pg_catalog.isfinite(pg_catalog.min({col})) OR NOT pg_catalog.isfinite(pg_catalog.max({col})) FROM {t}"
+    );
+    let infinite: Option<bool> = client.query_one(&sql, &[]).await.context(ctx)?.get(0);
+    if infinite != Some(true) {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT pg_catalog.count(*), pg_catalog.string_agg(v, ', ') FROM (
+             SELECT {col}::pg_catalog.text AS v FROM {t} WHERE NOT pg_catalog.isfinite({col})) AS x"
+    );
+    let row = client.query_one(&sql, &[]).await.context(ctx)?;
+    let (n, values): (i64, Option<String>) = (row.get(0), row.get(1));
+    let mut values: Vec<String> = values
+        .unwrap_or_default()
+        .split(", ")
+        .map(String::from)
+        .collect();
+    values.sort();
+    values.dedup();
+    Err(Error::invalid(
+        format!(
+            "{name}.{} ({field}.time_column) holds {} in {n} row(s); a hypertable has no chunk for an infinite time",
+            display_ident(column),
+            values.join(" and ")
+        ),
+        format!(
+            "find them with `SELECT * FROM {t} WHERE NOT isfinite({col})`, then give them real times or delete them"
+        ),
+    ))
 }
 
 /// The backfill's key: the plan's `key` columns, else the primary key. Its columns must

@@ -131,3 +131,33 @@ async fn deadlock_is_reported_as_a_deadlock() {
         0
     );
 }
+
+/// `-infinity`/`infinity` in the time column pass no chunk: refused by validate, rows
+/// counted, before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_times_are_refused_up_front() {
+    let db = TestDb::new("infinite_times").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 100) g;
+             INSERT INTO m VALUES (1001, 'infinity'), (1002, '-infinity'), (1003, 'infinity');",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let plan = db.plan("p.yaml", &one_table_plan("inf", "m", ""));
+    for cmd in ["validate", "apply"] {
+        let run = db.hyperswap(&["plan", cmd, path_str(&plan)]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("holds -infinity and infinity in 3 row(s)"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("NOT isfinite"), "{}", run.stderr);
+        assert_eq!(fingerprint(&client).await, before);
+    }
+}

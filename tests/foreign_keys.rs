@@ -305,6 +305,19 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
         None,
         "the real key is dropped at cutover"
     );
+    // Cut over, `plan show` prints the recorded rollback and the validation after it.
+    let show = db.hyperswap(&["plan", "show", plan]).ok().stdout;
+    let after = show
+        .find("-- ==== rollback, then")
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(
+        show[..after].contains("CASCADE") && show[..after].contains("NOT VALID"),
+        "{show}"
+    );
+    assert!(
+        show[after..].contains("VALIDATE CONSTRAINT \"trace_spans_trace_id_fkey\""),
+        "{show}"
+    );
     emulation_holds(&c, 2, false).await;
     concurrent_delete_cannot_orphan(&db, &c, 10, 11).await;
     // The child cannot follow now: the emulation's triggers would stay behind.

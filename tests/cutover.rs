@@ -235,7 +235,28 @@ async fn cutover_waits_politely_behind_a_blocker() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let run = spawn_binary(&db.url, &["plan", "apply", path_str(&plan)]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Release the blocker once an attempt has met it (parity runs first: how long it
+    // takes depends on the machine, so wait for the event, not for a fixed time).
+    let client = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let blocked: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM hyperswap.events WHERE message LIKE 'attempt % blocked by%' OR message LIKE 'attempt % waited too long%')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cutover attempt ever met the blocker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     blocker.batch_execute("COMMIT").await.unwrap();
     let run = run.await.unwrap();
     let took = started.elapsed();

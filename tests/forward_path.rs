@@ -118,9 +118,11 @@ async fn killed_backfill_resumes_from_its_last_batch() {
     w.stop().await;
     let run = run.ok();
     let (copied_total, _) = progress(&client).await;
-    // Starting over would copy the first `copied_before` rows twice.
+    // Starting over would copy the first `copied_before` rows (a quarter at least)
+    // twice; a few rows are read twice legitimately (a key the writer moved past the
+    // cursor).
     assert!(
-        copied_total <= rows as i64,
+        copied_total < rows as i64 + copied_before / 2,
         "resumed run copied {copied_total} rows in all for a {rows}-row table (cursor was {cursor_before:?}): it started over"
     );
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);

@@ -31,7 +31,8 @@ SELECT con.conname::text, con.conrelid::regclass::text AS referencing_table,
              FROM pg_catalog.unnest(con.conppeqop) WITH ORDINALITY AS k(op, n)
              JOIN pg_catalog.pg_operator o ON o.oid = k.op
              JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-             ORDER BY k.n) AS referenced_referenced_ops
+             ORDER BY k.n) AS referenced_referenced_ops,
+       c.relkind = 'p' AS referencing_partitioned
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace

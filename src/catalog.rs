@@ -67,6 +67,8 @@ pub struct InboundFk {
     pub eq_ops: Vec<String>,
     /// Per column, the referenced column's equality operator with itself (`conppeqop`).
     pub referenced_eq_ops: Vec<String>,
+    /// The referencing table is partitioned: PostgreSQL cannot add a key to it NOT VALID.
+    pub referencing_partitioned: bool,
 }
 
 /// A view reading the table; its definition names the table by its current name.
@@ -363,6 +365,7 @@ fn inbound_fk(r: &Row) -> InboundFk {
         deferred: r.get(14),
         eq_ops: r.get(15),
         referenced_eq_ops: r.get(16),
+        referencing_partitioned: r.get(17),
     }
 }
 

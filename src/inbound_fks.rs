@@ -36,16 +36,19 @@ pub fn definition(job: &Job, fk: &InboundFk) -> String {
     def
 }
 
-/// Rollback: the key back, NOT VALID so the locked transaction scans nothing.
+/// Rollback: the key back, NOT VALID so the locked transaction scans nothing; on a
+/// partitioned table, which PostgreSQL cannot give a NOT VALID key, checked in full.
 pub fn add_back(job: &Job, fk: &InboundFk) -> Stmt {
-    let note = if fk.validated {
-        "back NOT VALID inside the locked transaction, so it scans nothing; validated right after it commits"
+    let (not_valid, note) = if fk.referencing_partitioned {
+        ("", "back and checked in full inside the locked transaction: PostgreSQL cannot add a key to a partitioned table NOT VALID, so the application waits for this scan")
+    } else if fk.validated {
+        (" NOT VALID", "back NOT VALID inside the locked transaction, so it scans nothing; validated right after it commits")
     } else {
-        "back NOT VALID, as it was before cutover"
+        (" NOT VALID", "back NOT VALID, as it was before cutover")
     };
     Stmt::noted(
         format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+            "ALTER TABLE {} ADD CONSTRAINT {} {}{not_valid}",
             fk.table_name.quoted(),
             quote_ident(&fk.name),
             definition(job, fk)
@@ -58,7 +61,7 @@ pub fn add_back(job: &Job, fk: &InboundFk) -> Stmt {
 /// UPDATE EXCLUSIVE: the application keeps reading and writing). Skipped when already
 /// valid or gone, so running it again (an interrupted rollback) is harmless.
 pub fn validate_back(fk: &InboundFk, lock: &LockPolicy) -> Option<Stmt> {
-    if !fk.validated {
+    if !fk.validated || fk.referencing_partitioned {
         return None;
     }
     let body = format!(

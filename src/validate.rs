@@ -870,9 +870,17 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
         .inbound_fks
         .iter()
         .map(|fk| {
+            let partitioned = if fk.referencing_partitioned {
+                format!(
+                    "; {} is partitioned, so rollback adds the key back checked in full inside its locked transaction (PostgreSQL cannot add it NOT VALID there), and a row referencing a missing key stops the rollback until it is fixed",
+                    fk.table_name
+                )
+            } else {
+                String::new()
+            };
             if job.emulate_inbound_fks {
                 format!(
-                    "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement, and SET CONSTRAINTS naming it fails; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`",
+                    "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement, and SET CONSTRAINTS naming it fails; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`{partitioned}",
                     job.source,
                     fk.name,
                     fk.table_name,
@@ -884,7 +892,7 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
                 )
             } else {
                 format!(
-                    "{}: foreign key {} on {} ({}) is dropped at cutover (inbound_foreign_keys: drop); until you enforce it otherwise, the database no longer does: {}",
+                    "{}: foreign key {} on {} ({}) is dropped at cutover (inbound_foreign_keys: drop); until you enforce it otherwise, the database no longer does: {}{partitioned}",
                     job.source,
                     fk.name,
                     fk.table_name,

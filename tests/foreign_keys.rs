@@ -525,7 +525,11 @@ async fn every_action_is_emulated_and_every_loss_stated() {
                             FOREIGN KEY (code, m_id) REFERENCES m (code, id) MATCH FULL);
          INSERT INTO loose VALUES (1, 1), (2, 2);
          INSERT INTO strict VALUES (1, 3);
-         INSERT INTO pair VALUES (1, 40, 4), (2, NULL, NULL);",
+         INSERT INTO pair VALUES (1, 40, 4), (2, NULL, NULL);
+         CREATE TABLE parted (id int, m_id bigint REFERENCES m (id) ON DELETE CASCADE) PARTITION BY RANGE (id);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+         CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (100) TO (200);
+         INSERT INTO parted VALUES (1, 7), (150, 7), (2, 8);",
     )
     .await
     .unwrap();
@@ -543,6 +547,7 @@ async fn every_action_is_emulated_and_every_loss_stated() {
         "ON DELETE RESTRICT: a referenced row with children can be deleted",
         "ON UPDATE NO ACTION",
         "the check that each new or changed public.pair row's (code, m_id) exists in the referenced table (MATCH FULL)",
+        "public.parted is partitioned, so rollback adds the key back checked in full",
     ] {
         assert!(out.contains(needle), "validate lacks `{needle}`:\n{out}");
     }
@@ -607,6 +612,17 @@ async fn every_action_is_emulated_and_every_loss_stated() {
         fails_with(&c, "DELETE FROM m WHERE id = 4").await,
         SqlState::FOREIGN_KEY_VIOLATION
     );
+    // A partitioned child: one key (its partitions' copies go with it), on every partition.
+    assert_eq!(
+        fails_with(&c, "INSERT INTO parted VALUES (160, 999)").await,
+        SqlState::FOREIGN_KEY_VIOLATION
+    );
+    c.batch_execute("DELETE FROM m WHERE id = 7").await.unwrap();
+    assert_eq!(
+        scalar::<i64>(&c, "SELECT count(*) FROM parted").await,
+        1,
+        "both partitions' children of 7 are deleted"
+    );
 
     db.hyperswap(&["rollback", path_str(&plan)]).ok();
     let invalid: i64 = scalar(
@@ -616,10 +632,10 @@ async fn every_action_is_emulated_and_every_loss_stated() {
     .await;
     let valid: i64 = scalar(
         &c,
-        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'm'::regclass AND contype = 'f' AND convalidated",
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'm'::regclass AND contype = 'f' AND convalidated AND conparentid = 0",
     )
     .await;
-    assert_eq!((valid, invalid), (3, 0));
+    assert_eq!((valid, invalid), (4, 0));
 
     // A rollback stopped before its validations (simulated) is completed by `rollback`.
     c.batch_execute(
@@ -641,7 +657,7 @@ async fn every_action_is_emulated_and_every_loss_stated() {
         .hyperswap(&["finalize", path_str(&plan), "--end-fk-emulation"])
         .ok();
     assert!(
-        run.stdout.contains("emulation ended (6 function(s)"),
+        run.stdout.contains("emulation ended (8 function(s)"),
         "{}",
         run.stdout
     );

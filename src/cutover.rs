@@ -11,6 +11,7 @@ use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
 use crate::inbound_fks;
 use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
+use crate::trigger;
 
 /// The cutover transaction's statements (without BEGIN/COMMIT). `plan` names the
 /// foreign-key emulation's functions in their comments.
@@ -20,6 +21,8 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.push(columns_guard(&job.source, &job.target));
         out.extend(drop_inbound_fks(job));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
+        out.extend(trigger::drop_triggers(&job.forward(), &job.retired));
+        out.extend(trigger::create_triggers(&job.reverse(), &job.source));
         out.extend(sequences_to(job));
         out.extend(identity_on_new(job));
         out.extend(views(job));
@@ -39,7 +42,9 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(identity_back(job));
         out.extend(user_triggers_from_new(job));
         out.extend(row_security(job, false));
+        out.extend(trigger::drop_triggers(&job.reverse(), &job.source));
         out.extend(swap(job, &job.source, &job.target, &job.retired, NEW, OLD));
+        out.extend(trigger::create_triggers(&job.forward(), &job.source));
         out.extend(user_triggers_back_on(job));
         out.extend(sequences_to(job));
         out.extend(views(job));

@@ -17,9 +17,10 @@
 //! one catalog row per chunk, under the lock the cutover holds anyway: measured here,
 //! 0.3 s for 1,000 chunks (a statement trigger, 3 ms), so about 0.1 s for a year of daily
 //! chunks. Installing them before cutover, idle until the table carries the
-//! application's name (as the copy triggers are), would instead cost a name lookup on
-//! every row the backfill and the copy trigger write into the new table, for the whole
-//! migration, and keep triggers on a table the plan may still abort.
+//! application's name, would instead fire them (for a name lookup) on every row the
+//! backfill and the copy trigger write into the new table, for the whole migration, and
+//! keep triggers on a table the plan may still abort; the cutover swaps the copy
+//! triggers in the same transaction for the same reason.
 
 use tokio_postgres::Client;
 

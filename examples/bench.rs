@@ -491,13 +491,14 @@ async fn writes(
         &cli.database_url,
         &["abort", plan.to_str().unwrap(), "-q"],
     );
-    // One at a time: TimescaleDB drops a hypertable only on its own.
+    // One at a time (TimescaleDB drops a hypertable only on its own), the twins first:
+    // their ids default to the table's sequence.
     for t in [
-        "bench_w",
-        "bench_w_hs_new",
         "bench_w_twin",
         "bench_w_bare",
         "bench_w_bare_hyper",
+        "bench_w_hs_new",
+        "bench_w",
     ] {
         client
             .batch_execute(&format!("DROP TABLE IF EXISTS {t}"))

@@ -130,6 +130,10 @@ impl Apply<'_> {
         if record.is_none() {
             journal::create(&mut client, self.plan, &jobs).await?;
         }
+        // A rollback interrupted before the keys it added back were validated.
+        if let (Some(Phase::RolledBack), Some(r)) = (start, &record) {
+            crate::rollback::finish(&client, &self.log, r).await?;
+        }
         self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned))
             .await
     }
@@ -216,8 +220,8 @@ impl Apply<'_> {
                         parity = Some(report);
                     }
                     self.progress.step("cutting over");
-                    let stmts = cutover::statements(jobs, &lock);
-                    let reverse = cutover::script(&cutover::reverse_statements(jobs, &lock));
+                    let stmts = cutover::statements(name, jobs, &lock);
+                    let reverse = cutover::reverse_script(jobs, &lock);
                     PhaseTx {
                         window: Some(self.plan),
                         ..tx

@@ -42,7 +42,33 @@ pub struct InboundFk {
     pub table: String,
     /// The table, quoted for SQL.
     pub table_quoted: String,
+    /// The referencing table's schema and name.
+    pub table_name: QualifiedName,
+    /// `FOREIGN KEY (...) REFERENCES ...`, as `pg_get_constraintdef` prints it.
     pub definition: String,
+    /// The referencing columns, in key order.
+    pub columns: Vec<String>,
+    /// The referenced columns (on this table), in the same order.
+    pub referenced_columns: Vec<String>,
+    /// `confdeltype`: 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default.
+    pub on_delete: String,
+    /// `confupdtype`, with the same letters.
+    pub on_update: String,
+    /// `confmatchtype`: 's' simple, 'f' full, 'p' partial.
+    pub match_type: String,
+    /// `ON DELETE SET NULL (cols)` / `SET DEFAULT (cols)`: only these; empty: all.
+    pub delete_set_columns: Vec<String>,
+    /// `convalidated`: false for a key added NOT VALID and never validated.
+    pub validated: bool,
+    pub deferrable: bool,
+    pub deferred: bool,
+    /// Per column, the key's equality operator between the referenced and the
+    /// referencing column (`conpfeqop`), as `OPERATOR(schema.=)`.
+    pub eq_ops: Vec<String>,
+    /// Per column, the referenced column's equality operator with itself (`conppeqop`).
+    pub referenced_eq_ops: Vec<String>,
+    /// The referencing table is partitioned: PostgreSQL cannot add a key to it NOT VALID.
+    pub referencing_partitioned: bool,
 }
 
 /// A view reading the table; its definition names the table by its current name.
@@ -234,12 +260,7 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
     let inbound_fks = rows(include_str!("../sql/catalog_inbound_fks.sql"))
         .await?
         .iter()
-        .map(|r| InboundFk {
-            name: r.get(0),
-            table: r.get(1),
-            definition: r.get(2),
-            table_quoted: r.get(3),
-        })
+        .map(inbound_fk)
         .collect();
     let views = rows(include_str!("../sql/catalog_views.sql"))
         .await?
@@ -323,6 +344,28 @@ fn constraint(r: &Row) -> Constraint {
         comment: r.get(7),
         self_reference: r.get(8),
         references_table: r.get(9),
+    }
+}
+
+fn inbound_fk(r: &Row) -> InboundFk {
+    InboundFk {
+        name: r.get(0),
+        table: r.get(1),
+        definition: r.get(2),
+        table_quoted: r.get(3),
+        table_name: QualifiedName::new(r.get::<_, String>(4), r.get::<_, String>(5)),
+        columns: r.get(6),
+        referenced_columns: r.get(7),
+        on_delete: r.get(8),
+        on_update: r.get(9),
+        match_type: r.get(10),
+        delete_set_columns: r.get(11),
+        validated: r.get(12),
+        deferrable: r.get(13),
+        deferred: r.get(14),
+        eq_ops: r.get(15),
+        referenced_eq_ops: r.get(16),
+        referencing_partitioned: r.get(17),
     }
 }
 

@@ -6,13 +6,16 @@
 //! the retired table keeps every later write. The exact SQL that undoes all of it is
 //! written to the journal in the same transaction; `hyperswap rollback` runs that text.
 
+use crate::fk_emulation::Emulation;
 use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
+use crate::inbound_fks;
 use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 use crate::trigger;
 
-/// The cutover transaction's statements (without BEGIN/COMMIT).
-pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+/// The cutover transaction's statements (without BEGIN/COMMIT). `plan` names the
+/// foreign-key emulation's functions in their comments.
+pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
@@ -25,6 +28,7 @@ pub fn statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(views(job));
         out.extend(row_security(job, true));
         out.extend(user_triggers_to_new(job));
+        out.extend(emulate_inbound_fks(plan, job));
     }
     out
 }
@@ -34,6 +38,7 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.retired]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.retired));
+        out.extend(end_emulation(job));
         out.extend(identity_back(job));
         out.extend(user_triggers_from_new(job));
         out.extend(row_security(job, false));
@@ -46,6 +51,66 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(add_inbound_fks(job));
     }
     out
+}
+
+/// After the rollback transaction commits, each in a transaction of its own: the
+/// foreign keys it added back NOT VALID are validated (only those valid at cutover).
+pub fn after_rollback_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    jobs.iter()
+        .filter(|j| j.drop_inbound_fks)
+        .flat_map(|j| j.table.inbound_fks.iter())
+        .filter_map(|fk| inbound_fks::validate_back(fk, lock))
+        .collect()
+}
+
+/// The text the cutover records for `hyperswap rollback`: the rollback transaction,
+/// then the statements that follow it, each after a separator line. The separator is
+/// chosen to occur in no statement, and named on the first line, so splitting it again
+/// never cuts a statement (whatever the names inside it).
+pub fn reverse_script(jobs: &[Job], lock: &LockPolicy) -> String {
+    let main = script(&reverse_statements(jobs, lock));
+    let after: Vec<String> = after_rollback_statements(jobs, lock)
+        .iter()
+        .map(|s| format!("{};\n", s.sql))
+        .collect();
+    join_reverse(&main, &after)
+}
+
+fn join_reverse(main: &str, after: &[String]) -> String {
+    let mut n = 0u32;
+    let separator = loop {
+        let candidate = format!("-- hyperswap: then, in a transaction of its own ({n})");
+        if !main.contains(&candidate) && after.iter().all(|a| !a.contains(&candidate)) {
+            break candidate;
+        }
+        n += 1;
+    };
+    let mut out = format!("{SEPARATOR_HEAD}{separator}\n{main}");
+    for a in after {
+        out.push_str(&format!("{separator}\n{a}"));
+    }
+    out
+}
+
+const SEPARATOR_HEAD: &str =
+    "-- hyperswap: statements after the rollback transaction follow lines reading: ";
+
+/// Splits a recorded reverse script into the rollback transaction and the statements
+/// after it (none in scripts recorded before this format).
+pub fn split_reverse(text: &str) -> (String, Vec<String>) {
+    let Some(rest) = text.strip_prefix(SEPARATOR_HEAD) else {
+        return (text.to_string(), Vec::new());
+    };
+    let Some((separator, body)) = rest.split_once('\n') else {
+        return (text.to_string(), Vec::new());
+    };
+    let mut parts = body.split(separator);
+    let main = parts.next().unwrap_or_default().to_string();
+    let after = parts
+        .map(|p| p.trim().trim_end_matches(';').to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (main, after)
 }
 
 /// lock_timeout bounds each wait for a lock; statement_timeout bounds the LOCK statement
@@ -61,17 +126,22 @@ where
         .iter()
         .flat_map(|j| tables(j).into_iter().map(|t| t.quoted()))
         .collect();
+    // The referencing tables too: their keys are dropped (and triggers created on them).
     for job in jobs.iter().filter(|j| j.drop_inbound_fks) {
         list.extend(
             job.table
                 .inbound_fks
                 .iter()
-                .map(|fk| fk.table_quoted.clone()),
+                .map(|fk| fk.table_name.quoted()),
         );
     }
     list.dedup();
     vec![
         set_lock_timeout(lock.lock_timeout),
+        Stmt::noted(
+            "SELECT pg_catalog.set_config('session_replication_role', 'origin', true) WHERE pg_catalog.current_setting('session_replication_role') <> 'origin'",
+            "in replica mode (the backfill's session) TimescaleDB skips its DDL handling: dropping a hypertable's foreign key would leave its chunks' copies",
+        ),
         Stmt::new(format!("SET LOCAL statement_timeout = '{ms}ms'")),
         Stmt::noted(
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", list.join(", ")),
@@ -172,28 +242,52 @@ fn per_enabled_trigger(job: &Job, sql: impl Fn(&str) -> String) -> Vec<Stmt> {
 }
 
 fn drop_inbound_fks(job: &Job) -> Vec<Stmt> {
+    let choice = if job.emulate_inbound_fks {
+        "emulate"
+    } else {
+        "drop"
+    };
     per_dropped_fk(job, |fk| {
         Stmt::noted(
             format!(
                 "ALTER TABLE {} DROP CONSTRAINT {}",
-                fk.table_quoted,
+                fk.table_name.quoted(),
                 quote_ident(&fk.name)
             ),
             format!(
-                "the plan's choice (inbound_foreign_keys: drop); it was: {}",
+                "the plan's choice (inbound_foreign_keys: {choice}); it was: {}",
                 fk.definition
             ),
         )
     })
 }
 
+/// `emulate`: triggers keep each dropped key's meaning from now on.
+fn emulate_inbound_fks(plan: &str, job: &Job) -> Vec<Stmt> {
+    if !job.emulate_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .flat_map(|fk| Emulation::new(job, fk).install(plan))
+        .collect()
+}
+
+/// Rollback of [`emulate_inbound_fks`]: the functions and their triggers go first.
+fn end_emulation(job: &Job) -> Vec<Stmt> {
+    if !job.emulate_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .flat_map(|fk| Emulation::new(job, fk).uninstall())
+        .collect()
+}
+
 fn add_inbound_fks(job: &Job) -> Vec<Stmt> {
-    per_dropped_fk(job, |fk| {
-        Stmt::noted(
-            format!("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID", fk.table_quoted, quote_ident(&fk.name), fk.definition),
-            "back as NOT VALID, so rollback scans nothing; run ALTER TABLE ... VALIDATE CONSTRAINT afterwards",
-        )
-    })
+    per_dropped_fk(job, |fk| inbound_fks::add_back(job, fk))
 }
 
 /// One statement per inbound foreign key, when the plan drops them at cutover.
@@ -366,4 +460,37 @@ fn identity_back(job: &Job) -> Vec<Stmt> {
 /// The statements as one text, for the journal and for `plan show`.
 pub fn script(stmts: &[Stmt]) -> String {
     stmts.iter().map(|s| format!("{};\n\n", s.sql)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_script_splits_back_whatever_the_names() {
+        // A name may carry the separator's text: the separator then changes.
+        let main =
+            "ALTER TABLE \"-- hyperswap: then, in a transaction of its own (0)\" RENAME TO x;\n";
+        let after = vec![
+            "DO $x$ BEGIN PERFORM 1; END $x$;\n".to_string(),
+            "DO $y$ BEGIN PERFORM '-- hyperswap: then, in a transaction of its own (1)'; END $y$;\n"
+                .to_string(),
+        ];
+        let text = join_reverse(main, &after);
+        let (m, a) = split_reverse(&text);
+        assert_eq!(m, main);
+        assert_eq!(
+            a,
+            vec![
+                "DO $x$ BEGIN PERFORM 1; END $x$".to_string(),
+                "DO $y$ BEGIN PERFORM '-- hyperswap: then, in a transaction of its own (1)'; END $y$"
+                    .to_string()
+            ]
+        );
+        // Recorded before this format: all of it is the rollback transaction.
+        assert_eq!(
+            split_reverse("SELECT 1;\n"),
+            ("SELECT 1;\n".to_string(), vec![])
+        );
+    }
 }

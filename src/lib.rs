@@ -17,6 +17,9 @@
 //! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
 //!   trigger), [`backfill`] (batches), [`parity`] (comparison), [`cutover`] (the swap and
 //!   its recorded reverse), [`rollback`] (running that reverse).
+//! - [`inbound_fks`]: other tables' foreign keys to a moved table: what dropping them
+//!   loses, and their valid return on rollback; [`fk_emulation`]: `inbound_foreign_keys:
+//!   emulate`, triggers that keep their meaning after cutover.
 //! - [`remove`]: `abort` before cutover and `finalize` after it.
 //! - [`show`]: `plan show`, from the same functions `apply` runs.
 //! - [`status`]: where each plan stands.
@@ -31,7 +34,9 @@ pub mod catalog;
 pub mod conn;
 pub mod cutover;
 pub mod error;
+pub mod fk_emulation;
 pub mod ident;
+pub mod inbound_fks;
 pub mod journal;
 pub mod model;
 pub mod parity;

@@ -93,7 +93,14 @@ enum Command {
     /// leaving the source as it was, and forget the plan.
     Abort { plan: PathBuf },
     /// After cutover: remove the reverse triggers and the retired tables, and forget the plan.
-    Finalize { plan: PathBuf },
+    /// Foreign keys emulated by triggers (`inbound_foreign_keys: emulate`) stay emulated.
+    Finalize {
+        plan: PathBuf,
+        /// Also (or, after finalize, only) end the plan's foreign-key emulation: drop its
+        /// triggers and functions; the referencing tables are then checked by nothing.
+        #[arg(long)]
+        end_fk_emulation: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,7 +261,25 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             Ok(if report.equal { 0 } else { 1 })
         }
         Command::Abort { plan } => remove(Removal::Abort, &connect, &plan, &log).await,
-        Command::Finalize { plan } => remove(Removal::Finalize, &connect, &plan, &log).await,
+        Command::Finalize {
+            plan,
+            end_fk_emulation: false,
+        } => remove(Removal::Finalize, &connect, &plan, &log).await,
+        Command::Finalize {
+            plan,
+            end_fk_emulation: true,
+        } => {
+            let plan = Plan::load(&plan)?;
+            let cancel = Cancel::default();
+            watch_ctrl_c(cancel.clone());
+            let ended = hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel).await?;
+            outln!(
+                "plan `{}`: finalized; foreign-key emulation ended ({} function(s) and their triggers dropped): nothing checks those references any more",
+                plan.name,
+                ended.len()
+            );
+            Ok(0)
+        }
         Command::Rollback { plan } => {
             let plan = Plan::load(&plan)?;
             let report = rollback::rollback(&connect, &plan, &log).await?;
@@ -277,7 +302,7 @@ async fn remove(
     let plan = Plan::load(plan)?;
     let cancel = Cancel::default();
     watch_ctrl_c(cancel.clone());
-    hyperswap::remove::remove(kind, connect, &plan, log, &cancel).await?;
+    let removed = hyperswap::remove::remove(kind, connect, &plan, log, &cancel).await?;
     let what = match kind {
         Removal::Abort => {
             "aborted: the copy triggers and the new tables are gone, the source is as it was"
@@ -288,6 +313,13 @@ async fn remove(
         "plan `{}`: {what}; the plan is removed from the journal",
         plan.name
     );
+    if !removed.fk_emulation.is_empty() {
+        outln!(
+            "foreign keys to the moved tables stay emulated by triggers ({} function(s) in schema hyperswap), since no real foreign key can reference a hypertable's key without its time column; end it with `hyperswap finalize {} --end-fk-emulation`",
+            removed.fk_emulation.len(),
+            plan.path.display()
+        );
+    }
     Ok(0)
 }
 

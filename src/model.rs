@@ -183,6 +183,8 @@ pub struct Job {
     pub table: Table,
     /// Drop other tables' foreign keys to this one at cutover (the plan's choice).
     pub drop_inbound_fks: bool,
+    /// With `drop_inbound_fks`: keep their meaning with triggers (`emulate`).
+    pub emulate_inbound_fks: bool,
 }
 
 impl Job {

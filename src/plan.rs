@@ -46,8 +46,11 @@ pub enum InboundForeignKeys {
     /// Refuse the plan (the default): the DBA decides first.
     #[default]
     Refuse,
-    /// Drop them in the cutover transaction; rollback re-adds them as NOT VALID.
+    /// Drop them in the cutover transaction; rollback adds them back (valid).
     Drop,
+    /// Drop them in the cutover transaction and keep their meaning with triggers
+    /// (existence check, ON DELETE / ON UPDATE actions) until the DBA ends it.
+    Emulate,
 }
 
 /// A daily window, in a time zone, outside which cutover is refused.

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
+use crate::fk_emulation;
 use crate::ident::quote_ident;
 use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
@@ -50,13 +51,21 @@ pub fn statements(
     (first, second)
 }
 
+/// What `remove` left in place on purpose.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// The foreign-key emulation functions of the plan that stay after `finalize`
+    /// (`inbound_foreign_keys: emulate`): a real key cannot reference the hypertable.
+    pub fk_emulation: Vec<String>,
+}
+
 pub async fn remove(
     kind: Removal,
     connect: &ConnectOptions,
     plan: &Plan,
     log: &SqlLog,
     cancel: &Cancel,
-) -> Result<()> {
+) -> Result<Removed> {
     let (cmd, allowed, doing) = match kind {
         Removal::Abort => (
             "abort",
@@ -105,6 +114,11 @@ pub async fn remove(
         };
         check_droppable(&client, doomed).await?;
     }
+    if kind == Removal::Abort {
+        // After a rollback stopped before validating the foreign keys it added back
+        // (the journal, which says which, is about to go).
+        crate::rollback::finish(&client, log, &record).await?;
+    }
     if record.phase != doing {
         let tx = PhaseTx {
             log,
@@ -124,7 +138,48 @@ pub async fn remove(
         stmt::exec(&t, log, s).await?;
     }
     t.commit().await.context("removing the plan's tables")?;
-    forget(&mut client, &plan.name).await
+    forget(&mut client, &plan.name).await?;
+    Ok(Removed {
+        fk_emulation: fk_emulation::functions_of(&client, &plan.name).await?,
+    })
+}
+
+/// `hyperswap finalize --end-fk-emulation`: finalizes the plan if it is still cut over,
+/// then drops its foreign-key emulation (functions and their triggers), and the tool's
+/// schema once nothing is left in it. Returns the functions dropped.
+pub async fn end_fk_emulation(
+    connect: &ConnectOptions,
+    plan: &Plan,
+    log: &SqlLog,
+    cancel: &Cancel,
+) -> Result<Vec<String>> {
+    let mut client = connect
+        .connect(&format!(
+            "hyperswap finalize --end-fk-emulation {}",
+            plan.name
+        ))
+        .await?;
+    let started = crate::journal::exists(&client).await?
+        && crate::journal::load(&client, &plan.name).await?.is_some();
+    if started {
+        drop(client);
+        remove(Removal::Finalize, connect, plan, log, cancel).await?;
+        client = connect
+            .connect(&format!(
+                "hyperswap finalize --end-fk-emulation {}",
+                plan.name
+            ))
+            .await?;
+    }
+    let ended = fk_emulation::end(&mut client, &plan.name, log, &lock_policy(plan)).await?;
+    if ended.is_empty() && !started {
+        return Err(Error::invalid(
+            format!("plan `{}` has no foreign-key emulation in this database (and is not in the journal)", plan.name),
+            "nothing to end: check the database and the plan file (`inbound_foreign_keys: emulate` creates it at cutover)",
+        ));
+    }
+    drop_schema_if_empty(&client).await?;
+    Ok(ended)
 }
 
 /// Refuses when objects of the user's depend on `table` (views, foreign keys, functions
@@ -172,11 +227,36 @@ async fn forget(client: &mut Client, plan: &str) -> Result<()> {
     if left == 0 {
         let schema = quote_ident(TOOL_SCHEMA);
         tx.batch_execute(&format!(
-            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans;
-             DROP SCHEMA {schema};"
+            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
         ))
         .await
-        .context("removing the hyperswap schema (it holds objects hyperswap did not create?)")?;
+        .context("removing the hyperswap journal")?;
+        // Foreign-key emulation functions (of this plan or another's) outlive the
+        // journal; the schema goes with the last of them.
+        drop_schema_if_empty(&tx).await?;
     }
     tx.commit().await.context(ctx)
+}
+
+/// Drops the tool's schema when nothing is left in it; without CASCADE, so an object
+/// someone else put there keeps it.
+async fn drop_schema_if_empty(client: &impl tokio_postgres::GenericClient) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT n.oid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = n.oid)
+             FROM (SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS oid) AS n",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context("looking into the hyperswap schema")?;
+    if row.get(0) {
+        client
+            .batch_execute(&format!("DROP SCHEMA {}", quote_ident(TOOL_SCHEMA)))
+            .await
+            .context(
+                "removing the hyperswap schema (it holds objects hyperswap did not create?)",
+            )?;
+    }
+    Ok(())
 }

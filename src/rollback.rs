@@ -1,22 +1,29 @@
 //! `hyperswap rollback`: after cutover, run the reverse SQL the cutover transaction
 //! recorded in the journal, as one transaction with the same lock discipline. The
 //! retired table was kept current by the reverse trigger, so no write is lost; the copy
-//! trigger is re-installed, so the plan can cut over again later.
+//! trigger is re-installed, so the plan can cut over again later. Foreign keys dropped
+//! at cutover come back NOT VALID inside that transaction and are validated right after
+//! it, each in a transaction of its own; a rollback interrupted between the two is
+//! completed by running `rollback` (or `plan apply`) again.
+
+use tokio_postgres::Client;
 
 use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
+use crate::cutover;
 use crate::error::{Error, Result};
+use crate::journal::PlanRecord;
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
 use crate::plan::Plan;
 use crate::privileges;
 use crate::progress::Cancel;
-use crate::stmt::{SqlLog, Stmt};
+use crate::stmt::{self, SqlLog, Stmt};
 use crate::validate;
 
 pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
     let (mut client, record) = open_started(connect, plan, "rollback").await?;
-    if record.phase != Phase::CutOver {
+    if record.phase != Phase::CutOver && record.phase != Phase::RolledBack {
         return Err(Error::WrongPhase(format!(
             "plan `{}` is in phase {}, not cut_over; rollback undoes a cutover only (before cutover the source is still live)",
             plan.name, record.phase
@@ -25,21 +32,26 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
     let reverse = record.reverse_sql.clone().ok_or_else(|| {
         Error::WrongPhase("the journal holds no reverse SQL for this cutover; it was not written by this hyperswap".into())
     })?;
-    let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
-    privileges::check(&client, &jobs, privileges::Scope::Rollback).await?;
-    let stmt = Stmt::new(reverse.trim_end().trim_end_matches(';').to_string());
-    let lock = lock_policy(plan);
-    let cancel = Cancel::default();
-    let tx = PhaseTx {
-        log,
-        lock: &lock,
-        jobs: &jobs,
-        plan: &plan.name,
-        cancel: &cancel,
-        window: None,
-    };
-    tx.run(&mut client, &[stmt], Phase::RolledBack, None)
-        .await?;
+    if record.phase == Phase::CutOver {
+        let (main, _) = cutover::split_reverse(&reverse);
+        let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
+        privileges::check(&client, &jobs, privileges::Scope::Rollback).await?;
+        let stmt = Stmt::new(main.trim_end().trim_end_matches(';').to_string());
+        let lock = lock_policy(plan);
+        let cancel = Cancel::default();
+        let tx = PhaseTx {
+            log,
+            lock: &lock,
+            jobs: &jobs,
+            plan: &plan.name,
+            cancel: &cancel,
+            window: None,
+        };
+        tx.run(&mut client, &[stmt], Phase::RolledBack, None)
+            .await?;
+    }
+    // Rolled back (now, or by an earlier run stopped before this step).
+    finish(&client, log, &record).await?;
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
     let checker = parity::Checker {
@@ -53,4 +65,33 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         cancel: Default::default(),
     };
     checker.run(&client).await
+}
+
+/// The statements recorded to follow the rollback transaction (validating the foreign
+/// keys it added back), each in a transaction of its own. Each skips itself once done,
+/// so running them again after an interruption is harmless.
+pub async fn finish(client: &Client, log: &SqlLog, record: &PlanRecord) -> Result<()> {
+    let Some(reverse) = &record.reverse_sql else {
+        return Ok(());
+    };
+    let (_, after) = cutover::split_reverse(reverse);
+    for sql in after {
+        // One statement outside a transaction block is a transaction of its own.
+        stmt::exec(client, log, &Stmt::new(sql))
+            .await
+            .map_err(|e| {
+                if e.sqlstate() == Some("23503") {
+                    // Rows written while the key was dropped (inbound_foreign_keys: drop).
+                    return Error::invalid(
+                        format!("the rollback is done, but a foreign key it added back does not hold for rows written while it was dropped: {e}"),
+                        "the key holds for new rows already (NOT VALID); fix or delete the rows that reference missing keys, then run `hyperswap rollback` again to validate it",
+                    );
+                }
+                Error::invalid(
+                    format!("the rollback is done, but a foreign key it added back could not be validated yet: {e}"),
+                    "the key holds for new rows already (NOT VALID); run `hyperswap rollback` again to validate it (it waits at most the plan's lock_timeout for its lock)",
+                )
+            })?;
+    }
+    Ok(())
 }

@@ -39,11 +39,21 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
     );
     if phase == Some(Phase::CutOver) {
         let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
+        let (main, after) = cutover::split_reverse(&reverse);
         section(
             &mut out,
             "rollback: the reverse SQL recorded at cutover (one transaction; `hyperswap rollback`)",
         );
-        out.push_str(&reverse);
+        out.push_str(&main);
+        if !after.is_empty() {
+            section(
+                &mut out,
+                "rollback, then: each statement in a transaction of its own, right after the rollback commits",
+            );
+            for a in after {
+                let _ = writeln!(out, "\n{a};");
+            }
+        }
         return Ok(out);
     }
     let jobs = validate::resolve(client, plan, phase).await?;
@@ -156,7 +166,7 @@ fn write_phases(
         );
         stmts(out, &[Stmt::new(sql)]);
     }
-    let cut = cutover::statements(jobs, &lock);
+    let cut = cutover::statements(&plan.name, jobs, &lock);
     section(
         out,
         &format!(
@@ -183,11 +193,27 @@ fn write_phases(
         stmts(out, &first);
         stmts(out, &second);
     }
+    let end = crate::fk_emulation::end_statements(jobs, &lock);
+    if !end.is_empty() {
+        section(
+            out,
+            "end of the foreign-key emulation: it stays after finalize, until you run `hyperswap finalize --end-fk-emulation`; one lock-polite transaction",
+        );
+        stmts(out, &end);
+    }
     section(
         out,
         "rollback: recorded in the journal by the cutover transaction; run by `hyperswap rollback`",
     );
     stmts(out, &cutover::reverse_statements(jobs, &lock));
+    let after = cutover::after_rollback_statements(jobs, &lock);
+    if !after.is_empty() {
+        section(
+            out,
+            "rollback, then: each statement in a transaction of its own, right after the rollback commits (`hyperswap rollback` or `plan apply` runs them again if interrupted)",
+        );
+        stmts(out, &after);
+    }
 }
 
 fn section(out: &mut String, title: &str) {

@@ -135,6 +135,30 @@ async fn resolve_table(
         .check(check_time_column(client, &table, &t.time_column, field, !cut_over).await)?;
     let key = problems.check(check_key(&table, t.key.as_deref(), field))?;
     problems.check(check_constraints(&table, field, t.inbound_foreign_keys))?;
+    if !cut_over {
+        problems.check(check_inbound_fks(client, plan, &table, field).await)?;
+        if t.inbound_foreign_keys == InboundForeignKeys::Emulate {
+            for fk in &table.inbound_fks {
+                problems
+                    .check(crate::fk_emulation::check_comparable(client, &table.name, fk).await)?;
+                let roles =
+                    crate::fk_emulation::roles_lacking_privileges(client, &table.name, fk).await?;
+                if !roles.is_empty() {
+                    tracing::warn!(
+                        "after cutover, writes by role(s) {} would fail: the emulation of foreign key {} runs as the writing role, which needs SELECT and UPDATE on {} (for FOR KEY SHARE) to write {}, and SELECT and {} on {} to delete from or update {}",
+                        roles.join(", "),
+                        fk.name,
+                        table.name,
+                        fk.table_name,
+                        if fk.on_delete == "c" { "DELETE" } else { "UPDATE" },
+                        fk.table_name,
+                        table.name
+                    );
+                }
+            }
+        }
+        problems.check(check_no_emulation_on(client, &table, field).await)?;
+    }
     problems.finish()?;
     Ok(time
         .zip(key)
@@ -151,7 +175,8 @@ fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef) -> Jo
         time,
         chunk_time_interval: t.chunk_time_interval,
         table,
-        drop_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Drop,
+        drop_inbound_fks: t.inbound_foreign_keys != InboundForeignKeys::Refuse,
+        emulate_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Emulate,
     }
 }
 
@@ -728,13 +753,26 @@ fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> 
         ));
     }
     if let (Some(fk), InboundForeignKeys::Refuse) = (table.inbound_fks.first(), choice) {
+        let each: Vec<String> = table
+            .inbound_fks
+            .iter()
+            .map(|k| {
+                format!(
+                    "\n  - {} on {} ({}): `drop` would lose {}",
+                    k.name,
+                    k.table_name,
+                    k.columns.join(", "),
+                    crate::inbound_fks::losses(k)
+                )
+            })
+            .collect();
         return Err(Error::invalid(
             format!(
-                "{name} ({field}) is referenced by foreign key {} on {}; after the move the key is no longer unique without the time column, so the foreign key cannot follow",
-                fk.name, fk.table
+                "{name} ({field}) is referenced by foreign key {} on {}; after the move the key is no longer unique without the time column, so the foreign key cannot follow:{}",
+                fk.name, fk.table, each.concat()
             ),
             format!(
-                "choose in the plan: `inbound_foreign_keys: drop` under {field} drops such keys in the cutover transaction (rollback re-adds them NOT VALID); or drop {} yourself first",
+                "choose in the plan, under {field}: `inbound_foreign_keys: emulate` replaces such keys with triggers that keep their meaning (existence check, ON DELETE / ON UPDATE), or `inbound_foreign_keys: drop` drops them (both in the cutover transaction; rollback adds them back); or drop {} yourself first",
                 fk.name
             ),
         ));
@@ -746,6 +784,65 @@ fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> 
         ));
     }
     Ok(())
+}
+
+/// A referencing table that another unfinished plan moves: its name will change under
+/// the keys' triggers and rollback SQL (at its cutover or rollback), so the two plans
+/// cannot overlap. Moving the children first, to the end (`finalize`), works.
+async fn check_inbound_fks(
+    client: &impl GenericClient,
+    plan: &Plan,
+    table: &Table,
+    field: &str,
+) -> Result<()> {
+    for fk in &table.inbound_fks {
+        if let Some((other, phase)) = owning_plan(client, &fk.table_name).await? {
+            if other != plan.name {
+                return Err(Error::invalid(
+                    format!(
+                        "{} ({field}) is referenced by foreign key {} on {}, which plan `{other}` is moving (phase {phase}); this plan's cutover and rollback would act on a table whose name that plan changes",
+                        table.name, fk.name, fk.table_name
+                    ),
+                    format!("finish plan `{other}` first (`hyperswap finalize` on its plan file, or roll it back and `hyperswap abort` it), then run this plan"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A table that carries another plan's foreign-key emulation (it references a table
+/// moved earlier with `inbound_foreign_keys: emulate`): its triggers are hyperswap's
+/// and would not follow it into a hypertable, leaving its references unchecked.
+async fn check_no_emulation_on(
+    client: &impl GenericClient,
+    table: &Table,
+    field: &str,
+) -> Result<()> {
+    let row = client
+        .query_opt(
+            "SELECT t.tgname::text, pg_catalog.obj_description(t.tgfoid, 'pg_proc')
+             FROM pg_catalog.pg_trigger t
+             JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE t.tgrelid = $1 AND n.nspname = $2 AND pg_catalog.starts_with(t.tgname::text, 'hyperswap_fk_')
+             ORDER BY 1 LIMIT 1",
+            &[&table.oid, &crate::model::TOOL_SCHEMA],
+        )
+        .await
+        .context("looking for foreign-key emulation triggers")?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let (trigger, what): (String, Option<String>) = (row.get(0), row.get(1));
+    Err(Error::invalid(
+        format!(
+            "{} ({field}) carries trigger {trigger} of hyperswap's foreign-key emulation ({}); it would stay on the original table, leaving the hypertable's references unchecked",
+            table.name,
+            what.unwrap_or_default()
+        ),
+        "move referencing tables before the tables they reference; to move this one now, end that emulation first with `hyperswap finalize <its plan file> --end-fk-emulation`",
+    ))
 }
 
 /// What changes for the application once the hypertable takes the table's name: the
@@ -772,10 +869,54 @@ pub fn cutover_notes(job: &Job) -> Vec<String> {
             ));
         }
     }
+    notes.extend(inbound_fk_notes(job));
     notes.push(format!(
         "{}: an UPDATE of {time} that moves a row into another chunk ({} wide) fails on a hypertable; the application must DELETE and INSERT such rows instead",
         job.source,
         humantime::format_duration(job.chunk_time_interval)
     ));
     notes
+}
+
+/// Per inbound foreign key, what the plan's choice means after cutover.
+fn inbound_fk_notes(job: &Job) -> Vec<String> {
+    if !job.drop_inbound_fks {
+        return vec![];
+    }
+    job.table
+        .inbound_fks
+        .iter()
+        .map(|fk| {
+            let partitioned = if fk.referencing_partitioned {
+                format!(
+                    "; {} is partitioned, so rollback adds the key back checked in full inside its locked transaction (PostgreSQL cannot add it NOT VALID there), and a row referencing a missing key stops the rollback until it is fixed",
+                    fk.table_name
+                )
+            } else {
+                String::new()
+            };
+            if job.emulate_inbound_fks {
+                format!(
+                    "{}: foreign key {} on {} ({}) is dropped at cutover and emulated by triggers (ON DELETE {}, ON UPDATE {}, the existence check on insert and update, with FOR KEY SHARE on the referenced rows): they run as the writing role, which needs SELECT and UPDATE on {} and the rights the actions need on {} (a real key's checks run as the owner, past row-level security); a DEFERRABLE key is checked at the end of each statement, and SET CONSTRAINTS naming it fails; a DELETE of referenced rows in a REPEATABLE READ transaction cannot see children committed after its snapshot (READ COMMITTED and SERIALIZABLE are safe); the emulation stays after finalize until `hyperswap finalize --end-fk-emulation`{partitioned}",
+                    job.source,
+                    fk.name,
+                    fk.table_name,
+                    fk.columns.join(", "),
+                    crate::inbound_fks::action_name(&fk.on_delete),
+                    crate::inbound_fks::action_name(&fk.on_update),
+                    job.source,
+                    fk.table_name
+                )
+            } else {
+                format!(
+                    "{}: foreign key {} on {} ({}) is dropped at cutover (inbound_foreign_keys: drop); until you enforce it otherwise, the database no longer does: {}{partitioned}",
+                    job.source,
+                    fk.name,
+                    fk.table_name,
+                    fk.columns.join(", "),
+                    crate::inbound_fks::losses(fk)
+                )
+            }
+        })
+        .collect()
 }

@@ -295,6 +295,20 @@ async fn backfill(
         }
         eprintln!("{line}");
     }
+    if let [now, other] = runs.as_slice() {
+        // The other build's time / this one's, per round: above 1 this build is faster.
+        let mut speed: Vec<f64> = other
+            .iter()
+            .zip(now)
+            .map(|(o, n)| secs(o.took) / secs(n.took))
+            .collect();
+        println!(
+            "| backfill, {rows} rows, {rounds} rounds: hyperswap | {} | {:.2}x as fast (rounds {}) |",
+            tools[1].0,
+            median_f(&mut speed.clone()),
+            speed.iter_mut().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
+        );
+    }
     for ((name, _), r) in tools.iter().zip(&runs) {
         // Speed as loop time / tool time per round: above 1 the tool is faster.
         let mut speed: Vec<f64> = loops

@@ -214,6 +214,7 @@ impl Backfill<'_> {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
+            self.wait_while_paused(label).await?;
             let (from, start) = match &range.cursor {
                 None => (From::RangeStart, range.lo.clone().unwrap_or_default()),
                 Some(c) => (From::Cursor, c.clone()),
@@ -238,6 +239,32 @@ impl Backfill<'_> {
                 tokio::time::sleep(pause).await;
             }
         }
+    }
+
+    /// Waits while the plan's pause file exists, saying so every ten seconds; Ctrl-C
+    /// still stops the run.
+    async fn wait_while_paused(&self, label: &str) -> Result<()> {
+        let Some(file) = &self.opts.pause_file else {
+            return Ok(());
+        };
+        let mut said: Option<std::time::Instant> = None;
+        while file.exists() {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+                tracing::info!(
+                    "backfill {label} paused: the pause file {} exists; remove it to go on",
+                    file.display()
+                );
+                said = Some(std::time::Instant::now());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if said.is_some() {
+            tracing::info!("backfill {label} goes on: the pause file is gone");
+        }
+        Ok(())
     }
 
     async fn batch_with_retries(

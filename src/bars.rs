@@ -1,10 +1,12 @@
 //! Progress bars (indicatif) on stderr, and a tracing writer that suspends them so log
 //! lines and bars do not tear. Bars are hidden when stderr is not a terminal or with
-//! `--quiet`.
+//! `--quiet`; off a terminal (nohup, cron, CI) a plain progress line is logged every
+//! few seconds instead, so the log shows how far the backfill is.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
@@ -15,11 +17,15 @@ use hyperswap::progress::Progress;
 pub struct Bars {
     multi: MultiProgress,
     bars: Arc<Mutex<HashMap<String, ProgressBar>>>,
+    /// Off a terminal: log a progress line per table this often (None: never).
+    lines_every: Option<Duration>,
+    last_line: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Bars {
-    pub fn new(quiet: bool) -> Self {
-        let target = if quiet || !std::io::stderr().is_terminal() {
+    pub fn new(quiet: bool, lines_every: Duration) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if quiet || !terminal {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
@@ -27,7 +33,37 @@ impl Bars {
         Bars {
             multi: MultiProgress::with_draw_target(target),
             bars: Arc::default(),
+            lines_every: (!quiet && !terminal && !lines_every.is_zero()).then_some(lines_every),
+            last_line: Arc::default(),
         }
+    }
+
+    /// A plain progress line for `table` when one is due.
+    fn maybe_line(&self, table: &str, bar: &ProgressBar) {
+        let Some(every) = self.lines_every else {
+            return;
+        };
+        let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.get(table).is_none_or(|t| t.elapsed() >= every);
+        if !due {
+            return;
+        }
+        last.insert(table.to_string(), Instant::now());
+        let (pos, len) = (bar.position(), bar.length().unwrap_or(0).max(1));
+        let secs = bar.elapsed().as_secs_f64().max(0.001);
+        let rate = pos as f64 / secs;
+        let eta = if rate > 0.0 {
+            humantime::format_duration(Duration::from_secs(
+                (len.saturating_sub(pos) as f64 / rate) as u64,
+            ))
+            .to_string()
+        } else {
+            "?".into()
+        };
+        tracing::info!(
+            "backfill {table}: {pos} of ~{len} rows ({:.1}%), {rate:.0} rows/s, ETA {eta}",
+            pos as f64 * 100.0 / len as f64
+        );
     }
 
     pub fn clear(&self) {
@@ -69,6 +105,7 @@ impl Progress for Bars {
             if secs > 0.0 {
                 bar.set_message(format!("{:.0} rows/s", bar.position() as f64 / secs));
             }
+            self.maybe_line(table, bar);
         }
     }
 

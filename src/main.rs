@@ -60,6 +60,10 @@ struct Cli {
     /// No progress bars, warnings and errors only.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// When stderr is not a terminal (nohup, cron, CI): log a progress line this often
+    /// instead of drawing bars (`0s`: never).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    progress_every: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,7 +124,7 @@ enum PlanCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let bars = bars::Bars::new(cli.quiet);
+    let bars = bars::Bars::new(cli.quiet, cli.progress_every);
     bars::init_tracing(&bars, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

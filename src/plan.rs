@@ -133,6 +133,10 @@ pub struct BackfillOptions {
     /// Sleep between batches, to leave the server room (a simple throttle).
     #[serde(default, with = "humantime_serde_opt")]
     pub pause: Option<Duration>,
+    /// While this file exists, the backfill waits before its next batch (`touch` it to
+    /// pause, remove it to go on).
+    #[serde(default)]
+    pub pause_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +205,7 @@ impl Default for BackfillOptions {
             lock_timeout: default_batch_lock_timeout(),
             retries: default_batch_retries(),
             pause: None,
+            pause_file: None,
         }
     }
 }

@@ -258,6 +258,7 @@ impl Apply<'_> {
             range_rows: self.plan.parity.range_rows,
             repair: false,
             cancel: self.cancel.clone(),
+            progress: self.progress,
         };
         checker.run(client).await
     }

@@ -38,8 +38,8 @@ impl Bars {
         }
     }
 
-    /// A plain progress line for `table` when one is due.
-    fn maybe_line(&self, table: &str, bar: &ProgressBar) {
+    /// A plain progress line for `table` (counting `unit`) when one is due.
+    fn maybe_line(&self, table: &str, unit: &str, bar: &ProgressBar) {
         let Some(every) = self.lines_every else {
             return;
         };
@@ -61,7 +61,7 @@ impl Bars {
             "?".into()
         };
         tracing::info!(
-            "backfill {table}: {pos} of ~{len} rows ({:.1}%), {rate:.0} rows/s, ETA {eta}",
+            "{table}: {pos} of ~{len} {unit} ({:.1}%), {rate:.0} {unit}/s, ETA {eta}",
             pos as f64 * 100.0 / len as f64
         );
     }
@@ -105,7 +105,7 @@ impl Progress for Bars {
             if secs > 0.0 {
                 bar.set_message(format!("{:.0} rows/s", bar.position() as f64 / secs));
             }
-            self.maybe_line(table, bar);
+            self.maybe_line(&format!("backfill {table}"), "rows", bar);
         }
     }
 
@@ -122,6 +122,43 @@ impl Progress for Bars {
                 bar.position(),
                 bar.elapsed()
             );
+        }
+    }
+
+    fn parity_start(&self, ranges: u64, resumed: u64) {
+        let bar = self.multi.add(ProgressBar::new(ranges.max(1)));
+        bar.set_style(
+            ProgressStyle::with_template("parity [{bar:30}] {pos}/{len} ranges  ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_position(resumed);
+        self.bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(PARITY.to_string(), bar);
+    }
+
+    fn parity_advance(&self) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(PARITY)
+        {
+            bar.inc(1);
+            self.maybe_line("parity", "ranges", bar);
+        }
+    }
+
+    fn parity_finish(&self) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(PARITY)
+        {
+            bar.finish_and_clear();
         }
     }
 
@@ -167,6 +204,9 @@ impl Drop for LineWriter {
         });
     }
 }
+
+/// The parity bar's key among the bars (a table is never named so: it has a space).
+const PARITY: &str = "parity run";
 
 pub fn init_tracing(bars: &Bars, quiet: bool) {
     let default = if quiet { "warn" } else { "info" };

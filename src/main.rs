@@ -252,6 +252,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 range_rows: plan.parity.range_rows,
                 repair,
                 cancel,
+                progress: bars,
             };
             let report = checker.run(&client).await?;
             if json {

@@ -10,6 +10,11 @@ pub trait Progress: Send + Sync {
     /// `rows` more rows copied.
     fn backfill_advance(&self, _table: &str, _rows: u64) {}
     fn backfill_finish(&self, _table: &str) {}
+    /// A parity run starts with `ranges` to compare, `resumed` of them already known.
+    fn parity_start(&self, _ranges: u64, _resumed: u64) {}
+    /// One more range compared.
+    fn parity_advance(&self) {}
+    fn parity_finish(&self) {}
     /// A step of the run, for a log line that should not tear the bars.
     fn step(&self, _message: &str) {}
 }

@@ -63,6 +63,7 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         range_rows: plan.parity.range_rows,
         repair: false,
         cancel: Default::default(),
+        progress: &crate::progress::NoProgress,
     };
     checker.run(&client).await
 }

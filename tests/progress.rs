@@ -28,7 +28,11 @@ async fn progress_lines_off_a_terminal() {
     let db = seeded("progress_lines", 20_000).await;
     let plan = db.plan(
         "p.yaml",
-        &one_table_plan("pl", "m", "backfill:\n  batch_rows: 500\n  pause: 30ms\n"),
+        &one_table_plan(
+            "pl",
+            "m",
+            "backfill:\n  batch_rows: 500\n  pause: 30ms\nparity:\n  range_rows: 2000\n",
+        ),
     );
     let run = db
         .hyperswap(&[
@@ -61,6 +65,15 @@ async fn progress_lines_off_a_terminal() {
         })
         .collect();
     assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+    // Parity reports its ranges the same way.
+    let run = db
+        .hyperswap(&["parity", path_str(&plan), "--progress-every", "1ms"])
+        .ok();
+    assert!(
+        run.stderr.contains("parity: ") && run.stderr.contains("ranges/s, ETA"),
+        "{}",
+        run.stderr
+    );
     // And none with --progress-every 0s.
     let quiet = seeded("progress_lines_off", 2_000).await;
     let plan = quiet.plan("p.yaml", &one_table_plan("pl0", "m", ""));

@@ -45,6 +45,7 @@ pub struct Checker<'a> {
     /// Re-copy differing keys from live to mirror, then check again.
     pub repair: bool,
     pub cancel: Cancel,
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// Connections that each take the next range from a shared queue and read both sides
@@ -171,7 +172,10 @@ impl Checker<'_> {
                 }
             }
         }
+        let total = (work.len() + resumed_ranges) as u64;
+        self.progress.parity_start(total, resumed_ranges as u64);
         let fresh = self.checksum_all(journal, lanes, run_id, work).await?;
+        self.progress.parity_finish();
         results.extend(fresh);
         let mut digest = Sha256::new();
         let mut tables = Vec::new();
@@ -256,6 +260,7 @@ impl Checker<'_> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key, sums);
+            self.progress.parity_advance();
         }
     }
 

@@ -97,6 +97,9 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
+    tx.batch_execute(include_str!("../sql/ddl_guard.sql"))
+        .await
+        .context("installing the guard against ALTER TABLE of tables being moved")?;
     tx.commit().await.context("creating the hyperswap journal")
 }
 

@@ -231,6 +231,11 @@ async fn forget(client: &mut Client, plan: &str) -> Result<()> {
         ))
         .await
         .context("removing the hyperswap journal")?;
+        tx.batch_execute(&format!(
+            "DROP EVENT TRIGGER IF EXISTS hyperswap_ddl_guard; DROP FUNCTION IF EXISTS {schema}.ddl_guard(); DROP FUNCTION IF EXISTS {schema}.ddl_guard_columns(pg_catalog.oid)"
+        ))
+        .await
+        .context("removing the guard against ALTER TABLE")?;
         // Foreign-key emulation functions (of this plan or another's) outlive the
         // journal; the schema goes with the last of them.
         drop_schema_if_empty(&tx).await?;

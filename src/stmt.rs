@@ -13,8 +13,9 @@ use crate::error::{Context, Error, Result};
 
 /// Settings every session of the tool runs with: the text form of values (key bounds
 /// kept in the journal, parity's row text) must not depend on the user's defaults.
+/// `hyperswap.ddl` lets the tool's own ALTER TABLEs past the guard (sql/ddl_guard.sql).
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
-SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'";
+SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET hyperswap.ddl = 'on'";
 
 /// One SQL statement, with an optional note for the reader of `plan show`.
 #[derive(Debug, Clone, PartialEq, Eq)]

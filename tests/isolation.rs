@@ -75,3 +75,77 @@ async fn repeatable_read_and_serializable_writers_leave_no_difference() {
         "after cutover"
     );
 }
+
+/// An ALTER TABLE of a table under migration would break the copy triggers and every
+/// application write with them: where the tool runs as a superuser, an event trigger
+/// refuses it with a message, and the application's writes keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_under_migration_is_refused_and_writes_go_on() {
+    let db = TestDb::new("ddl_guard").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE g (id bigint PRIMARY KEY, ts timestamptz NOT NULL, note text);
+             INSERT INTO g SELECT x, '2026-01-01'::timestamptz + x * interval '1 minute', 'n' FROM generate_series(1, 1000) x;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("guard", "g", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    for ddl in [
+        "ALTER TABLE g RENAME COLUMN note TO remark",
+        "ALTER TABLE g DROP COLUMN note",
+        "ALTER TABLE g ADD COLUMN extra int",
+    ] {
+        let e = client.batch_execute(ddl).await.unwrap_err();
+        let db_error = e.as_db_error().unwrap();
+        assert!(
+            db_error
+                .message()
+                .contains("is being moved by hyperswap: changing its columns"),
+            "{ddl}: {db_error:?}"
+        );
+    }
+    // What does not touch the columns is let through.
+    client
+        .batch_execute("ALTER TABLE g ALTER COLUMN note SET STATISTICS 500; ALTER TABLE g SET (fillfactor = 90)")
+        .await
+        .expect("an ALTER TABLE that keeps the columns passes");
+    client
+        .batch_execute(
+            "INSERT INTO g VALUES (5000, '2026-01-01', 'after'); UPDATE g SET note = 'u' WHERE id = 10;",
+        )
+        .await
+        .expect("the application's writes keep working");
+    assert_eq!(
+        except_both_ways(&client, "public.g", "public.g_hs_new").await,
+        0
+    );
+    // Cutover and abort are the tool's own DDL: they pass; afterwards the table is free.
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let e = client
+        .batch_execute("ALTER TABLE g RENAME COLUMN note TO remark")
+        .await
+        .unwrap_err();
+    assert!(e
+        .as_db_error()
+        .unwrap()
+        .message()
+        .contains("is being moved"));
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    db.hyperswap(&["abort", path_str(&plan)]).ok();
+    client
+        .batch_execute("ALTER TABLE g RENAME COLUMN note TO remark")
+        .await
+        .expect("after abort the table may be altered again");
+    let guard: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = 'hyperswap_ddl_guard'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(guard, 0, "the guard outlived the last plan");
+}

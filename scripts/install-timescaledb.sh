@@ -43,7 +43,14 @@ MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 
 if [ -z "$MIRROR" ]; then
   MIRROR=$(awk '/^deb / && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 fi
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+if [ -z "$MIRROR" ]; then
+  MIRROR=${HYPERSWAP_DEBIAN_MIRROR:-}
+fi
+if [ -z "$MIRROR" ]; then
+  log "error: no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+  log "fix: set HYPERSWAP_DEBIAN_MIRROR to the Debian mirror this machine may use (the URL apt uses), then run again"
+  exit 2
+fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK/lists/partial" "$WORK/src"

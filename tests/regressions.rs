@@ -250,3 +250,34 @@ async fn objects_bound_to_the_table_are_refused_and_do_not_strand_finalize() {
     assert_eq!(phase, "cut_over", "finalize must not have started");
     db.hyperswap(&["rollback", path_str(&plan)]).ok();
 }
+
+/// Issue 9: parity called `hashtextextended(...)` unqualified, so a database owner's
+/// `public.hashtextextended(text, integer)` (a better match for a bare `0`) ran with
+/// the rights of whoever ran parity, a superuser say. Now every call is qualified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_runs_no_function_planted_on_the_search_path() {
+    let db = TestDb::new("planted_hash").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 500) g;
+             CREATE TABLE planted_calls (n int);
+             CREATE FUNCTION public.hashtextextended(text, integer) RETURNS bigint
+                 LANGUAGE sql AS 'INSERT INTO public.planted_calls VALUES (1) RETURNING 0::bigint';",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("planted", "m", ""));
+    let run = db
+        .hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    db.hyperswap(&["parity", path_str(&plan)]).ok();
+    let calls: i64 = client
+        .query_one("SELECT count(*) FROM planted_calls", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(calls, 0, "parity ran the planted public.hashtextextended");
+}

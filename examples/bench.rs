@@ -149,6 +149,20 @@ async fn parity(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow:
     Ok(())
 }
 
+/// Whether `table` holds about `rows` rows (as the planner counts them) and every one of
+/// `also` exists: a table seeded by an earlier run, to reuse.
+async fn seeded(client: &Client, table: &str, rows: u64, also: &[&str]) -> anyhow::Result<bool> {
+    let also: Vec<String> = also.iter().map(|s| s.to_string()).collect();
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM pg_class WHERE relname = $1::text AND reltuples BETWEEN $2::float8 * 0.95 AND $2::float8 * 1.05
+               AND (SELECT bool_and(to_regclass(r) IS NOT NULL) FROM unnest($3::text[]) AS r)",
+            &[&table, &(rows as f64), &also],
+        )
+        .await?
+        .is_some())
+}
+
 /// A migrated 5M-row pair, made once and reused while it has the right size.
 async fn prepare_pair(
     cli: &Cli,
@@ -156,17 +170,18 @@ async fn prepare_pair(
     rows: u64,
     plan: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let ready = client
-        .query_opt(
-            "SELECT 1 FROM pg_class WHERE relname = $1::text AND reltuples BETWEEN $2::float8 * 0.95 AND $2::float8 * 1.05
-               AND to_regclass('public.bench_metrics_hs_new') IS NOT NULL
-               AND to_regclass('hyperswap.plans') IS NOT NULL",
-            &[&TABLE, &(rows as f64)],
-        )
-        .await?
-        .is_some()
+    let ready = seeded(
+        client,
+        TABLE,
+        rows,
+        &["public.bench_metrics_hs_new", "hyperswap.plans"],
+    )
+    .await?
         && client
-            .query_opt("SELECT 1 FROM hyperswap.plans WHERE name = 'bench-parity' AND phase = 'verified'", &[])
+            .query_opt(
+                "SELECT 1 FROM hyperswap.plans WHERE name = 'bench-parity' AND phase = 'verified'",
+                &[],
+            )
             .await?
             .is_some();
     if ready {
@@ -339,14 +354,7 @@ async fn prepare_fill_source(
     rows: u64,
     plan: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let ready = client
-        .query_opt(
-            "SELECT 1 FROM pg_class WHERE relname = $1::text AND reltuples BETWEEN $2::float8 * 0.95 AND $2::float8 * 1.05
-               AND to_regclass('public.bench_fill_template') IS NOT NULL",
-            &[&FILL_TABLE, &(rows as f64)],
-        )
-        .await?
-        .is_some();
+    let ready = seeded(client, FILL_TABLE, rows, &["public.bench_fill_template"]).await?;
     if ready {
         eprintln!("reusing the {rows}-row table public.{FILL_TABLE}");
         return Ok(());

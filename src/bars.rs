@@ -38,6 +38,10 @@ impl Bars {
         }
     }
 
+    fn bars(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        self.bars.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A plain progress line for `table` (counting `unit`) when one is due.
     fn maybe_line(&self, table: &str, unit: &str, bar: &ProgressBar) {
         let Some(every) = self.lines_every else {
@@ -83,20 +87,12 @@ impl Progress for Bars {
         );
         bar.set_prefix(table.to_string());
         bar.set_position(done);
-        self.bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(table.to_string(), bar);
+        self.bars().insert(table.to_string(), bar);
         tracing::info!("backfilling {table}: about {total} rows, {done} already copied");
     }
 
     fn backfill_advance(&self, table: &str, rows: u64) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(table)
-        {
+        if let Some(bar) = self.bars().get(table) {
             if bar.position() + rows > bar.length().unwrap_or(0) {
                 bar.set_length(bar.position() + rows);
             }
@@ -110,12 +106,7 @@ impl Progress for Bars {
     }
 
     fn backfill_finish(&self, table: &str) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(table)
-        {
+        if let Some(bar) = self.bars().remove(table) {
             bar.finish();
             tracing::info!(
                 "backfilled {table}: {} rows in {:.1?}",
@@ -133,31 +124,18 @@ impl Progress for Bars {
                 .progress_chars("=> "),
         );
         bar.set_position(resumed);
-        self.bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(PARITY.to_string(), bar);
+        self.bars().insert(PARITY.to_string(), bar);
     }
 
     fn parity_advance(&self) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(PARITY)
-        {
+        if let Some(bar) = self.bars().get(PARITY) {
             bar.inc(1);
             self.maybe_line("parity", "ranges", bar);
         }
     }
 
     fn parity_finish(&self) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(PARITY)
-        {
+        if let Some(bar) = self.bars().remove(PARITY) {
             bar.finish_and_clear();
         }
     }

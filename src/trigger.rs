@@ -53,7 +53,7 @@ impl Job {
 pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
     let mut out = vec![Stmt::noted(
         format!("GRANT USAGE ON SCHEMA {} TO {}", quote_ident(crate::model::TOOL_SCHEMA), quote_ident(&job.table.owner)),
-        "TimescaleDB creates each new chunk as the hypertable's owner, copying the triggers onto it",
+        "TimescaleDB creates each new chunk as the hypertable's owner, copying its row triggers (foreign-key emulation's, whose functions live here) onto it",
     )];
     for (dir, what) in [
         (job.forward(), "before cutover"),

@@ -631,32 +631,31 @@ fn key_candidates(table: &Table) -> Vec<&Index> {
         .collect()
 }
 
-fn candidates_hint(table: &Table) -> String {
-    let list: Vec<String> = key_candidates(table)
+/// `` `key: [a, b]` or `key: [c]` ``: the usable keys as the plan would name them.
+fn candidate_list(table: &Table) -> String {
+    key_candidates(table)
         .iter()
         .map(|i| format!("`key: [{}]`", plan_cols(&i.key_columns)))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn candidates_hint(table: &Table) -> String {
+    let list = candidate_list(table);
     if list.is_empty() {
         String::new()
     } else {
-        format!(" (usable here: {})", list.join(" or "))
+        format!(" (usable here: {list})")
     }
 }
 
 fn no_primary_key(table: &Table, field: &str) -> Error {
     let name = &table.name;
-    let candidates = key_candidates(table);
+    let candidates = candidate_list(table);
     if !candidates.is_empty() {
         return Error::invalid(
             format!("{name} has no primary key; say which unique key hyperswap pages through"),
-            format!(
-                "add {} under {field}",
-                candidates
-                    .iter()
-                    .map(|i| format!("`key: [{}]`", plan_cols(&i.key_columns)))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
+            format!("add {candidates} under {field}"),
         );
     }
     // Unique indexes whose only flaw is a column that allows NULL.

@@ -265,6 +265,8 @@ const FILL_PLAN: &str = "name: bench-backfill\ntables:\n  - source: public.bench
 struct Measured {
     took: Duration,
     wal: f64,
+    /// The tool's own account of its batch transactions (p50, p99, max), if it gave one.
+    batches: Option<String>,
 }
 
 async fn backfill(
@@ -282,30 +284,41 @@ async fn backfill(
         tools.push((format!("compare ({})", other.display()), other));
     }
     let mut loops: Vec<Measured> = Vec::new();
+    let mut singles: Vec<Measured> = Vec::new();
     let mut runs: Vec<Vec<Measured>> = tools.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        let mut order: Vec<usize> = (0..=tools.len()).collect();
+        // 0: the loop, 1: one INSERT ... SELECT, 2..: the tools.
+        let mut order: Vec<usize> = (0..tools.len() + 2).collect();
         let n = order.len();
         order.rotate_left(round % n);
         for which in order {
             if which == 0 {
-                loops.push(fill_loop(client).await?);
+                loops.push(fill_loop(client, false).await?);
+            } else if which == 1 {
+                singles.push(fill_loop(client, true).await?);
             } else {
+                let which = which - 1;
                 let (_, bin) = &tools[which - 1];
                 runs[which - 1].push(apply_backfill(client, bin, &cli.database_url, &plan).await?);
             }
         }
         let mut line = format!(
-            "round {}: loop {:.2}s ({:.0} MB WAL)",
+            "round {}: loop {:.2}s ({:.0} MB WAL), one INSERT ... SELECT {:.2}s",
             round + 1,
             secs(loops[round].took),
-            loops[round].wal / 1e6
+            loops[round].wal / 1e6,
+            secs(singles[round].took)
         );
         for ((name, _), r) in tools.iter().zip(&runs) {
             line.push_str(&format!(
-                ", {name} {:.2}s ({:.0} MB WAL)",
+                ", {name} {:.2}s ({:.0} MB WAL{})",
                 secs(r[round].took),
-                r[round].wal / 1e6
+                r[round].wal / 1e6,
+                r[round]
+                    .batches
+                    .as_deref()
+                    .map(|b| format!("; {b}"))
+                    .unwrap_or_default()
             ));
         }
         eprintln!("{line}");
@@ -341,6 +354,19 @@ async fn backfill(
             median_f(&mut speed),
             speed.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" "),
             median_f(&mut wal)
+        );
+        let mut vs_single: Vec<f64> = singles
+            .iter()
+            .zip(r)
+            .map(|(l, t)| secs(l.took) / secs(t.took))
+            .collect();
+        let mut single_took: Vec<Duration> = singles.iter().map(|m| m.took).collect();
+        println!(
+            "| backfill, {rows} rows, {rounds} rounds: {name} | one `INSERT ... SELECT` of the whole table | {:.2} s | {:.2} s | {:.2}x as fast (rounds {}) | |",
+            secs(median(&mut single_took)),
+            secs(median(&mut r.iter().map(|m| m.took).collect::<Vec<_>>())),
+            median_f(&mut vs_single),
+            vs_single.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
         );
     }
     Ok(())
@@ -423,8 +449,9 @@ async fn wal_lsn(client: &Client) -> anyhow::Result<f64> {
         .get(0))
 }
 
-/// pgslice's `fill`: id batches of 10,000, each its own statement, into a fresh hypertable.
-async fn fill_loop(client: &Client) -> anyhow::Result<Measured> {
+/// pgslice's `fill`: id batches of 10,000, each its own statement, into a fresh
+/// hypertable; with `single`, one `INSERT ... SELECT` of the whole table instead.
+async fn fill_loop(client: &Client, single: bool) -> anyhow::Result<Measured> {
     client
         .batch_execute(
             "DROP TABLE IF EXISTS bench_fill_loop;
@@ -446,24 +473,49 @@ async fn fill_loop(client: &Client) -> anyhow::Result<Measured> {
         .await?;
     let wal = wal_lsn(client).await?;
     let started = Instant::now();
-    let mut at = lo - 1;
-    while at < hi {
-        client.execute(&insert, &[&at]).await?;
-        at += 10_000;
+    if single {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO bench_fill_loop SELECT * FROM {FILL_TABLE}"
+            ))
+            .await?;
+    } else {
+        let mut at = lo - 1;
+        while at < hi {
+            client.execute(&insert, &[&at]).await?;
+            at += 10_000;
+        }
     }
     let took = started.elapsed();
     let wal = wal_lsn(client).await? - wal;
     client.batch_execute("DROP TABLE bench_fill_loop").await?;
-    Ok(Measured { took, wal })
+    Ok(Measured {
+        took,
+        wal,
+        batches: None,
+    })
 }
 
-/// `plan apply --until backfill` from nothing, then `abort` (not timed).
+/// `plan apply --until trigger` (not timed: the loop's hypertable is made untimed too),
+/// then `plan apply --until backfill` (timed), then `abort` (not timed).
 async fn apply_backfill(
     client: &Client,
     bin: &std::path::Path,
     url: &str,
     plan: &std::path::Path,
 ) -> anyhow::Result<Measured> {
+    run_tool(
+        bin,
+        url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "trigger",
+            "-q",
+        ],
+    )?;
     client.batch_execute("CHECKPOINT").await?;
     let wal = wal_lsn(client).await?;
     let started = Instant::now();
@@ -481,8 +533,19 @@ async fn apply_backfill(
     )?;
     let took = started.elapsed();
     let wal = wal_lsn(client).await? - wal;
+    // This build records its batch transactions' durations in the journal's events.
+    let batches = client
+        .query_opt(
+            "SELECT substring(message from 'batch transactions (.*)') FROM hyperswap.events
+             WHERE message LIKE 'backfill: %batch transactions%' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get::<_, String>(0));
     run_tool(bin, url, &["abort", plan.to_str().unwrap(), "-q"])?;
-    Ok(Measured { took, wal })
+    Ok(Measured { took, wal, batches })
 }
 
 fn median_f(v: &mut [f64]) -> f64 {

@@ -96,9 +96,16 @@ pub struct Apply<'a> {
     pub log: SqlLog,
     pub progress: &'a dyn Progress,
     pub cancel: Cancel,
+    /// Backfill workers, in place of the plan's `backfill.workers` (a plan is frozen once
+    /// it runs; the worker count of a resumed run may change).
+    pub workers: Option<u32>,
 }
 
 impl Apply<'_> {
+    async fn workers(&self, client: &Client) -> Result<usize> {
+        backfill::worker_count(client, self.workers.or(self.plan.backfill.workers)).await
+    }
+
     pub async fn run(self) -> Result<ApplyOutcome> {
         let mut client = self
             .connect
@@ -178,12 +185,16 @@ impl Apply<'_> {
                 }
                 // Triggers committed: capture the key ranges to copy.
                 Phase::TriggerInstalled => {
-                    backfill::prepare(client, &self.log, name, jobs).await?;
+                    let workers = self.workers(client).await?;
+                    backfill::prepare(client, &self.log, name, jobs, workers).await?;
                     Phase::Backfilling
                 }
                 // Ranges recorded: copy the batches not yet committed.
                 Phase::Backfilling => {
+                    let workers = self.workers(client).await?;
                     let run = Backfill {
+                        connect: self.connect,
+                        workers,
                         client,
                         log: &self.log,
                         plan: name,

@@ -116,6 +116,15 @@ impl Progress for Bars {
         }
     }
 
+    fn backfill_waiting(&self, table: &str, why: Option<&str>) {
+        if let Some(bar) = self.bars().get(table) {
+            match why {
+                Some(why) => bar.set_message(format!("waiting: {why}")),
+                None => bar.set_message(String::new()),
+            }
+        }
+    }
+
     fn parity_start(&self, ranges: u64, resumed: u64) {
         let bar = self.multi.add(ProgressBar::new(ranges.max(1)));
         bar.set_style(

@@ -123,42 +123,67 @@ async fn create_schema(tx: &impl GenericClient) -> Result<()> {
     Ok(())
 }
 
-/// Takes this plan's session advisory lock, or fails at once naming who holds it.
+/// How long a plan's lock is waited for before its holder is reported as another run. A
+/// run that has just ended keeps it until its server session exits (idle: a moment);
+/// one whose client was killed mid-statement keeps it until that statement ends
+/// (active: a live run may look the same, so the wait is bounded).
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+const ACTIVE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Takes this plan's session advisory lock. A holder is waited for a bounded time
+/// (saying so), then named in the error.
 pub async fn lock_plan(client: &Client, plan: &str) -> Result<()> {
     let key = plan_lock_key(plan);
-    // A run that has just ended can hold the lock a moment longer, while its backend
-    // exits: when no holder is found any more, try again for up to a second.
-    for _ in 0..20 {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
         let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+            .query_one(
+                "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+                &[&LOCK_CLASS, &key],
+            )
             .await
             .context("taking the plan's advisory lock")?
             .get(0);
         if got {
             return Ok(());
         }
-        if let Some(holder) = lock_holder(client, key).await? {
+        let holder = lock_holder(client, key).await?;
+        let grace = match &holder {
+            Some((_, true)) => ACTIVE_GRACE,
+            _ => IDLE_GRACE,
+        };
+        if started.elapsed() >= grace {
             return Err(Error::Busy {
                 plan: plan.to_string(),
-                holder,
+                holder: holder
+                    .map(|(h, _)| h)
+                    .unwrap_or_else(|| "a session that has just ended; try again".into()),
             });
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Some((holder, true)) = &holder {
+            if !said {
+                tracing::info!(
+                    "plan `{plan}` is held by {holder}, which is running a statement; waiting up to {}s for it (a run whose client was stopped keeps the plan until that statement ends)",
+                    ACTIVE_GRACE.as_secs()
+                );
+                said = true;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err(Error::Busy {
-        plan: plan.to_string(),
-        holder: "a session that has just ended; try again".into(),
-    })
 }
 
-/// The session holding the plan's advisory lock `key`, described for a DBA.
-async fn lock_holder(client: &Client, key: i32) -> Result<Option<String>> {
+/// The session holding the plan's advisory lock `key`, described for a DBA, and whether
+/// it is running a statement.
+async fn lock_holder(client: &Client, key: i32) -> Result<Option<(String, bool)>> {
     let row = client
         .query_opt(
             "SELECT format('pid %s, %s, user %s from %s, running since %s',
                            a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
                            a.usename, coalesce(host(a.client_addr), 'local socket'),
-                           date_trunc('second', a.backend_start))
+                           date_trunc('second', a.backend_start)),
+                    a.state = 'active'
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                AND l.classid::bigint = $1 AND l.objid::bigint = $2
@@ -167,7 +192,7 @@ async fn lock_holder(client: &Client, key: i32) -> Result<Option<String>> {
         )
         .await
         .context("looking up the holder of the plan's advisory lock")?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 fn plan_lock_key(plan: &str) -> i32 {
@@ -305,3 +330,58 @@ pub async fn ranges(client: &impl GenericClient, plan: &str) -> Result<Vec<Range
         })
         .collect())
 }
+
+/// Records a table's estimated rows when its backfill starts, for progress and ETA.
+pub async fn set_rows_total(
+    tx: &impl GenericClient,
+    plan: &str,
+    ord: i32,
+    rows: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE hyperswap.tables SET rows_total = $3 WHERE plan_name = $1 AND ord = $2",
+        &[&plan, &ord, &rows],
+    )
+    .await
+    .context("recording the backfill's size in the journal")?;
+    Ok(())
+}
+
+/// The estimated rows recorded when the table's backfill started (0 if none).
+pub async fn rows_total(client: &impl GenericClient, plan: &str, ord: i32) -> Result<i64> {
+    Ok(client
+        .query_one(
+            "SELECT coalesce(rows_total, 0) FROM hyperswap.tables WHERE plan_name = $1 AND ord = $2",
+            &[&plan, &ord],
+        )
+        .await
+        .context("reading backfill progress")?
+        .get(0))
+}
+
+/// Records one backfill range (kept as it is when already recorded).
+pub async fn add_range(tx: &impl GenericClient, plan: &str, range: &RangeRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO hyperswap.ranges (plan_name, ord, range_no, lo, hi, cursor, done)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        &[
+            &plan,
+            &range.ord,
+            &range.range_no,
+            &range.lo,
+            &range.hi,
+            &range.cursor,
+            &range.done,
+        ],
+    )
+    .await
+    .context("recording the backfill's key ranges")?;
+    Ok(())
+}
+
+/// Statement advancing a range's cursor after a batch, prepared once per session:
+/// $1 plan, $2 ord, $3 range_no, $4 last key copied, $5 rows, $6 done.
+pub const ADVANCE_RANGE: &str = "UPDATE hyperswap.ranges
+     SET cursor = $4, rows_copied = rows_copied + $5, batches = batches + 1,
+         done = $6, updated_at = now()
+     WHERE plan_name = $1 AND ord = $2 AND range_no = $3";

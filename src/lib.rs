@@ -12,6 +12,7 @@
 //! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s.
 //! - [`privileges`]: every privilege the phases ahead need, checked up front.
 //! - [`journal`]: the tool's schema in the database: phases, progress, events, the plan lock.
+//! - [`keyspace`]: a table's key space cut into pieces of about equal rows, from a sample.
 //! - [`phase`]: the closed set of phases.
 //! - [`apply`]: the state machine behind `plan apply`, one arm per phase.
 //! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
@@ -38,6 +39,7 @@ pub mod fk_emulation;
 pub mod ident;
 pub mod inbound_fks;
 pub mod journal;
+pub mod keyspace;
 pub mod model;
 pub mod parity;
 pub mod phase;

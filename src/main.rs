@@ -119,6 +119,10 @@ enum PlanCommand {
         /// Stop after this step.
         #[arg(long, value_enum, default_value = "cutover")]
         until: Until,
+        /// Backfill sessions, in place of the plan's `backfill.workers` (a resumed run
+        /// may use another count).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        workers: Option<u32>,
     },
 }
 
@@ -175,7 +179,11 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             out!("{}", show::show(&client, &plan).await?);
             Ok(0)
         }
-        Command::Plan(PlanCommand::Apply { plan, until }) => {
+        Command::Plan(PlanCommand::Apply {
+            plan,
+            until,
+            workers,
+        }) => {
             let plan = Plan::load(&plan)?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
@@ -187,6 +195,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 log,
                 progress: bars,
                 cancel,
+                workers,
             }
             .run()
             .await?;

@@ -118,9 +118,21 @@ impl<'de> Deserialize<'de> for Window {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillOptions {
-    /// Rows per batch.
+    /// Sessions copying at once, each on key ranges of its own; none: sized to the
+    /// server (its `max_parallel_workers_per_gather`, at least 2, at most 8).
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// Rows of each worker's first batch; later batches are sized to take about
+    /// `batch_duration` each.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: u32,
+    /// The largest batch, whatever its speed.
+    #[serde(default = "default_max_batch_rows")]
+    pub max_batch_rows: u32,
+    /// How long one batch transaction should take: batches grow slowly while faster
+    /// than this and shrink at once when slower.
+    #[serde(default = "default_batch_duration", with = "humantime_serde_compat")]
+    pub batch_duration: Duration,
     /// How long a batch waits for a row lock held by the application before it backs off.
     #[serde(
         default = "default_batch_lock_timeout",
@@ -137,6 +149,18 @@ pub struct BackfillOptions {
     /// pause, remove it to go on).
     #[serde(default)]
     pub pause_file: Option<PathBuf>,
+    /// Wait while a replica's replay lag (`pg_stat_replication.replay_lag`) is above this.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub max_replica_lag: Option<Duration>,
+    /// Stop the backfill (resumable) when a replica's replay lag is above this.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub abort_replica_lag: Option<Duration>,
+    /// Wait while more than this many other backends are active (running a statement).
+    #[serde(default)]
+    pub max_active_backends: Option<u32>,
+    /// Stop the backfill (resumable) when more than this many other backends are active.
+    #[serde(default)]
+    pub abort_active_backends: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +206,12 @@ pub struct CutoverOptions {
 fn default_batch_rows() -> u32 {
     10_000
 }
+fn default_max_batch_rows() -> u32 {
+    1_000_000
+}
+fn default_batch_duration() -> Duration {
+    Duration::from_millis(500)
+}
 fn default_batch_lock_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -201,11 +231,18 @@ fn default_cutover_backoff() -> Duration {
 impl Default for BackfillOptions {
     fn default() -> Self {
         BackfillOptions {
+            workers: None,
             batch_rows: default_batch_rows(),
+            max_batch_rows: default_max_batch_rows(),
+            batch_duration: default_batch_duration(),
             lock_timeout: default_batch_lock_timeout(),
             retries: default_batch_retries(),
             pause: None,
             pause_file: None,
+            max_replica_lag: None,
+            abort_replica_lag: None,
+            max_active_backends: None,
+            abort_active_backends: None,
         }
     }
 }
@@ -377,9 +414,7 @@ impl Plan {
                 "tables: the plan lists no table; add at least one".into()
             ));
         }
-        if file.backfill.batch_rows == 0 {
-            return Err(at("backfill.batch_rows: must be at least 1".into()));
-        }
+        check_backfill(&file.backfill).map_err(|m| at(format!("backfill.{m}")))?;
         if file.parity.range_rows == 0 {
             return Err(at("parity.range_rows: must be at least 1".into()));
         }
@@ -405,6 +440,41 @@ impl Plan {
             cutover: file.cutover,
         })
     }
+}
+
+/// The backfill settings serde cannot check, as `field: problem; fix`.
+fn check_backfill(b: &BackfillOptions) -> std::result::Result<(), String> {
+    if b.batch_rows == 0 {
+        return Err("batch_rows: must be at least 1".into());
+    }
+    if b.max_batch_rows < b.batch_rows {
+        return Err(format!(
+            "max_batch_rows: {} is below batch_rows ({}); raise it or lower batch_rows",
+            b.max_batch_rows, b.batch_rows
+        ));
+    }
+    if let Some(w) = b.workers {
+        if !(1..=64).contains(&w) {
+            return Err(format!("workers: {w} is not between 1 and 64"));
+        }
+    }
+    if b.batch_duration < Duration::from_millis(10) || b.batch_duration > Duration::from_secs(60) {
+        return Err(format!(
+            "batch_duration: {} is not between 10ms and 1min; batches are meant to be short transactions",
+            humantime::format_duration(b.batch_duration)
+        ));
+    }
+    if let (Some(wait), Some(stop)) = (b.max_replica_lag, b.abort_replica_lag) {
+        if stop <= wait {
+            return Err("abort_replica_lag: must be above max_replica_lag (the backfill waits at the one and stops at the other)".into());
+        }
+    }
+    if let (Some(wait), Some(stop)) = (b.max_active_backends, b.abort_active_backends) {
+        if stop <= wait {
+            return Err("abort_active_backends: must be above max_active_backends (the backfill waits at the one and stops at the other)".into());
+        }
+    }
+    Ok(())
 }
 
 /// serde_yaml_ng places errors of a field's value at the enclosing mapping; ours name the

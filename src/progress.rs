@@ -10,6 +10,9 @@ pub trait Progress: Send + Sync {
     /// `rows` more rows copied.
     fn backfill_advance(&self, _table: &str, _rows: u64) {}
     fn backfill_finish(&self, _table: &str) {}
+    /// The table's backfill waits for `why` (the pause file, replica lag, load); `None`:
+    /// it goes on.
+    fn backfill_waiting(&self, _table: &str, _why: Option<&str>) {}
     /// A parity run starts with `ranges` to compare, `resumed` of them already known.
     fn parity_start(&self, _ranges: u64, _resumed: u64) {}
     /// One more range compared.

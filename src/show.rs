@@ -107,19 +107,48 @@ fn write_phases(
         "phase 3, backfill: session settings of the backfill connection",
     );
     stmts(out, &backfill::session_statements(&plan.backfill));
+    stmts(
+        out,
+        &[Stmt::noted(
+            journal::ADVANCE_RANGE,
+            "after each batch, in its transaction: the range's cursor",
+        )],
+    );
     for job in jobs {
         let note = format!(
-            "batches of {} rows on {}, each in its own transaction with its journal record: first the batch's last key, then the batch\nkey values are bound as text[], one element per key column: $1 = range start (first batch) or last key copied, $2 = the range's end captured at start, then the batch's last key, $3 = batch rows - 1",
-            plan.backfill.batch_rows, job.source
+            "{} on {}: the key space up to its last key is cut into ranges from a sample of the keys; each worker batches through one range at a time, each batch in its own transaction with its journal record (first the batch's last key, then the batch). The first batch has {} rows; later ones are sized to take about {}\nkey values are bound as text[], one element per key column: $1 = range start (first batch) or last key copied, $2 = the range's end captured at start, then the batch's last key, $3 = batch rows - 1",
+            match plan.backfill.workers {
+                Some(n) => format!("{n} worker(s)"),
+                None => "workers sized to the server (max_parallel_workers_per_gather, 2 to 8)".into(),
+            },
+            job.source,
+            plan.backfill.batch_rows,
+            humantime::format_duration(plan.backfill.batch_duration)
         );
         section(out, &format!("phase 3, backfill {}", job.source));
         let mut list = Vec::new();
         for from in [backfill::From::RangeStart, backfill::From::Cursor] {
             list.push(Stmt::new(backfill::next_sql(job, from)));
-            list.push(Stmt::new(backfill::batch_sql(job, from)));
+            list.push(Stmt::new(backfill::batch_sql(
+                job,
+                from,
+                backfill::Conflicts::Fail,
+            )));
         }
         list[0].note = Some(note);
         stmts(out, &list);
+        section(
+            out,
+            &format!(
+                "phase 3, backfill {}: run only when a batch meets a row the copy trigger inserted meanwhile (unique violation), in its place",
+                job.source
+            ),
+        );
+        stmts(
+            out,
+            &[backfill::From::RangeStart, backfill::From::Cursor]
+                .map(|from| Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Skip))),
+        );
     }
     section(out, "phase 4, parity: ANALYZE the targets");
     stmts(

@@ -44,7 +44,7 @@ async fn live_writes_during_backfill_leave_no_difference() {
         &one_table_plan(
             "live",
             "public.metrics",
-            "backfill:\n  batch_rows: 500\n  pause: 5ms\n",
+            "backfill:\n  batch_rows: 500\n  max_batch_rows: 500\n  pause: 5ms\n",
         ),
     );
     let w = writer(&db, 3, 0);
@@ -92,7 +92,7 @@ async fn killed_backfill_resumes_from_its_last_batch() {
         &one_table_plan(
             "kill",
             "public.metrics",
-            "backfill:\n  batch_rows: 500\n  pause: 20ms\n",
+            "backfill:\n  batch_rows: 500\n  max_batch_rows: 500\n  pause: 20ms\n",
         ),
     );
     let w = writer(&db, 2, 200);
@@ -278,7 +278,7 @@ async fn second_orchestrator_and_edited_plan_are_refused() {
     let text = one_table_plan(
         "busy",
         "public.metrics",
-        "backfill:\n  batch_rows: 200\n  pause: 50ms\n",
+        "backfill:\n  batch_rows: 200\n  max_batch_rows: 200\n  pause: 50ms\n",
     );
     let plan = db.plan("p.yaml", &text);
     let client = db.client().await;

@@ -26,7 +26,11 @@ async fn repeatable_read_and_serializable_writers_leave_no_difference() {
         .unwrap();
     let plan = db.plan(
         "p.yaml",
-        &one_table_plan("iso", "iso", "backfill:\n  batch_rows: 300\n  pause: 5ms\n"),
+        &one_table_plan(
+            "iso",
+            "iso",
+            "backfill:\n  batch_rows: 300\n  max_batch_rows: 300\n  pause: 5ms\n",
+        ),
     );
     // Each transaction takes its snapshot, waits while batches commit, then changes rows
     // whose copies may have been made after its snapshot.

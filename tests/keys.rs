@@ -37,7 +37,7 @@ async fn moves_under_live_writes(case: Case) {
     let plan = db.plan(
         "p.yaml",
         &format!(
-            "name: {}\ntables:\n  - source: {}\n    time_column: {}\n    chunk_time_interval: 1 day\n{}backfill:\n  batch_rows: 500\n  pause: 10ms\nparity:\n  range_rows: {RANGE_ROWS}\n",
+            "name: {}\ntables:\n  - source: {}\n    time_column: {}\n    chunk_time_interval: 1 day\n{}backfill:\n  batch_rows: 500\n  max_batch_rows: 500\n  pause: 10ms\nparity:\n  range_rows: {RANGE_ROWS}\n",
             case.test, case.table, case.time, case.plan_extra
         ),
     );

@@ -100,7 +100,7 @@ async fn deadlock_is_reported_as_a_deadlock() {
     loop {
         let waiting: bool = client
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'hyperswap apply%' AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%')",
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'hyperswap backfill%' AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%')",
                 &[],
             )
             .await

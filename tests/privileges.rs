@@ -146,7 +146,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
         &one_table_plan(
             "least",
             "public.metrics",
-            "backfill:\n  batch_rows: 500\n  pause: 5ms\n",
+            "backfill:\n  batch_rows: 500\n  max_batch_rows: 500\n  pause: 5ms\n",
         ),
     );
     run_binary(&owner_url, &["plan", "validate", path_str(&plan)]).ok();

@@ -31,7 +31,7 @@ async fn progress_lines_off_a_terminal() {
         &one_table_plan(
             "pl",
             "m",
-            "backfill:\n  batch_rows: 500\n  pause: 30ms\nparity:\n  range_rows: 2000\n",
+            "backfill:\n  batch_rows: 500\n  max_batch_rows: 500\n  pause: 30ms\nparity:\n  range_rows: 2000\n",
         ),
     );
     let run = db
@@ -144,7 +144,7 @@ async fn pause_file_holds_the_backfill() {
     assert_eq!(copied_while_paused, 0, "a batch ran while paused");
     let run = run.await.unwrap().ok();
     assert!(
-        run.stderr.contains("paused: the pause file"),
+        run.stderr.contains("waits: the pause file"),
         "{}",
         run.stderr
     );

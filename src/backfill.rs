@@ -404,6 +404,7 @@ impl<'a> Backfill<'a> {
         .await?;
         let summary = summary(&locked(&shared.took), n);
         drop(shared);
+        self.build_indexes().await?;
         let ctx = "finishing the backfill";
         let tx = self.client.transaction().await.context(ctx)?;
         if let Some(summary) = &summary {
@@ -418,6 +419,89 @@ impl<'a> Backfill<'a> {
         }
         journal::set_phase(&tx, self.plan, Phase::Backfilled).await?;
         tx.commit().await.context(ctx)
+    }
+}
+
+impl Backfill<'_> {
+    /// Builds the indexes left for after the copy (see [`crate::target::deferred`]). A
+    /// build interrupted earlier left its index invalid: it is dropped and built again.
+    /// Each waits at most `lock_timeout` for a chunk (then backs off and retries), so a
+    /// long application transaction never queues writers behind it.
+    async fn build_indexes(&self) -> Result<()> {
+        let client = &*self.client;
+        let timeout = format!(
+            "SET lock_timeout = '{}ms'",
+            self.opts.lock_timeout.as_millis().max(1)
+        );
+        let mut said = false;
+        for job in self.jobs {
+            for (name, stmt) in crate::target::deferred_indexes(job) {
+                let ctx = || format!("building index {name} on {}", job.target);
+                if stmt.sql.starts_with("CREATE INDEX") {
+                    let valid: Option<bool> = client
+                        .query_opt(
+                            "SELECT i.indisvalid FROM pg_catalog.pg_index i
+                             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+                             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                             WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                            &[&job.target.schema, &name],
+                        )
+                        .await
+                        .with_context(ctx)?
+                        .map(|r| r.get(0));
+                    match valid {
+                        Some(true) => continue,
+                        Some(false) => {
+                            let drop = format!(
+                                "DROP INDEX IF EXISTS {}",
+                                job.target.sibling(name.clone()).quoted()
+                            );
+                            self.log.record(&drop);
+                            client.batch_execute(&drop).await.with_context(ctx)?;
+                        }
+                        None => {}
+                    }
+                    if !said {
+                        self.progress.step(
+                            "building the indexes left for after the copy, one chunk at a time",
+                        );
+                        client.batch_execute(&timeout).await.with_context(ctx)?;
+                        said = true;
+                    }
+                }
+                self.log.record(&stmt.sql);
+                let mut attempt = 0;
+                loop {
+                    match client.batch_execute(&stmt.sql).await.with_context(ctx) {
+                        Ok(()) => break,
+                        Err(e) if is_lock_conflict(&e) && attempt < self.opts.retries => {
+                            attempt += 1;
+                            let pause = backoff(Duration::from_millis(500), attempt);
+                            tracing::warn!(
+                                "{} (attempt {attempt} of {}); retrying in {pause:?}",
+                                crate::stmt::conflict_kind(&e),
+                                self.opts.retries
+                            );
+                            tokio::time::sleep(pause).await;
+                            // A build stopped half way left its index invalid.
+                            let drop = format!(
+                                "DROP INDEX IF EXISTS {}",
+                                job.target.sibling(name.clone()).quoted()
+                            );
+                            client.batch_execute(&drop).await.with_context(ctx)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        if said {
+            client
+                .batch_execute("RESET lock_timeout")
+                .await
+                .context("building the deferred indexes")?;
+        }
+        Ok(())
     }
 }
 

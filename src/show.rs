@@ -150,6 +150,21 @@ fn write_phases(
                 .map(|from| Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Skip))),
         );
     }
+    section(
+        out,
+        "phase 3, end of the backfill: indexes left for after the copy, one chunk per transaction (an invalid one from an interrupted build is dropped first)",
+    );
+    stmts(
+        out,
+        &jobs
+            .iter()
+            .flat_map(|j| {
+                crate::target::deferred_indexes(j)
+                    .into_iter()
+                    .map(|(_, s)| s)
+            })
+            .collect::<Vec<_>>(),
+    );
     section(out, "phase 4, parity: ANALYZE the targets");
     stmts(
         out,

@@ -15,7 +15,7 @@ pub fn statements(job: &Job) -> Vec<Stmt> {
         job.table
             .indexes
             .iter()
-            .filter(|i| !i.backs_constraint)
+            .filter(|i| !i.backs_constraint && !deferred(i))
             .map(|i| create_index(job, i)),
     );
     out.extend(not_valid_checks(job));
@@ -392,14 +392,69 @@ fn comments(job: &Job) -> Vec<Stmt> {
             )));
         }
     }
-    for idx in job.table.indexes.iter().filter(|i| !i.backs_constraint) {
-        if let Some(c) = &idx.comment {
-            let name = job.target.sibling(job.new_index_name(&idx.name));
-            out.push(Stmt::new(format!(
-                "COMMENT ON INDEX {} IS {}",
-                name.quoted(),
-                quote_literal(c)
-            )));
+    for idx in job
+        .table
+        .indexes
+        .iter()
+        .filter(|i| !i.backs_constraint && !deferred(i))
+    {
+        out.extend(index_comment(job, idx));
+    }
+    out
+}
+
+fn index_comment(job: &Job, idx: &Index) -> Option<Stmt> {
+    let c = idx.comment.as_ref()?;
+    let name = job.target.sibling(job.new_index_name(&idx.name));
+    Some(Stmt::new(format!(
+        "COMMENT ON INDEX {} IS {}",
+        name.quoted(),
+        quote_literal(c)
+    )))
+}
+
+/// Whether an index is built after the backfill rather than with the table: a plain
+/// (not unique, no constraint) index. Built once over the copied rows it costs a third
+/// of keeping it up to date row by row, in time and in WAL; the copy needs only the
+/// unique keys meanwhile. Indexes with storage parameters or a tablespace of their own
+/// are made with the table, as written.
+pub fn deferred(index: &Index) -> bool {
+    !index.unique
+        && !index.backs_constraint
+        && !index.definition.contains(" WITH (")
+        && !index.definition.contains(" TABLESPACE ")
+}
+
+/// The indexes built after the backfill, each one chunk per transaction
+/// (`timescaledb.transaction_per_chunk`): a chunk is locked against writes only while
+/// its own part is built. Run outside a transaction block.
+pub fn deferred_indexes(job: &Job) -> Vec<(String, Stmt)> {
+    let mut out = Vec::new();
+    for idx in job.table.indexes.iter().filter(|i| deferred(i)) {
+        let body = idx
+            .definition
+            .strip_prefix(&idx.prefix)
+            .unwrap_or(&idx.definition);
+        let with = " WITH (timescaledb.transaction_per_chunk)";
+        let body = match body.find(" WHERE ") {
+            Some(at) if idx.partial => format!("{}{with}{}", &body[..at], &body[at..]),
+            _ => format!("{body}{with}"),
+        };
+        let name = job.new_index_name(&idx.name);
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING {body}",
+            quote_ident(&name),
+            job.target.quoted()
+        );
+        out.push((
+            name.clone(),
+            Stmt::noted(
+                sql,
+                "built after the backfill over the copied rows, one chunk per transaction: cheaper than keeping it up to date row by row",
+            ),
+        ));
+        if let Some(c) = index_comment(job, idx) {
+            out.push((name, c));
         }
     }
     out

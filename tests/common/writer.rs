@@ -1,6 +1,8 @@
 //! A live writer for any table: connections that run the given statements in a random
 //! order until stopped, counting what they did. `{r}` in a statement is replaced by a
 //! random number in 0..1000 each time, so a test picks rows through an indexed column.
+//! A statement `COPY ... FROM STDIN` followed by a newline and its data lines is run as a
+//! COPY with that data.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -102,6 +104,14 @@ async fn write(
             tokio::time::sleep(pause).await;
             continue;
         }
+        if let Some((copy, data)) = sql.split_once('\n').filter(|_| sql.starts_with("COPY")) {
+            match copy_in(&client, copy, data).await {
+                Ok(n) => counts.rows[i] += n,
+                Err(e) => counts.errors.push(format!("{} {copy}: {e}", now())),
+            }
+            tokio::time::sleep(pause).await;
+            continue;
+        }
         match client.execute(&sql, &[]).await {
             Ok(n) => counts.rows[i] += n,
             Err(e) => {
@@ -109,10 +119,38 @@ async fn write(
                     .as_db_error()
                     .map(|d| d.message().to_string())
                     .unwrap_or_else(|| e.to_string());
-                counts.errors.push(format!("{sql}: {msg}"));
+                counts.errors.push(format!("{} {sql}: {msg}", now()));
             }
         }
         tokio::time::sleep(pause).await;
     }
     counts
+}
+
+async fn copy_in(client: &tokio_postgres::Client, copy: &str, data: &str) -> Result<u64, String> {
+    use futures_util::SinkExt;
+    let text = |e: tokio_postgres::Error| {
+        e.as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string())
+    };
+    let sink = client
+        .copy_in::<_, bytes::Bytes>(copy)
+        .await
+        .map_err(text)?;
+    futures_util::pin_mut!(sink);
+    let mut body = data.to_string();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    sink.send(bytes::Bytes::from(body)).await.map_err(text)?;
+    sink.finish().await.map_err(text)
+}
+
+/// Seconds since the epoch, to place an error among the journal's events.
+fn now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("[{:.3}]", t.as_secs_f64())
 }

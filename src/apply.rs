@@ -267,6 +267,7 @@ impl Apply<'_> {
             jobs,
             phase,
             range_rows: self.plan.parity.range_rows,
+            resume_within: self.plan.parity.resume_within,
             repair: false,
             cancel: self.cancel.clone(),
             progress: self.progress,

@@ -177,17 +177,18 @@ fn views(job: &Job) -> Vec<Stmt> {
         .collect()
 }
 
-/// Row-level security: the policies were created with the target, inert until the
-/// table enables RLS, which it does as it takes the name (and stops doing on rollback).
+/// Row-level security: the target enables it (with the source's policies) from the
+/// start, so its rows are never more visible than the source's; FORCE, which would
+/// subject the copy itself to the policies, follows the name at cutover and goes back on
+/// rollback.
 fn row_security(job: &Job, on: bool) -> Vec<Stmt> {
     let t = &job.table;
     // Both ways it is the table named like the source: before the renames on rollback.
     let table = &job.source;
     let mut out = Vec::new();
-    if t.row_security {
-        let verb = if on { "ENABLE" } else { "DISABLE" };
+    if t.row_security && on {
         out.push(Stmt::new(format!(
-            "ALTER TABLE {} {verb} ROW LEVEL SECURITY",
+            "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
             table.quoted()
         )));
     }

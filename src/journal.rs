@@ -94,6 +94,7 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
         .await
         .context("creating the hyperswap journal")?;
     create_schema(&tx).await?;
+    check_owner(&tx).await?;
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
@@ -129,6 +130,53 @@ async fn create_schema(tx: &impl GenericClient) -> Result<()> {
 /// (active: a live run may look the same, so the wait is bounded).
 const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const ACTIVE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Refuses, when running as a superuser, a journal a role that is not one could have
+/// written: its schema and tables must belong to this role or to a superuser. The
+/// journal holds SQL the tool runs later (rollback's reverse path) and decides what the
+/// tool trusts; a schema a less trusted role created beforehand is not used.
+pub async fn check_owner(client: &impl GenericClient) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT what, pg_catalog.pg_get_userbyid(owner)::pg_catalog.text, CURRENT_USER::pg_catalog.text,
+                    me.rolsuper, o.rolsuper
+             FROM (SELECT 'schema ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname) AS what, n.nspowner AS owner
+                   FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1
+                   UNION ALL
+                   SELECT 'table ' OPERATOR(pg_catalog.||) c.oid::pg_catalog.regclass::pg_catalog.text, c.relowner
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                   WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')) AS objects
+             JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) objects.owner
+             CROSS JOIN (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) AS me",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context("checking who owns the hyperswap journal")?;
+    for r in rows {
+        let (what, owner, me): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (me_super, owner_super): (bool, bool) = (r.get(3), r.get(4));
+        // A role that is not a superuser can be led no further than its own rights;
+        // what it needs of the journal is checked with the other privileges.
+        let trusted = owner == me || !me_super || owner_super;
+        if !trusted {
+            return Err(Error::invalid(
+                format!(
+                    "the journal's {what} belongs to {}, which is not {} (the role running hyperswap){}: a journal another role can write is not trusted (it holds SQL that rollback runs)",
+                    quote_ident(&owner),
+                    quote_ident(&me),
+                    " nor a superuser"
+                ),
+                format!(
+                    "if {0} and what it wrote are trusted, hand the journal over: ALTER SCHEMA {1} OWNER TO {2}; and each of its tables (ALTER TABLE ... OWNER TO {2};); otherwise inspect and drop the schema {1}",
+                    quote_ident(&owner),
+                    quote_ident(TOOL_SCHEMA),
+                    quote_ident(&me)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Takes this plan's session advisory lock. A holder is waited for a bounded time
 /// (saying so), then named in the error.
@@ -205,6 +253,7 @@ pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<Plan
     if !exists(client).await? {
         return Ok(None);
     }
+    check_owner(client).await?;
     let row = match client
         .query_opt(
             "SELECT name, plan_sha256, plan_text, phase, reverse_sql FROM hyperswap.plans WHERE name = $1",

@@ -259,6 +259,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 jobs: &jobs,
                 phase,
                 range_rows: plan.parity.range_rows,
+                resume_within: plan.parity.resume_within,
                 repair,
                 cancel,
                 progress: bars,

@@ -169,18 +169,29 @@ pub struct ParityOptions {
     /// About how many rows one range covers: each range is one short transaction.
     #[serde(default = "default_parity_range_rows")]
     pub range_rows: u64,
+    /// An interrupted parity run resumes (keeps its compared ranges) only within this
+    /// time of its start; older results are not trusted and the run starts over.
+    #[serde(
+        default = "default_parity_resume_within",
+        with = "humantime_serde_compat"
+    )]
+    pub resume_within: Duration,
 }
 
 impl Default for ParityOptions {
     fn default() -> Self {
         ParityOptions {
             range_rows: default_parity_range_rows(),
+            resume_within: default_parity_resume_within(),
         }
     }
 }
 
 fn default_parity_range_rows() -> u64 {
     200_000
+}
+fn default_parity_resume_within() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -137,6 +137,8 @@ pub struct TableFacts {
     /// Tables whose foreign keys to this one the plan drops at cutover.
     pub inbound: Vec<Owned>,
     pub uses: Vec<Use>,
+    /// EXECUTE on the copy functions.
+    pub function_uses: Vec<Use>,
     /// The copy and reverse functions that exist.
     pub functions: Vec<Owned>,
 }
@@ -225,6 +227,15 @@ fn table_needs(out: &mut Collector, facts: &Facts, t: &TableFacts, scope: Scope)
         );
         for u in t.uses.iter().filter(|u| u.privilege == "EXECUTE") {
             use_needs(out, u, &why);
+        }
+    }
+    if scope.renames() {
+        for u in &t.function_uses {
+            use_needs(
+                out,
+                u,
+                "cutover and rollback create the triggers that call it (no role but the table's owner may execute it)",
+            );
         }
     }
     if scope.drops() {
@@ -535,6 +546,7 @@ mod tests {
             views: vec![],
             inbound: vec![],
             uses: vec![],
+            function_uses: vec![],
             functions: vec![],
             source,
         }

@@ -102,12 +102,25 @@ pub struct LockPolicy {
     pub backoff: Duration,
 }
 
-/// `SET LOCAL lock_timeout`, the first statement of every locking transaction.
+/// `SET LOCAL lock_timeout`, the first statement of every locking transaction, with an
+/// `idle_in_transaction_session_timeout`: should hyperswap freeze (a paused VM, a lost
+/// network) while it holds the application's locks, the server ends the transaction
+/// and frees them instead of keeping the application waiting.
 pub fn set_lock_timeout(timeout: Duration) -> Stmt {
-    Stmt::new(format!(
-        "SET LOCAL lock_timeout = '{}ms'",
-        timeout.as_millis().max(1)
-    ))
+    let ms = timeout.as_millis().max(1);
+    Stmt::noted(
+        format!(
+            "SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL idle_in_transaction_session_timeout = '{}ms'",
+            idle_limit(timeout).as_millis()
+        ),
+        "a frozen hyperswap holding locks is cut off by the server after the idle limit",
+    )
+}
+
+/// How long a locking transaction of the tool may sit idle: twice its lock timeout, at
+/// least five seconds (the tool never waits between statements of one).
+pub fn idle_limit(lock_timeout: Duration) -> Duration {
+    (lock_timeout * 2).max(Duration::from_secs(5))
 }
 
 /// Whether an error is a lock timeout or deadlock, worth another attempt.

@@ -10,7 +10,14 @@ use crate::stmt::Stmt;
 
 /// Every statement that creates `job`'s target, in order.
 pub fn statements(job: &Job) -> Vec<Stmt> {
-    let mut out = vec![create_table(job), create_hypertable(job)];
+    let mut out = vec![
+        create_table(job),
+        create_hypertable(job),
+        Stmt::noted(
+            format!("ALTER TABLE {} SET (autovacuum_enabled = false)", job.target.quoted()),
+            "until the backfill's indexes are built: an autovacuum of a freshly filled chunk would hold up the build of each chunk's index (reset after it)",
+        ),
+    ];
     out.extend(
         job.table
             .indexes
@@ -81,9 +88,13 @@ fn precreate_chunks(job: &Job) -> Stmt {
 /// More chunks than this are not created ahead (a very narrow chunk interval).
 const MAX_PRECREATED_CHUNKS: u32 = 20_000;
 
-/// Row-level security policies, inert until cutover enables RLS on the new table.
+/// Row-level security: the source's policies, and RLS enabled from the start when the
+/// source has it, so a role the source restricts to some rows sees no more in the new
+/// table (it has the source's grants). The copy runs as the owner, whom RLS does not
+/// restrict unless FORCE, which the new table takes only at cutover.
 fn policies(job: &Job) -> Vec<Stmt> {
-    job.table
+    let mut out: Vec<Stmt> = job
+        .table
         .policies
         .iter()
         .map(|p| {
@@ -105,12 +116,19 @@ fn policies(job: &Job) -> Vec<Stmt> {
             if let Some(e) = &p.check_expr {
                 sql.push_str(&format!(" WITH CHECK ({e})"));
             }
-            Stmt::noted(
-                sql,
-                "inert until cutover enables row-level security on the new table",
-            )
+            Stmt::new(sql)
         })
-        .collect()
+        .collect();
+    if job.table.row_security {
+        out.push(Stmt::noted(
+            format!(
+                "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                job.target.quoted()
+            ),
+            "as on the source: the new table's rows are never more visible than the source's",
+        ));
+    }
+    out
 }
 
 fn create_table(job: &Job) -> Stmt {
@@ -427,7 +445,8 @@ pub fn deferred(index: &Index) -> bool {
 
 /// The indexes built after the backfill, each one chunk per transaction
 /// (`timescaledb.transaction_per_chunk`): a chunk is locked against writes only while
-/// its own part is built. Run outside a transaction block.
+/// its own part is built. Run outside a transaction block. Then autovacuum is turned
+/// back on for the new table.
 pub fn deferred_indexes(job: &Job) -> Vec<(String, Stmt)> {
     let mut out = Vec::new();
     for idx in job.table.indexes.iter().filter(|i| deferred(i)) {
@@ -457,6 +476,16 @@ pub fn deferred_indexes(job: &Job) -> Vec<(String, Stmt)> {
             out.push((name, c));
         }
     }
+    out.push((
+        String::new(),
+        Stmt::noted(
+            format!(
+                "ALTER TABLE {} RESET (autovacuum_enabled)",
+                job.target.quoted()
+            ),
+            "autovacuum as for any table again, now that the copy is in",
+        ),
+    ));
     out
 }
 

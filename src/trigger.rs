@@ -66,6 +66,19 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
                 job.source, dir.to
             ),
         ));
+        out.push(Stmt::noted(
+            format!(
+                "REVOKE ALL ON FUNCTION {}() FROM PUBLIC",
+                dir.function.quoted()
+            ),
+            "no role calls the copy function; the triggers fire it",
+        ));
+        if !job.table.force_row_security {
+            out.push(Stmt::noted(
+                owner_sql(&dir.function, &job.table.owner),
+                "when hyperswap runs as a superuser: the copy runs with the rights of the table's owner (who owns both tables), not a superuser's, so nothing the owner attaches to the tables can run with more",
+            ));
+        }
         out.push(Stmt::new(format!(
             "COMMENT ON FUNCTION {}() IS {}",
             dir.function.quoted(),
@@ -78,6 +91,18 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
     let forward = job.forward();
     out.extend(create_triggers(&forward, forward.on));
     out
+}
+
+/// Hands a copy function to the table's owner when the running role is a superuser (a
+/// non-superuser runs as a member of the owner already; the owner could not be given a
+/// function in a schema it may not create in).
+fn owner_sql(function: &QualifiedName, owner: &str) -> String {
+    let body = format!(
+        "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        ALTER FUNCTION {}() OWNER TO {};\n    END IF;\nEND\n",
+        function.quoted(),
+        quote_ident(owner)
+    );
+    format!("DO {}", dollar_quote(&body))
 }
 
 /// Creates a direction's triggers on `table` (where the table sits now).

@@ -88,8 +88,12 @@ async fn set_based_triggers_keep_every_kind_of_write_exact() {
     );
     let counts = writer.stop().await;
     db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    // Two errors belong to TimescaleDB, not to the copy: a COPY that waited for the
+    // cutover's lock, and a move of a row to another chunk that waited for it (an UPDATE
+    // TimescaleDB refuses on a hypertable). Both fail whole: nothing diverges.
     let (raced, errors): (Vec<&String>, Vec<&String>) = counts.errors.iter().partition(|e| {
-        e.contains("COPY mix") && e.contains("invalid INSERT on the root table of hypertable")
+        (e.contains("COPY mix") && e.contains("invalid INSERT on the root table of hypertable"))
+            || (e.contains("interval '3 days'") && e.contains("(23514)"))
     });
     assert!(errors.is_empty(), "writer errors: {errors:#?}");
     assert!(raced.len() <= 1, "{raced:#?}");

@@ -281,3 +281,90 @@ async fn parity_runs_no_function_planted_on_the_search_path() {
         .get(0);
     assert_eq!(calls, 0, "parity ran the planted public.hashtextextended");
 }
+
+/// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser
+/// (here the database's owner) is refused when a superuser runs the tool: that role
+/// could edit the reverse SQL that rollback runs. The database is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_planted_by_another_role_is_refused() {
+    let db = TestDb::new("planted_journal").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS hs_planter; CREATE ROLE hs_planter;
+             CREATE SCHEMA hyperswap AUTHORIZATION hs_planter;
+             CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let plan = db.plan("p.yaml", &one_table_plan("planted", "t", ""));
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("belongs to \"hs_planter\"")
+            && run.stderr.contains("ALTER SCHEMA \"hyperswap\" OWNER TO"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&client).await, before);
+}
+
+/// Issue 9: the copy functions run with the rights of the table's owner, not of the
+/// superuser who ran the tool, and no role may call them: the owner's CHECK on the new
+/// table, calling its own function, runs as the owner when an application writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_functions_run_as_the_table_owner_and_are_not_public() {
+    let db = TestDb::new("copy_fn_owner").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS hs_fn_owner; CREATE ROLE hs_fn_owner;
+             CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour', g FROM generate_series(1, 100) g;
+             ALTER TABLE t OWNER TO hs_fn_owner;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("fnowner", "t", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    let rows = client
+        .query(
+            "SELECT p.proname::text, pg_get_userbyid(p.proowner)::text,
+                    has_function_privilege('public', p.oid, 'EXECUTE')
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'hyperswap' AND p.proname LIKE '%\\_\\_public\\_\\_t'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "the copy and reverse functions");
+    for r in rows {
+        let (name, owner, public): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(owner, "hs_fn_owner", "{name}");
+        assert!(!public, "{name} is executable by PUBLIC");
+    }
+    // The owner's function in a CHECK on the new table sees who runs it.
+    client
+        .batch_execute(
+            "CREATE TABLE who (r text);
+             ALTER TABLE who OWNER TO hs_fn_owner;
+             CREATE FUNCTION public.note_who(int) RETURNS boolean LANGUAGE sql AS
+               $$ INSERT INTO public.who VALUES (current_user); SELECT true $$;
+             ALTER FUNCTION public.note_who(int) OWNER TO hs_fn_owner;
+             ALTER TABLE t_hs_new ADD CONSTRAINT spy CHECK (public.note_who(v)) NOT VALID;
+             UPDATE t SET v = v + 1 WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    let who: Vec<String> = client
+        .query("SELECT r FROM who", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(who, vec!["hs_fn_owner".to_string()]);
+}

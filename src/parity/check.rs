@@ -42,6 +42,8 @@ pub struct Checker<'a> {
     pub phase: Phase,
     /// About how many rows one range (one short transaction) covers.
     pub range_rows: u64,
+    /// Range results of an interrupted run are reused only within this time of its start.
+    pub resume_within: std::time::Duration,
     /// Re-copy differing keys from live to mirror, then check again.
     pub repair: bool,
     pub cancel: Cancel,
@@ -430,8 +432,14 @@ impl Checker<'_> {
         let open = journal
             .query_opt(
                 "SELECT id, bounds FROM hyperswap.parity_runs
-                 WHERE plan_name = $1 AND phase = $2 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
-                &[&self.plan, &self.phase.as_str()],
+                 WHERE plan_name = $1 AND phase = $2 AND finished_at IS NULL
+                   AND started_at > pg_catalog.now() - pg_catalog.make_interval(secs => $3)
+                 ORDER BY id DESC LIMIT 1",
+                &[
+                    &self.plan,
+                    &self.phase.as_str(),
+                    &self.resume_within.as_secs_f64(),
+                ],
             )
             .await
             .context(ctx)?;

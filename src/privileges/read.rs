@@ -145,6 +145,7 @@ async fn table_facts(client: &impl GenericClient, job: &Job) -> Result<TableFact
     } else {
         vec![]
     };
+    let functions = functions(client, job).await?;
     Ok(TableFacts {
         source: job.source.clone(),
         target: job.target.clone(),
@@ -167,7 +168,8 @@ async fn table_facts(client: &impl GenericClient, job: &Job) -> Result<TableFact
             .collect(),
         inbound: inbound.into_iter().map(|r| r.owned).collect(),
         uses: uses(client, job).await?,
-        functions: functions(client, job).await?,
+        functions: functions.iter().map(|(o, _)| o.clone()).collect(),
+        function_uses: functions.into_iter().map(|(_, u)| u).collect(),
     })
 }
 
@@ -205,7 +207,8 @@ async fn uses(client: &impl GenericClient, job: &Job) -> Result<Vec<Use>> {
         .collect())
 }
 
-async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<Owned>> {
+/// The copy functions: their owners, and EXECUTE on each (to create its triggers).
+async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<(Owned, Use)>> {
     let mut out = Vec::new();
     for f in [job.copy_function(), job.reverse_function()] {
         let signature = format!("{}()", f.quoted());
@@ -216,13 +219,25 @@ async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<Owned>>
             )
             .await
             .with_context(|| format!("reading the owner of {signature}"))?;
-        out.extend(row.map(|r| Owned {
-            kind: Kind::Function,
-            name: signature.clone(),
-            owner: r.get(0),
-            acts_as_owner: r.get(1),
-            owner_superuser: r.get(2),
-            member: r.get(3),
+        out.extend(row.map(|r| {
+            (
+                Owned {
+                    kind: Kind::Function,
+                    name: signature.clone(),
+                    owner: r.get(0),
+                    acts_as_owner: r.get(1),
+                    owner_superuser: r.get(2),
+                    member: r.get(3),
+                },
+                Use {
+                    privilege: "EXECUTE",
+                    kind: Kind::Function,
+                    name: signature.clone(),
+                    schema: quote_ident(&f.schema),
+                    held: r.get(4),
+                    schema_usage: r.get(5),
+                },
+            )
         }));
     }
     Ok(out)

@@ -35,6 +35,10 @@ enum Bench {
         rows: u64,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Measure a copy of the table that was never analysed (no planner statistics,
+        /// autovacuum off) and its own hypertable instead.
+        #[arg(long)]
+        never_analysed: bool,
     },
     /// `hyperswap plan apply --until backfill` against a pgslice-style loop (`INSERT INTO
     /// dest SELECT * FROM src WHERE id > $1 AND id <= $1 + 10000`, one session, no
@@ -65,6 +69,8 @@ enum Bench {
 }
 
 const TABLE: &str = "bench_metrics";
+const RAW_TABLE: &str = "bench_raw";
+const RAW_PLAN: &str = "name: bench-parity-raw\ntables:\n  - source: public.bench_raw\n    time_column: ts\n    chunk_time_interval: 1 day\n";
 const PLAN: &str = "name: bench-parity\ntables:\n  - source: public.bench_metrics\n    time_column: ts\n    chunk_time_interval: 1 day\nbackfill:\n  batch_rows: 20000\n";
 
 #[tokio::main]
@@ -89,7 +95,11 @@ async fn run() -> anyhow::Result<()> {
     let (client, conn) = tokio_postgres::connect(&cli.database_url, NoTls).await?;
     tokio::spawn(conn);
     match cli.bench {
-        Bench::Parity { rows, rounds } => parity(&cli, &client, rows, rounds).await,
+        Bench::Parity {
+            rows,
+            rounds,
+            never_analysed,
+        } => parity(&cli, &client, rows, rounds, never_analysed).await,
         Bench::Backfill {
             rows,
             rounds,
@@ -103,10 +113,24 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-async fn parity(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow::Result<()> {
+async fn parity(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    rounds: usize,
+    never_analysed: bool,
+) -> anyhow::Result<()> {
     let plan = std::env::temp_dir().join("hyperswap-bench-parity.yaml");
     std::fs::write(&plan, PLAN)?;
     prepare_pair(cli, client, rows, &plan).await?;
+    let (table, plan, what) = if never_analysed {
+        let raw = std::env::temp_dir().join("hyperswap-bench-parity-raw.yaml");
+        std::fs::write(&raw, RAW_PLAN)?;
+        prepare_raw_pair(cli, client, &raw).await?;
+        (RAW_TABLE, raw, "never analysed")
+    } else {
+        (TABLE, plan, "analysed")
+    };
     let mut baseline = Vec::new();
     let mut tool = Vec::new();
     let mut longest_tx: f64 = 0.0;
@@ -114,7 +138,7 @@ async fn parity(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow:
         // Alternate which goes first, so a drift in the machine's speed hits both.
         for which in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
             if which == 0 {
-                baseline.push(baseline_once(client).await?);
+                baseline.push(baseline_once(client, table).await?);
             } else {
                 let (took, longest) = parity_once(cli, &plan)?;
                 tool.push(took);
@@ -145,7 +169,7 @@ async fn parity(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow:
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!("| parity, {rows} rows, {rounds} rounds | bare `count(*), sum(hashtextextended(t::text, 0))` over each table in turn | {:.2} s | {:.2} s | {paired:.2}x (ratio of medians {:.2}x) | longest transaction {longest_tx:.0} ms |", secs(b), secs(t), secs(t) / secs(b));
+    println!("| parity, {rows} rows ({what}), {rounds} rounds | bare `count(*), sum(hashtextextended(t::text, 0))` over each table in turn | {:.2} s | {:.2} s | {paired:.2}x (ratio of medians {:.2}x) | longest transaction {longest_tx:.0} ms |", secs(b), secs(t), secs(t) / secs(b));
     Ok(())
 }
 
@@ -220,9 +244,65 @@ async fn prepare_pair(
     Ok(())
 }
 
-async fn baseline_once(client: &Client) -> anyhow::Result<Duration> {
+/// A copy of the analysed table that no ANALYZE has seen (autovacuum off from its
+/// creation), moved by its own plan up to parity.
+async fn prepare_raw_pair(
+    cli: &Cli,
+    client: &Client,
+    plan: &std::path::Path,
+) -> anyhow::Result<()> {
+    let never: bool = client
+        .query_one(
+            "SELECT to_regclass($1::text) IS NOT NULL
+                AND NOT EXISTS (SELECT FROM pg_statistic WHERE starelid = to_regclass($1::text))
+                AND EXISTS (SELECT FROM hyperswap.plans WHERE name = 'bench-parity-raw' AND phase = 'verified')",
+            &[&format!("public.{RAW_TABLE}")],
+        )
+        .await?
+        .get(0);
+    if never {
+        eprintln!("reusing the never-analysed pair public.{RAW_TABLE} / public.{RAW_TABLE}_hs_new");
+        return Ok(());
+    }
+    eprintln!("preparing a never-analysed copy public.{RAW_TABLE} and its hypertable");
+    let _ = run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", plan.to_str().unwrap(), "-q"],
+    );
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {RAW_TABLE}, {RAW_TABLE}_hs_new;
+             CREATE TABLE {RAW_TABLE} (LIKE {TABLE} INCLUDING ALL) WITH (autovacuum_enabled = false);
+             INSERT INTO {RAW_TABLE} SELECT * FROM {TABLE};"
+        ))
+        .await?;
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "parity",
+            "-q",
+        ],
+    )?;
+    let analysed: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_statistic WHERE starelid = to_regclass($1::text))",
+            &[&format!("public.{RAW_TABLE}")],
+        )
+        .await?
+        .get(0);
+    anyhow::ensure!(!analysed, "public.{RAW_TABLE} was analysed after all");
+    Ok(())
+}
+
+async fn baseline_once(client: &Client, table: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    for table in [TABLE.to_string(), format!("{TABLE}_hs_new")] {
+    for table in [table.to_string(), format!("{table}_hs_new")] {
         client
             .query_one(
                 &format!("SELECT count(*), sum(hashtextextended(t::text, 0)) FROM {table} t"),

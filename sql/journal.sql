@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS hyperswap.tables (
     PRIMARY KEY (plan_name, ord)
 );
 
+-- One plan per table at a time, enforced where two plans started at the same instant
+-- meet: the second one's INSERT waits for the first and then fails.
+CREATE UNIQUE INDEX IF NOT EXISTS tables_source_once ON hyperswap.tables (source);
+
 -- Backfill work, as key ranges: a key value is the text form of each key column, so any
 -- key type and composite keys fit. A batch and the advance of its range's cursor commit
 -- in one transaction.

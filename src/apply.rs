@@ -295,14 +295,19 @@ async fn check_window(client: &Client, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     let wait = w.opens_in(minute as u32);
-    Err(Error::WrongPhase(format!(
-        "cutover is outside the plan's window {} (it is {now} {} now); the window opens in {}h{:02}m. Everything before cutover is done: run `hyperswap plan apply {}` again then (`--until parity` stops just before cutover)",
-        w.text,
-        w.time_zone,
-        wait / 60,
-        wait % 60,
-        plan.path.display()
-    )))
+    Err(Error::RetryLater {
+        problem: format!(
+            "cutover is outside the plan's window {} (it is {now} {} now); the window opens in {}h{:02}m. Everything before cutover is done",
+            w.text,
+            w.time_zone,
+            wait / 60,
+            wait % 60,
+        ),
+        fix: format!(
+            "run `hyperswap plan apply {}` again then (`--until parity` stops just before cutover)",
+            plan.path.display()
+        ),
+    })
 }
 
 /// Order of phases for `--until`; a rolled-back plan stands where backfill ended.
@@ -343,10 +348,16 @@ impl PhaseTx<'_> {
         reverse_sql: Option<&str>,
     ) -> Result<()> {
         let (lock, plan) = (self.lock, self.plan);
+        // The tables and the sequences they own: a session that called nextval() on one
+        // holds a lock the cutover's ALTER SEQUENCE waits for.
         let tables: Vec<String> = self
             .jobs
             .iter()
-            .flat_map(|j| [j.source.quoted(), j.target.quoted(), j.retired.quoted()])
+            .flat_map(|j| {
+                [j.source.quoted(), j.target.quoted(), j.retired.quoted()]
+                    .into_iter()
+                    .chain(j.table.sequences.iter().map(|s| s.name.quoted()))
+            })
             .collect();
         for attempt in 1..=lock.attempts {
             if self.cancel.is_cancelled() {
@@ -405,13 +416,13 @@ impl PhaseTx<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::invalid(
-            format!(
+        Err(Error::RetryLater {
+            problem: format!(
                 "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
                 lock.attempts, lock.lock_timeout
             ),
-            "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again",
-        ))
+            fix: "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again".into(),
+        })
     }
 
     /// Sleeps, waking early (with `Interrupted`) on Ctrl-C.

@@ -827,22 +827,22 @@ pub fn throttle_verdict(
     let fmt = |d: Duration| humantime::format_duration(Duration::from_millis(d.as_millis() as u64));
     if let (Some(lag), Some(limit)) = (lag, opts.abort_replica_lag) {
         if lag > limit {
-            return Err(Error::invalid(
-                format!(
+            return Err(Error::RetryLater {
+                problem: format!(
                     "backfill stopped: a replica's replay lag is {}, above backfill.abort_replica_lag ({})",
                     fmt(lag),
                     fmt(limit)
                 ),
-                "find why the replica falls behind; `hyperswap plan apply` resumes where the backfill stopped",
-            ));
+                fix: "find why the replica falls behind; `hyperswap plan apply` resumes where the backfill stopped".into(),
+            });
         }
     }
     if let Some(limit) = opts.abort_active_backends {
         if active > limit as i64 {
-            return Err(Error::invalid(
-                format!("backfill stopped: {active} other backends are active, above backfill.abort_active_backends ({limit})"),
-                "run the backfill when the server is less busy; `hyperswap plan apply` resumes where it stopped",
-            ));
+            return Err(Error::RetryLater {
+                problem: format!("backfill stopped: {active} other backends are active, above backfill.abort_active_backends ({limit})"),
+                fix: "run the backfill when the server is less busy; `hyperswap plan apply` resumes where it stopped".into(),
+            });
         }
     }
     if let (Some(lag), Some(limit)) = (lag, opts.max_replica_lag) {

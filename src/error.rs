@@ -14,6 +14,11 @@ pub enum Error {
     #[error("{problem}\n  fix: {fix}")]
     Invalid { problem: String, fix: String },
 
+    /// Nothing is wrong, but not now: locks not taken, outside the maintenance window, a
+    /// throttle's critical limit. Nothing was changed; run the same command later.
+    #[error("{problem}\n  fix: {fix}")]
+    RetryLater { problem: String, fix: String },
+
     /// Another orchestrator holds this plan's lock.
     #[error("plan `{plan}` is being run by another hyperswap ({holder})\n  fix: wait for it to finish, or stop it (it resumes safely); do not run two at once")]
     Busy { plan: String, holder: String },
@@ -48,6 +53,20 @@ impl Error {
     }
 
     /// The SQLSTATE of a database error, if this is one.
+    /// The process exit code for this error, as documented in `--help` and the README:
+    /// 2 the plan or the command is wrong (fix it), 3 retry later (busy, locks not taken,
+    /// outside the window, a throttle's limit), 4 the connection failed or was lost
+    /// (resumable: run the same command again), 130 interrupted (Ctrl-C, resumable).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Busy { .. } | Error::RetryLater { .. } => 3,
+            Error::Interrupted => 130,
+            Error::Db { source, .. } if is_connection_failure(source) => 4,
+            Error::Problems(many) if many.iter().all(|e| e.exit_code() == 4) => 4,
+            _ => 2,
+        }
+    }
+
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Error::Db { source, .. } => source.code().map(|c| c.code()),
@@ -152,5 +171,34 @@ impl fmt::Display for DbMessage<'_> {
             source = s.source();
         }
         Ok(())
+    }
+}
+
+/// A failure of the connection itself (refused, reset, closed, timed out, the server
+/// shutting down), as opposed to an error the server reported about a statement.
+fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code().map(|c| c.code()) {
+        // admin_shutdown, crash_shutdown, cannot_connect_now, connection exceptions
+        Some(code) => matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08"),
+        None => std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| {
+                use std::io::ErrorKind::*;
+                matches!(
+                    io.kind(),
+                    ConnectionRefused
+                        | ConnectionReset
+                        | ConnectionAborted
+                        | NotConnected
+                        | BrokenPipe
+                        | UnexpectedEof
+                        | TimedOut
+                        | HostUnreachable
+                        | NetworkUnreachable
+                )
+            }),
     }
 }

@@ -308,7 +308,7 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
     .await
     .context(ctx)?;
     for (ord, job) in jobs.iter().enumerate() {
-        tx.execute(
+        let inserted = tx.execute(
             "INSERT INTO hyperswap.tables (plan_name, ord, source, target, retired, key_column, time_column)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
@@ -322,7 +322,21 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
             ],
         )
         .await
-        .context(ctx)?;
+        .context(ctx);
+        if let Err(e) = inserted {
+            if e.sqlstate() == Some("23505") {
+                // Another plan holds the table (it committed first); this one recorded
+                // nothing: its transaction rolls back with the error.
+                return Err(Error::invalid(
+                    format!(
+                        "table {} is already being moved by another plan in this database (hyperswap.tables)",
+                        job.source
+                    ),
+                    "finish or abort that plan first (`hyperswap status` names it); two plans on one table would undo each other",
+                ));
+            }
+            return Err(e);
+        }
     }
     event(&tx, &plan.name, Phase::Planned, "plan recorded").await?;
     tx.commit().await.context(ctx)

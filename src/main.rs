@@ -1,5 +1,5 @@
 //! The `hyperswap` binary: parse the command line, call the library, render the result,
-//! exit 0 (done / equal), 1 (parity found differences) or 2 (error).
+//! and exit with the code `--help` documents (see [`EXIT_CODES`]).
 
 mod bars;
 mod render;
@@ -42,16 +42,27 @@ use hyperswap::remove::Removal;
 use hyperswap::stmt::SqlLog;
 use hyperswap::{journal, parity, rollback, show, status, validate, Error};
 
+/// The exit codes, for scripts; each has a test.
+const EXIT_CODES: &str = "Exit codes:
+  0    done; parity equal
+  1    parity found differences (cutover refused)
+  2    the plan, the command or the database does not fit: fix what the message says
+  3    retry later: another hyperswap runs the plan, locks not taken, outside the
+       cutover window, a throttle's abort limit; nothing was changed
+  4    the connection failed or was lost: run the same command again (it resumes)
+  130  interrupted (Ctrl-C) at a safe point: run the same command again to resume";
+
 #[derive(Parser)]
 #[command(
     name = "hyperswap",
     version,
-    about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime"
+    about = "Move a live PostgreSQL table into a TimescaleDB hypertable with zero downtime",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Database URL or libpq key=value string, e.g.
     /// postgres://user@host:5432/db?sslmode=verify-full; completed from PGSERVICE and the
-    /// PG* variables as libpq does. Keep the password in PGPASSWORD or ~/.pgpass.
+    /// PG* variables as libpq does. Keep the password out of it and out of the environment: in ~/.pgpass (or PGPASSFILE).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
     /// Append every statement run against your tables to FILE (an audit trail).
@@ -145,7 +156,7 @@ fn main() -> ExitCode {
         Err(e) => {
             bars.clear();
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -227,9 +227,40 @@ impl Job {
     }
 }
 
+/// `<kind>__<schema>__<table>`. The separator is ambiguous when a part contains `__`, or
+/// the schema ends or the table starts with `_` (`a__b.c` and `a.b__c` would share a
+/// function): such names, and only those (names of plans already running keep their
+/// form), end with a hash of the two parts.
 fn tool_function(kind: &str, source: &QualifiedName) -> QualifiedName {
-    QualifiedName::new(
-        TOOL_SCHEMA,
-        with_suffix(&format!("{kind}__{}__{}", source.schema, source.name), ""),
-    )
+    let (schema, table) = (&source.schema, &source.name);
+    let name = format!("{kind}__{schema}__{table}");
+    let ambiguous = schema.contains("__")
+        || table.contains("__")
+        || schema.ends_with('_')
+        || table.starts_with('_');
+    let suffix = if ambiguous {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(schema.as_bytes());
+        h.update([0u8]);
+        h.update(table.as_bytes());
+        format!("_h{}", crate::plan::hex(&h.finalize()[..4]))
+    } else {
+        String::new()
+    };
+    QualifiedName::new(TOOL_SCHEMA, with_suffix(&name, &suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_never_collide() {
+        let f = |s: &str, t: &str| tool_function("copy", &QualifiedName::new(s, t)).name;
+        assert_eq!(f("public", "metrics"), "copy__public__metrics");
+        assert_ne!(f("a__b", "c"), f("a", "b__c"));
+        assert_ne!(f("a_", "b"), f("a", "_b"));
+        assert!(f("a__b", "c").starts_with("copy__a__b__c_h"));
+    }
 }

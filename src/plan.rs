@@ -417,6 +417,7 @@ impl Plan {
 
     pub fn parse(path: &Path, text: String) -> Result<Plan> {
         let at = |msg: String| Error::Plan(format!("{}: {msg}", path.display()));
+        check_shape(&text).map_err(at)?;
         let file: PlanFile =
             serde_yaml_ng::from_str(&text).map_err(|e| Error::Plan(yaml_error(path, &text, &e)))?;
         check_plan_name(&file.name).map_err(|m| at(format!("name: {m}")))?;
@@ -426,6 +427,7 @@ impl Plan {
             ));
         }
         check_backfill(&file.backfill).map_err(|m| at(format!("backfill.{m}")))?;
+        check_durations(&file.backfill, &file.cutover).map_err(at)?;
         if file.parity.range_rows == 0 {
             return Err(at("parity.range_rows: must be at least 1".into()));
         }
@@ -538,6 +540,12 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
         .retired
         .map(|n| n.0)
         .unwrap_or_else(|| source.sibling(with_suffix(&source.name, "_hs_old")));
+    if t.chunk_time_interval < MIN_CHUNK_INTERVAL {
+        return Err(format!(
+            "chunk_time_interval: {} is below one minute; chunks that narrow make a table of thousands of chunks per day (each a table with its indexes); use hours or days",
+            humantime::format_duration(t.chunk_time_interval)
+        ));
+    }
     if target.schema != source.schema {
         return Err(format!(
             "target: must be in the source's schema `{}` (the cutover is a rename)",
@@ -559,6 +567,90 @@ fn table_plan(t: TableFile) -> std::result::Result<TablePlan, String> {
         retired,
         inbound_foreign_keys: t.inbound_foreign_keys,
     })
+}
+
+/// The narrowest chunk interval a plan may ask for.
+const MIN_CHUNK_INTERVAL: Duration = Duration::from_secs(60);
+/// A plan is a few lines; a file larger than this, or nested deeper, is not one (and a
+/// YAML parser can spend minutes on a deeply nested one).
+const MAX_PLAN_BYTES: usize = 256 * 1024;
+const MAX_PLAN_DEPTH: usize = 32;
+
+/// Refuses files too large or too deeply nested to be plans, before parsing them.
+fn check_shape(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_PLAN_BYTES {
+        return Err(format!(
+            "the file has {} bytes, more than a plan's {MAX_PLAN_BYTES}; is it the right file?",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let indent = text
+        .lines()
+        .map(|l| l.len() - l.trim_start().len())
+        .max()
+        .unwrap_or(0);
+    if deepest > MAX_PLAN_DEPTH || indent > MAX_PLAN_DEPTH * 4 {
+        return Err(format!(
+            "the file nests deeper than a plan ever does (more than {MAX_PLAN_DEPTH} levels); is it the right file?"
+        ));
+    }
+    Ok(())
+}
+
+/// Bounds on durations, so that no setting can leave a plan stuck (a lock timeout of
+/// years) or run wild: `field: problem`.
+fn check_durations(b: &BackfillOptions, c: &CutoverOptions) -> std::result::Result<(), String> {
+    let bounds: [(&str, Option<Duration>, Duration); 6] = [
+        (
+            "backfill.lock_timeout",
+            Some(b.lock_timeout),
+            Duration::from_secs(600),
+        ),
+        ("backfill.pause", b.pause, Duration::from_secs(60)),
+        (
+            "cutover.lock_timeout",
+            Some(c.lock_timeout),
+            Duration::from_secs(60),
+        ),
+        ("cutover.backoff", Some(c.backoff), Duration::from_secs(600)),
+        (
+            "backfill.max_replica_lag",
+            b.max_replica_lag,
+            Duration::from_secs(86_400),
+        ),
+        (
+            "backfill.abort_replica_lag",
+            b.abort_replica_lag,
+            Duration::from_secs(86_400),
+        ),
+    ];
+    for (field, value, most) in bounds {
+        if let Some(v) = value.filter(|v| *v > most) {
+            return Err(format!(
+                "{field}: {} is more than the {} allowed",
+                humantime::format_duration(v),
+                humantime::format_duration(most)
+            ));
+        }
+    }
+    if c.attempts > 1000 {
+        return Err(format!(
+            "cutover.attempts: {} is more than 1000",
+            c.attempts
+        ));
+    }
+    Ok(())
 }
 
 fn check_plan_name(name: &str) -> std::result::Result<(), String> {
@@ -607,6 +699,44 @@ mod tests {
     }
 
     const GOOD: &str = "name: m\ntables:\n  - source: public.metrics\n    time_column: ts\n    chunk_time_interval: 1 day\n";
+
+    #[test]
+    fn durations_that_make_no_sense_are_refused() {
+        let e = parse(&GOOD.replace("1 day", "1ns"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("chunk_time_interval") && e.contains("below one minute"),
+            "{e}"
+        );
+        let e = parse(&format!("{GOOD}cutover:\n  lock_timeout: 100 years\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cutover.lock_timeout") && e.contains("more than"),
+            "{e}"
+        );
+        let e = parse(&format!("{GOOD}backfill:\n  lock_timeout: 2h\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backfill.lock_timeout"), "{e}");
+        assert!(parse(&format!("{GOOD}cutover:\n  lock_timeout: 30s\n")).is_ok());
+    }
+
+    #[test]
+    fn files_too_large_or_too_deep_are_refused_before_parsing() {
+        let deep = format!("{GOOD}x: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let started = std::time::Instant::now();
+        let e = parse(&deep).unwrap_err().to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            e.contains("more than a plan's") || e.contains("nests deeper"),
+            "{e}"
+        );
+        let nested = format!("{GOOD}x: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let e = parse(&nested).unwrap_err().to_string();
+        assert!(e.contains("nests deeper"), "{e}");
+    }
 
     #[test]
     fn parses_a_minimal_plan_with_defaults() {

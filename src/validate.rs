@@ -30,8 +30,36 @@ pub async fn resolve(
         jobs.extend(problems.check(found)?.flatten());
     }
     problems.check(check_no_keys_between(&jobs))?;
+    problems.check(check_window_zone(client, plan).await)?;
     problems.finish()?;
     Ok(jobs)
+}
+
+/// The cutover window's time zone must be one the server knows: otherwise the plan
+/// would fail only at cutover, after the whole backfill.
+async fn check_window_zone(client: &impl GenericClient, plan: &Plan) -> Result<()> {
+    let Some(w) = &plan.cutover.window else {
+        return Ok(());
+    };
+    let known: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_timezone_names WHERE name OPERATOR(pg_catalog.=) $1)
+                 OR EXISTS (SELECT FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev OPERATOR(pg_catalog.=) $1)",
+            &[&w.time_zone],
+        )
+        .await
+        .context("looking up the cutover window's time zone")?
+        .get(0);
+    if known {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!(
+            "cutover.window: the server knows no time zone `{}`",
+            w.time_zone
+        ),
+        "name a zone from pg_timezone_names, e.g. `UTC` or `Europe/Paris` (SELECT name FROM pg_timezone_names)",
+    ))
 }
 
 /// Checks that must hold for the forward path to reach cutover (`plan validate` and

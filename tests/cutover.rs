@@ -307,7 +307,7 @@ async fn cutover_waits_politely_behind_a_blocker() {
         .await
         .unwrap();
     let run = db2.hyperswap(&["plan", "apply", path_str(&plan)]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 3, "locks not taken: retry later: {}", run.stderr);
     assert!(
         run.stderr.contains("in 3 attempts") && run.stderr.contains("the source is still live"),
         "{}",
@@ -430,7 +430,7 @@ async fn cutover_outside_the_window_is_refused() {
     db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
         .ok();
     let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 3, "retry later: {}", run.stderr);
     assert!(
         run.stderr.contains("outside the plan's window") && run.stderr.contains("opens in"),
         "{}",

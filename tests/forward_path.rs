@@ -298,7 +298,7 @@ async fn second_orchestrator_and_edited_plan_are_refused() {
     let started = Instant::now();
     let second = db.hyperswap(&["plan", "apply", path_str(&plan)]);
     let took = started.elapsed();
-    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert_eq!(second.code, 3, "busy, retry later: {}", second.stderr);
     assert!(
         second.stderr.contains("being run by another hyperswap"),
         "{}",

@@ -161,3 +161,117 @@ async fn infinite_times_are_refused_up_front() {
         assert_eq!(fingerprint(&client).await, before);
     }
 }
+
+/// Exit code 4: the connection failed (here: nothing listens on the port); running the
+/// same command again once the server is back resumes. The message names the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_failure_exits_4() {
+    let db = TestDb::new("exit_four").await;
+    let plan = db.plan("p.yaml", &one_table_plan("four", "t", ""));
+    let run = run_binary(
+        "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=5",
+        &["plan", "validate", path_str(&plan)],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("127.0.0.1:1"), "{}", run.stderr);
+}
+
+/// Exit code 4 as well when the connection is lost mid-run (the server ends the
+/// session): the plan resumes from the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_exits_4_and_resumes() {
+    let db = TestDb::new("exit_four_lost").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 minute' FROM generate_series(1, 50000) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "lost",
+            "t",
+            "backfill:\n  workers: 1\n  batch_rows: 200\n  max_batch_rows: 200\n  pause: 20ms\n",
+        ),
+    );
+    let run = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&plan), "--until", "backfill"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let killed: i64 = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'hyperswap backfill%') k",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if killed > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backfill never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let run = run.await.unwrap();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    assert_eq!(
+        except_both_ways(&client, "public.t", "public.t_hs_new").await,
+        0
+    );
+}
+
+/// `--help` lists every exit code a script may meet.
+#[test]
+fn help_lists_the_exit_codes() {
+    let run = run_binary("postgres://unused@127.0.0.1:1/x", &["--help"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130 "] {
+        assert!(
+            run.stdout.contains(&format!("\n  {code}")),
+            "exit code {code}missing:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("PGPASSWORD"), "{}", run.stdout);
+}
+
+/// Issue 9: a cutover window in a time zone the server does not know is refused by
+/// `plan validate` (it used to fail only at cutover, after the whole backfill).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_window_time_zone_is_refused_by_validate() {
+    let db = TestDb::new("window_zone").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 10) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "zone",
+            "t",
+            "cutover:\n  window: \"01:00-03:00 Mars/Olympus\"\n",
+        ),
+    );
+    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no time zone `Mars/Olympus`"),
+        "{}",
+        run.stderr
+    );
+}

@@ -368,3 +368,62 @@ async fn copy_functions_run_as_the_table_owner_and_are_not_public() {
         .collect();
     assert_eq!(who, vec!["hs_fn_owner".to_string()]);
 }
+
+/// Issue 9: two plans on one table started at the same instant: one is journaled, the
+/// other is refused naming the conflict, and the first one's triggers stay in place
+/// (aborting the refused one cannot touch them: it was never recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_plans_on_one_table_at_once_record_only_one() {
+    let db = TestDb::new("two_plans_one_table").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let a = db.plan("a.yaml", &one_table_plan("first", "t", ""));
+    let b = db.plan(
+        "b.yaml",
+        "name: second\ntables:\n  - source: t\n    time_column: ts\n    chunk_time_interval: 1 day\n    target: t_other\n    retired: t_gone\n",
+    );
+    let one = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&a), "--until", "trigger"],
+    );
+    let two = spawn_binary(
+        &db.url,
+        &["plan", "apply", path_str(&b), "--until", "trigger"],
+    );
+    let (one, two) = (one.await.unwrap(), two.await.unwrap());
+    let plans: i64 = client
+        .query_one("SELECT count(*) FROM hyperswap.plans", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plans, 1, "first: {}\nsecond: {}", one.stderr, two.stderr);
+    let (ok, refused) = if one.code == 0 {
+        (one, two)
+    } else {
+        (two, one)
+    };
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("already being moved by another plan"),
+        "{}",
+        refused.stderr
+    );
+    let triggers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname LIKE 'hyperswap_copy_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 4);
+}

@@ -95,7 +95,17 @@ impl ConnectOptions {
         for want in passes {
             for target in &order {
                 let place = describe_target(target);
-                match self.connect_target(target, &name).await {
+                let limit = s.connect_timeout.unwrap_or(settings::DEFAULT_HANDSHAKE);
+                let Ok(attempt) =
+                    tokio::time::timeout(limit, self.connect_target(target, &name)).await
+                else {
+                    failures.push(format!(
+                        "{place}: no answer within {}s (connect_timeout)",
+                        limit.as_secs()
+                    ));
+                    continue;
+                };
+                match attempt {
                     Ok(client) => match session_fits(&client, want).await {
                         Ok(()) => return pin_settings(client).await,
                         Err(why) => failures.push(format!("{place}: {why}")),

@@ -164,8 +164,13 @@ pub fn build(params: &Params, env: &Env) -> Result<Settings> {
             .unwrap_or(Duration::from_secs(30)),
         keepalives_interval: seconds(get("keepalives_interval"), "keepalives_interval")?,
         keepalives_count: number(get("keepalives_count"), "keepalives_count")?,
+        // Unacknowledged data for a minute ends the connection (libpq waits for the
+        // operating system's ~15 minutes): a network partition cannot hold the tool,
+        // and the locks it may hold, for long. `tcp_user_timeout=0` restores that.
         tcp_user_timeout: number(get("tcp_user_timeout"), "tcp_user_timeout")?
-            .map(|ms: u64| Duration::from_millis(ms)),
+            .map(|ms: u64| Duration::from_millis(ms))
+            .or(Some(DEFAULT_TCP_USER_TIMEOUT))
+            .filter(|d| !d.is_zero()),
         channel_binding: channel_binding(get("channel_binding"))?,
         session_attrs: session_attrs(get("target_session_attrs"))?,
         load_balance: match get("load_balance_hosts") {
@@ -333,3 +338,10 @@ fn session_attrs(v: Option<&str>) -> Result<SessionAttrs> {
         }
     })
 }
+
+/// `tcp_user_timeout` when none is given.
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long opening a connection (TCP, TLS and the startup exchange) may take when no
+/// `connect_timeout` is given: a server that accepts and never answers is given up on.
+pub const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(30);

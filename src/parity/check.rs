@@ -103,9 +103,12 @@ impl Checker<'_> {
     pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
         let started = Instant::now();
         let lanes = self.open().await?;
-        let mut repaired = Vec::new();
+        let mut repaired: Vec<(String, usize)> = Vec::new();
         let mut report = self.compare(journal, &lanes).await?;
-        if self.repair && !report.equal {
+        // Each comparison names at most MAX_DIFFERENCES keys: repair them, compare
+        // again, until equal (or a round finds nothing it can repair).
+        while self.repair && !report.equal {
+            let mut fixed = 0;
             for (job, table) in self.jobs.iter().zip(&report.tables) {
                 if !table.differences.is_empty() {
                     let keys: Vec<KeyValue> = table
@@ -114,8 +117,15 @@ impl Checker<'_> {
                         .map(|d| d.key_values.clone())
                         .collect();
                     self.repair_keys(journal, job, &keys).await?;
-                    repaired.push((table.table.clone(), keys.len()));
+                    fixed += keys.len();
+                    match repaired.iter_mut().find(|(t, _)| *t == table.table) {
+                        Some((_, n)) => *n += keys.len(),
+                        None => repaired.push((table.table.clone(), keys.len())),
+                    }
                 }
+            }
+            if fixed == 0 || self.cancel.is_cancelled() {
+                break;
             }
             report = self.compare(journal, &lanes).await?;
         }

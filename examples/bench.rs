@@ -744,6 +744,53 @@ async fn writes(
             );
         }
     }
+    // After cutover: the hypertable under the application's name, its reverse triggers
+    // keeping the retired table in step, against a hypertable twin without triggers.
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["plan", "apply", plan.to_str().unwrap(), "-q"],
+    )?;
+    client
+        .batch_execute("VACUUM ANALYZE bench_w_bare_hyper")
+        .await?;
+    let after: [(&str, &str); 2] = [
+        ("hypertable twin (no trigger)", "bench_w_bare_hyper"),
+        ("after cutover (reverse trigger)", "bench_w"),
+    ];
+    for (label, batch, clients) in [
+        ("single-row INSERT", 1u32, 4usize),
+        ("1,000-row INSERT", 1000, 2),
+    ] {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 2];
+        for round in 0..rounds {
+            for i in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+                rates[i].push(
+                    insert_rate(&cli.database_url, after[i].1, batch, clients, seconds).await?,
+                );
+            }
+            eprintln!(
+                "{label} after cutover, round {}: twin {:.0}/s, reverse trigger {:.0}/s",
+                round + 1,
+                rates[0][round],
+                rates[1][round]
+            );
+        }
+        let mut ratios: Vec<f64> = rates[1].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
+        println!(
+            "| {label}, {clients} clients, {rounds} rounds of {seconds} s: {} | hypertable twin without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
+            after[1].0,
+            median_f(&mut rates[0].clone()),
+            median_f(&mut rates[1].clone()),
+            median_f(&mut ratios),
+            ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
+        );
+    }
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["rollback", plan.to_str().unwrap(), "-q"],
+    )?;
     run_tool(
         &cli.hyperswap,
         &cli.database_url,

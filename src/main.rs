@@ -31,7 +31,7 @@ fn write_stdout(text: &str) {
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use hyperswap::apply::Apply;
 use hyperswap::conn::ConnectOptions;
@@ -84,6 +84,12 @@ enum Command {
     /// Work with a plan file.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout.
+    #[command(hide = true)]
+    Man,
     /// Where each plan stands: phase, rows copied, rows total, rate.
     Status {
         /// Only this plan (default: every plan in the database's journal).
@@ -111,6 +117,11 @@ enum Command {
     /// Foreign keys emulated by triggers (`inbound_foreign_keys: emulate`) stay emulated.
     Finalize {
         plan: PathBuf,
+        /// Go ahead without asking: finalize drops the retired tables, and with them the
+        /// way back. Required when not run from a terminal; on one, hyperswap asks for
+        /// the plan's name.
+        #[arg(long)]
+        yes: bool,
         /// Also (or, after finalize, only) end the plan's foreign-key emulation: drop its
         /// triggers and functions; the referencing tables are then checked by nothing.
         #[arg(long)]
@@ -168,6 +179,23 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
     };
     let connect = ConnectOptions::resolve(cli.database_url.as_deref())?;
     match cli.command {
+        // Generated from the command line's own definition, for packages.
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hyperswap", &mut out);
+            out!("{}", String::from_utf8_lossy(&out));
+            Ok(0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| {
+                    Error::invalid(format!("cannot render the man page: {e}"), "report this")
+                })?;
+            out!("{}", String::from_utf8_lossy(&out));
+            Ok(0)
+        }
         Command::Plan(PlanCommand::Validate { plan }) => {
             let plan = Plan::load(&plan)?;
             let client = connect.connect("hyperswap validate").await?;
@@ -290,11 +318,17 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         Command::Finalize {
             plan,
             end_fk_emulation: false,
-        } => remove(Removal::Finalize, &connect, &plan, &log).await,
+            yes,
+        } => {
+            confirm_finalize(&plan, yes)?;
+            remove(Removal::Finalize, &connect, &plan, &log).await
+        }
         Command::Finalize {
             plan,
             end_fk_emulation: true,
+            yes,
         } => {
+            confirm_finalize(&plan, yes)?;
             let plan = Plan::load(&plan)?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
@@ -317,6 +351,47 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             Ok(if report.equal { 0 } else { 1 })
         }
     }
+}
+
+/// Finalize cannot be undone: without `--yes`, a terminal is asked for the plan's name
+/// and anything else is refused.
+fn confirm_finalize(path: &std::path::Path, yes: bool) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    let plan = Plan::load(path)?;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::invalid(
+            format!(
+                "finalize of plan `{}` drops the retired table(s) and with them the way back; not run from a terminal, it needs --yes",
+                plan.name
+            ),
+            format!("run `hyperswap finalize {} --yes`", path.display()),
+        ));
+    }
+    let tables: Vec<String> = plan.tables.iter().map(|t| t.retired.to_string()).collect();
+    eprint!(
+        "finalize drops {} and the reverse triggers: rollback will no longer be possible.\nType the plan's name ({}) to go on: ",
+        tables.join(", "),
+        plan.name
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).map_err(|e| {
+        Error::invalid(
+            format!("cannot read the answer: {e}"),
+            "run it again, or with --yes",
+        )
+    })?;
+    if answer.trim() != plan.name {
+        return Err(Error::invalid(
+            "finalize not confirmed; nothing was changed",
+            "type the plan's name exactly, or pass --yes",
+        ));
+    }
+    Ok(())
 }
 
 async fn remove(

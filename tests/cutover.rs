@@ -129,7 +129,7 @@ async fn application_objects_follow_cutover_and_rollback() {
     // And forward again, to finalize: nothing of the tool is left.
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     app_checks(&db, &admin, "after the second cutover", true).await;
-    db.hyperswap(&["finalize", path_str(&plan)]).ok();
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
     assert_eq!(
         tool_objects(&admin).await,
         "",

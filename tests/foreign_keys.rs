@@ -360,7 +360,7 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
 
     // Cut over again, then finalize: the emulation outlives the plan and the journal.
     db.hyperswap(&["plan", "apply", plan]).ok();
-    let run = db.hyperswap(&["finalize", plan]).ok();
+    let run = db.hyperswap(&["finalize", "--yes", plan]).ok();
     assert!(run.stdout.contains("--end-fk-emulation"), "{}", run.stdout);
     assert_eq!(
         scalar::<Option<String>>(&c, "SELECT to_regclass('hyperswap.plans')::text").await,
@@ -377,10 +377,11 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
     c.batch_execute("BEGIN; TRUNCATE traces, trace_spans, trace_events; ROLLBACK")
         .await
         .unwrap();
-    db.hyperswap(&["finalize", plan, "--end-fk-emulation"]).ok();
+    db.hyperswap(&["finalize", "--yes", plan, "--end-fk-emulation"])
+        .ok();
     assert_eq!(hyperswap_objects(&c).await, 0);
     c.batch_execute(&insert_span(1000, 999)).await.unwrap();
-    let run = db.hyperswap(&["finalize", plan, "--end-fk-emulation"]);
+    let run = db.hyperswap(&["finalize", "--yes", plan, "--end-fk-emulation"]);
     assert_eq!(run.code, 2, "nothing left to end: {}", run.stdout);
 }
 
@@ -427,7 +428,7 @@ async fn child_moved_first_then_parent() {
         "a refused plan changes nothing"
     );
 
-    db.hyperswap(&["finalize", path_str(&spans)]).ok();
+    db.hyperswap(&["finalize", "--yes", path_str(&spans)]).ok();
     db.hyperswap(&["plan", "validate", emulate]).ok();
     db.hyperswap(&["plan", "apply", emulate]).ok();
     assert_eq!(
@@ -654,7 +655,7 @@ async fn every_action_is_emulated_and_every_loss_stated() {
     // Straight from cut over to the end of the emulation: finalize, then end it.
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     let run = db
-        .hyperswap(&["finalize", path_str(&plan), "--end-fk-emulation"])
+        .hyperswap(&["finalize", "--yes", path_str(&plan), "--end-fk-emulation"])
         .ok();
     assert!(
         run.stdout.contains("emulation ended (8 function(s)"),

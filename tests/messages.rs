@@ -275,3 +275,47 @@ async fn an_unknown_window_time_zone_is_refused_by_validate() {
         run.stderr
     );
 }
+
+/// Issue 10: finalize drops the way back, so off a terminal it needs `--yes`; without it
+/// nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalize_needs_yes_off_a_terminal() {
+    let db = TestDb::new("finalize_yes").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("yes", "t", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let before = fingerprint(&client).await;
+    let run = db.hyperswap(&["finalize", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("needs --yes"), "{}", run.stderr);
+    assert_eq!(fingerprint(&client).await, before);
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    assert_eq!(
+        count(&client, "pg_class WHERE relname = 't_hs_old'").await,
+        0
+    );
+}
+
+/// Completions and the man page come from the command line's own definition.
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = run_binary("postgres://unused@127.0.0.1:1/x", &["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains("finalize"), "{shell}: {}", run.stdout);
+    }
+    let run = run_binary("postgres://unused@127.0.0.1:1/x", &["man"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(".ie") || run.stdout.contains(".TH hyperswap"),
+        "{}",
+        &run.stdout[..200.min(run.stdout.len())]
+    );
+}

@@ -208,7 +208,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
 
     run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
     assert!(is_hypertable(&db, "metrics").await);
-    run_binary(&owner_url, &["finalize", path_str(&plan)]).ok();
+    run_binary(&owner_url, &["finalize", "--yes", path_str(&plan)]).ok();
     let left: i64 = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'hyperswap')
@@ -347,7 +347,7 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
         except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
         0
     );
-    run_binary(&url, &["finalize", path_str(&plan)]).ok();
+    run_binary(&url, &["finalize", "--yes", path_str(&plan)]).ok();
     drop(client);
     drop_roles(&db, &[dba, owner]).await;
 }
@@ -379,7 +379,11 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     .await;
     let before = fingerprint(&client).await;
     let url = url_as(&db, other);
-    for cmd in [&["rollback"][..], &["finalize"], &["plan", "validate"]] {
+    for cmd in [
+        &["rollback"][..],
+        &["finalize", "--yes"],
+        &["plan", "validate"],
+    ] {
         let args: Vec<&str> = cmd.iter().copied().chain([path_str(&plan)]).collect();
         let run = run_binary(&url, &args);
         assert_eq!(run.code, 2, "{cmd:?}: {}\n{}", run.stdout, run.stderr);
@@ -452,7 +456,7 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     )
     .await;
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    db.hyperswap(&["finalize", path_str(&plan)]).ok();
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
     assert_eq!(
         count(&client, "pg_namespace WHERE nspname = 'hyperswap'").await,
         0

@@ -235,7 +235,7 @@ async fn objects_bound_to_the_table_are_refused_and_do_not_strand_finalize() {
         .batch_execute("CREATE FUNCTION old_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM m_hs_old; END;")
         .await
         .unwrap();
-    let run = db.hyperswap(&["finalize", path_str(&plan)]);
+    let run = db.hyperswap(&["finalize", "--yes", path_str(&plan)]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("old_count") && run.stderr.contains("nothing was changed"),

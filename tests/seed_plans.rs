@@ -35,7 +35,7 @@ async fn run(test: &str, fixture: &str, plan: &str, table: &str, writes: &[&str]
     .run()
     .await;
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    db.hyperswap(&["finalize", path_str(&plan)]).ok();
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
     let is_hypertable: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = split_part($1, '.', 2))",

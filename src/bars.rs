@@ -195,14 +195,32 @@ impl Drop for LineWriter {
 /// The parity bar's key among the bars (a table is never named so: it has a space).
 const PARITY: &str = "parity run";
 
-pub fn init_tracing(bars: &Bars, quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `-q`: warnings and errors; default: info; `-v`: debug; `-vv`: trace. HYPERSWAP_LOG
+/// (an env-filter directive) overrides all of them.
+pub fn init_tracing(bars: &Bars, quiet: bool, verbose: u8, format: LogFormat) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HYPERSWAP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(SuspendingWriter(bars.multi.clone()))
-        .init();
+        .with_writer(SuspendingWriter(bars.multi.clone()));
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }

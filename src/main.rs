@@ -69,8 +69,14 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     sql_log: Option<PathBuf>,
     /// No progress bars, warnings and errors only.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// More log: -v adds each step's details (debug), -vv everything (trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log lines as text (default) or as JSON objects, one per line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: bars::LogFormat,
     /// When stderr is not a terminal (nohup, cron, CI): log a progress line this often
     /// instead of drawing bars (`0s`: never).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -97,6 +103,9 @@ enum Command {
         /// Print a JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Print again every DURATION (e.g. `5s`) until Ctrl-C.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        watch: Option<std::time::Duration>,
     },
     /// Compare the live table and its mirror now (exit 1 on any difference).
     Parity {
@@ -132,7 +141,12 @@ enum Command {
 #[derive(Subcommand)]
 enum PlanCommand {
     /// Parse the plan and check it against the live database. Changes nothing.
-    Validate { plan: PathBuf },
+    Validate {
+        plan: PathBuf,
+        /// Print a JSON document: `valid`, every problem with its fix, the tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the exact SQL each phase will run. Changes nothing.
     Show { plan: PathBuf },
     /// Run or resume the plan, by default through cutover.
@@ -151,7 +165,7 @@ enum PlanCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let bars = bars::Bars::new(cli.quiet, cli.progress_every);
-    bars::init_tracing(&bars, cli.quiet);
+    bars::init_tracing(&bars, cli.quiet, cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -196,21 +210,31 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             out!("{}", String::from_utf8_lossy(&out));
             Ok(0)
         }
-        Command::Plan(PlanCommand::Validate { plan }) => {
-            let plan = Plan::load(&plan)?;
-            let client = connect.connect("hyperswap validate").await?;
-            let record = journal::load(&client, &plan.name).await?;
-            hyperswap::apply::check_frozen(&plan, record.as_ref())?;
-            let phase = record.map(|r| r.phase);
-            let jobs = validate::resolve(&client, &plan, phase).await?;
-            if phase.is_none_or(|p| p.source_is_live()) {
-                validate::check_forward(&client, &jobs).await?;
-            } else {
-                let after = hyperswap::privileges::Scope::AfterCutover;
-                hyperswap::privileges::check(&client, &jobs, after).await?;
+        Command::Plan(PlanCommand::Validate { plan: path, json }) => {
+            let checked = async {
+                let plan = Plan::load(&path)?;
+                let client = connect.connect("hyperswap validate").await?;
+                let record = journal::load(&client, &plan.name).await?;
+                hyperswap::apply::check_frozen(&plan, record.as_ref())?;
+                let phase = record.map(|r| r.phase);
+                let jobs = validate::resolve(&client, &plan, phase).await?;
+                if phase.is_none_or(|p| p.source_is_live()) {
+                    validate::check_forward(&client, &jobs).await?;
+                } else {
+                    let after = hyperswap::privileges::Scope::AfterCutover;
+                    hyperswap::privileges::check(&client, &jobs, after).await?;
+                }
+                Ok::<_, Error>((plan, jobs))
             }
-            outln!("{}", render::validated(&plan, &jobs, &connect));
-            Ok(0)
+            .await;
+            if !json {
+                let (plan, jobs) = checked?;
+                outln!("{}", render::validated(&plan, &jobs, &connect));
+                return Ok(0);
+            }
+            let (doc, code) = render::validated_json(&path, &checked);
+            outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+            Ok(code)
         }
         Command::Plan(PlanCommand::Show { plan }) => {
             let plan = Plan::load(&plan)?;
@@ -256,20 +280,38 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             );
             Ok(0)
         }
-        Command::Status { plan, json } => {
+        Command::Status { plan, json, watch } => {
             let plan = plan.map(|p| Plan::load(&p)).transpose()?;
             let client = connect.connect("hyperswap status").await?;
-            let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).expect("status serialises")
-                );
-            } else {
-                outln!(
-                    "{}",
-                    render::status(&list, plan.as_ref().map(|p| p.name.as_str()))
-                );
+            let cancel = Cancel::default();
+            if watch.is_some() {
+                watch_ctrl_c(cancel.clone());
+            }
+            loop {
+                let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
+                if json {
+                    outln!(
+                        "{}",
+                        serde_json::to_string(&list).expect("status serialises")
+                    );
+                } else {
+                    if watch.is_some() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        // Clear the screen and home the cursor, as watch(1) does.
+                        out!("\x1b[2J\x1b[H");
+                    }
+                    outln!(
+                        "{}",
+                        render::status(&list, plan.as_ref().map(|p| p.name.as_str()))
+                    );
+                }
+                let Some(every) = watch else { break };
+                let until = std::time::Instant::now() + every;
+                while std::time::Instant::now() < until {
+                    if cancel.is_cancelled() {
+                        return Ok(0);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
             Ok(0)
         }

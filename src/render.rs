@@ -192,3 +192,56 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
     }
     out.trim_end().to_string()
 }
+
+/// `plan validate --json`: `{"plan", "valid", "exit_code", "problems": [{"problem",
+/// "fix"}], "tables": [...]}`, and the exit code to leave with.
+pub fn validated_json(
+    path: &std::path::Path,
+    checked: &Result<(hyperswap::plan::Plan, Vec<hyperswap::model::Job>), hyperswap::Error>,
+) -> (serde_json::Value, u8) {
+    use hyperswap::Error;
+    use serde_json::json;
+    fn problems(e: &Error, out: &mut Vec<serde_json::Value>) {
+        match e {
+            Error::Problems(many) => many.iter().for_each(|e| problems(e, out)),
+            Error::Invalid { problem, fix } | Error::RetryLater { problem, fix } => {
+                out.push(json!({"problem": problem, "fix": fix}))
+            }
+            other => out.push(json!({"problem": other.to_string(), "fix": null})),
+        }
+    }
+    match checked {
+        Ok((plan, jobs)) => (
+            json!({
+                "plan": plan.name,
+                "file": path.display().to_string(),
+                "valid": true,
+                "exit_code": 0,
+                "problems": [],
+                "tables": jobs.iter().map(|j| json!({
+                    "source": j.source.to_string(),
+                    "target": j.target.to_string(),
+                    "retired": j.retired.to_string(),
+                    "key": j.key.names(),
+                    "time_column": j.time.name,
+                    "estimated_rows": j.table.estimated_rows,
+                })).collect::<Vec<_>>(),
+            }),
+            0,
+        ),
+        Err(e) => {
+            let mut list = Vec::new();
+            problems(e, &mut list);
+            let code = e.exit_code();
+            (
+                json!({
+                    "file": path.display().to_string(),
+                    "valid": false,
+                    "exit_code": code,
+                    "problems": list,
+                }),
+                code,
+            )
+        }
+    }
+}

@@ -77,6 +77,7 @@ impl SqlLog {
 
     /// Appends `sql;` and a blank line (the format `plan show` uses, without notes).
     pub fn record(&self, sql: &str) {
+        tracing::debug!("running: {}", first_line(sql));
         if let Some(file) = &self.0 {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
             let _ = writeln!(f, "{sql};\n");

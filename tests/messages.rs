@@ -29,6 +29,24 @@ async fn validate_reports_every_broken_table() {
         "p.yaml",
         "name: broken\ntables:\n  - source: keyless\n    time_column: time\n    chunk_time_interval: 1 day\n  - source: nullable_key\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: not_unique\n    time_column: ts\n    chunk_time_interval: 1 day\n    key: id\n  - source: missing\n    time_column: ts\n    chunk_time_interval: 1 day\n  - source: good\n    time_column: ts\n    chunk_time_interval: 1 day\n",
     );
+    // The same as data: `plan validate --json` lists every problem with its fix.
+    let run = db.hyperswap(&["plan", "validate", "--json", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["valid"], false, "{doc:#}");
+    assert_eq!(doc["exit_code"], 2, "{doc:#}");
+    let listed = doc["problems"].as_array().unwrap();
+    assert!(listed.len() >= 5, "{doc:#}");
+    assert!(listed.iter().all(|p| p["problem"].is_string()), "{doc:#}");
+    let good = db.plan(
+        "good.yaml",
+        "name: fine\ntables:\n  - source: good\n    time_column: ts\n    chunk_time_interval: 1 day\n",
+    );
+    let run = db.hyperswap(&["plan", "validate", "--json", path_str(&good)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["valid"], true, "{doc:#}");
+    assert_eq!(doc["tables"][0]["source"], "public.good", "{doc:#}");
     for cmd in ["validate", "apply"] {
         let run = db.hyperswap(&["plan", cmd, path_str(&plan)]);
         assert_eq!(run.code, 2, "{cmd}: {}", run.stderr);
@@ -318,4 +336,81 @@ fn completions_and_man_page_are_generated() {
         "{}",
         &run.stdout[..200.min(run.stdout.len())]
     );
+}
+
+/// `--log-format json` writes one JSON object per log line; `-v` adds the statements run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_verbose() {
+    let db = TestDb::new("json_logs").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("logs", "t", ""));
+    let run = db
+        .hyperswap(&[
+            "plan",
+            "apply",
+            path_str(&plan),
+            "--until",
+            "target",
+            "--log-format",
+            "json",
+            "-v",
+        ])
+        .ok();
+    let lines: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["level"] == "INFO"), "{}", run.stderr);
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("CREATE TABLE"))),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `status --watch` prints again every interval until Ctrl-C, then exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_repeats_until_ctrl_c() {
+    let db = TestDb::new("status_watch").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("watched", "t", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    let child = db
+        .command(&["status", "--watch", "200ms", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(docs.len() >= 3, "{text}");
+    assert!(text.contains("watched"), "{text}");
 }

@@ -19,6 +19,8 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
+        // Grants given on the source since the target was made follow it too.
+        out.extend(crate::target::grants(job));
         out.extend(drop_inbound_fks(job));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
         out.extend(trigger::drop_triggers(&job.forward(), &job.retired));

@@ -349,7 +349,8 @@ fn not_valid_checks(job: &Job) -> Vec<Stmt> {
         .collect()
 }
 
-fn grants(job: &Job) -> Vec<Stmt> {
+/// The source's grants, on the target (again at cutover, for any granted since).
+pub fn grants(job: &Job) -> Vec<Stmt> {
     job.table
         .grants
         .iter()

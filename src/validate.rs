@@ -155,6 +155,12 @@ async fn resolve_table(
     if !cut_over {
         problems.check(check_plain_table(client, &table, field).await)?;
         problems.check(check_names_free(client, plan, t, field, phase).await)?;
+        for found in what_the_name_loses(client, &table, field).await? {
+            problems.check(Err::<(), _>(found))?;
+        }
+        if let Some(p) = phase.filter(|p| p.source_is_live() && *p >= Phase::TargetCreated) {
+            problems.check(check_indexes_followed(client, &table, t, field, p).await)?;
+        }
     }
     if let Some((a, b)) = copy_pair(t, phase) {
         problems.check(check_same_columns(client, a, b).await)?;
@@ -290,6 +296,114 @@ async fn check_same_columns(
         ));
     }
     Ok(())
+}
+
+/// What belongs to the table rather than its name, and so would silently stop applying
+/// at cutover: rules, publications, UNLOGGED (a hypertable is logged), a replica
+/// identity other than the default. Each is a problem with its fix.
+async fn what_the_name_loses(
+    client: &impl GenericClient,
+    table: &Table,
+    field: &str,
+) -> Result<Vec<Error>> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(rulename::pg_catalog.text), ', ')
+                     FROM pg_catalog.pg_rewrite WHERE ev_class OPERATOR(pg_catalog.=) $1 AND rulename OPERATOR(pg_catalog.<>) '_RETURN'),
+                    (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p.pubname::pg_catalog.text), ', ')
+                     FROM pg_catalog.pg_publication p
+                     WHERE p.puballtables
+                        OR EXISTS (SELECT FROM pg_catalog.pg_publication_rel r
+                                   WHERE r.prpubid OPERATOR(pg_catalog.=) p.oid AND r.prrelid OPERATOR(pg_catalog.=) $1)
+                        OR EXISTS (SELECT FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_class c
+                                     ON c.relnamespace OPERATOR(pg_catalog.=) pn.pnnspid
+                                   WHERE pn.pnpubid OPERATOR(pg_catalog.=) p.oid AND c.oid OPERATOR(pg_catalog.=) $1)),
+                    (SELECT relreplident::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1)",
+            &[&table.oid],
+        )
+        .await
+        .with_context(|| format!("reading the rules and publications of {}", table.name))?;
+    let (rules, publications, identity): (Option<String>, Option<String>, String) =
+        (row.get(0), row.get(1), row.get(2));
+    let name = &table.name;
+    let mut out = Vec::new();
+    if let Some(rules) = rules {
+        out.push(Error::invalid(
+            format!("{name} ({field}.source) has rules ({rules}): a rule belongs to the table, not its name, and would stop applying at cutover"),
+            format!("drop them before the move (DROP RULE ... ON {name}) and create them on the hypertable after cutover, or do what they do in a trigger"),
+        ));
+    }
+    if let Some(publications) = publications {
+        out.push(Error::invalid(
+            format!("{name} ({field}.source) is published for logical replication ({publications}): the hypertable would not be, and replication of the table would stop silently at cutover"),
+            format!("take it out of the publication (ALTER PUBLICATION ... DROP TABLE {name}) and plan the replication of the hypertable (its chunks) before moving it"),
+        ));
+    }
+    if table.persistence == "u" {
+        out.push(Error::invalid(
+            format!("{name} ({field}.source) is UNLOGGED: the hypertable would be logged (WAL for every write), a silent change"),
+            format!("make it logged first (ALTER TABLE {name} SET LOGGED), or leave it out of the plan"),
+        ));
+    }
+    if identity != "d" {
+        let what = match identity.as_str() {
+            "f" => "FULL",
+            "n" => "NOTHING",
+            _ => "USING INDEX",
+        };
+        out.push(Error::invalid(
+            format!("{name} ({field}.source) has REPLICA IDENTITY {what}: the hypertable would have the default, which changes what logical decoding sees"),
+            format!("set it back (ALTER TABLE {name} REPLICA IDENTITY DEFAULT) before the move and set it on the hypertable after cutover"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Once the target exists, every index of the source must have its copy there (an index
+/// created on the source later would be lost at cutover, or make the cutover fail).
+/// Indexes built after the backfill are expected only once it is done.
+async fn check_indexes_followed(
+    client: &impl GenericClient,
+    table: &Table,
+    t: &TablePlan,
+    field: &str,
+    phase: Phase,
+) -> Result<()> {
+    let present: Vec<String> = client
+        .query(
+            "SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_index i
+             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+             WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
+            &[&t.target.quoted()],
+        )
+        .await
+        .with_context(|| format!("reading the indexes of {}", t.target))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let backfilled = phase >= Phase::Backfilled;
+    let missing: Vec<String> = table
+        .indexes
+        .iter()
+        .filter(|i| !i.backs_constraint && (backfilled || !crate::target::deferred(i)))
+        .map(|i| crate::ident::with_suffix(&i.name, crate::model::NEW_SUFFIX))
+        .filter(|n| !present.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!(
+            "{} ({field}.target) lacks {}: an index created on {} after hyperswap made its copy would be lost at cutover",
+            t.target,
+            missing.join(", "),
+            table.name
+        ),
+        format!(
+            "create each on {} too, under that name and with the source index's definition (CREATE INDEX CONCURRENTLY is not possible on a hypertable: CREATE INDEX ... WITH (timescaledb.transaction_per_chunk)), or drop it from the source",
+            t.target
+        ),
+    ))
 }
 
 async fn load_original(

@@ -427,3 +427,100 @@ async fn two_plans_on_one_table_at_once_record_only_one() {
         .get(0);
     assert_eq!(triggers, 4);
 }
+
+/// Issue 9, "validate predicts": what belongs to the table rather than its name (rules,
+/// publications, UNLOGGED, a replica identity) is refused up front, each with its fix,
+/// all in one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_name_would_lose_is_refused_by_validate() {
+    let db = TestDb::new("name_loses").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ruled (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             CREATE RULE keep_all AS ON DELETE TO ruled DO INSTEAD NOTHING;
+             CREATE TABLE published (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             CREATE PUBLICATION hs_pub FOR TABLE published;
+             CREATE UNLOGGED TABLE unlogged (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             CREATE TABLE identified (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             ALTER TABLE identified REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let mut text = "name: loses\ntables:\n".to_string();
+    for t in ["ruled", "published", "unlogged", "identified"] {
+        text.push_str(&format!(
+            "  - source: {t}\n    time_column: ts\n    chunk_time_interval: 1 day\n"
+        ));
+    }
+    let plan = db.plan("p.yaml", &text);
+    for cmd in ["validate", "apply"] {
+        let run = db.hyperswap(&["plan", cmd, path_str(&plan)]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        for expected in [
+            "has rules (keep_all)",
+            "published for logical replication (hs_pub)",
+            "is UNLOGGED",
+            "REPLICA IDENTITY FULL",
+        ] {
+            assert!(
+                run.stderr.contains(expected),
+                "{cmd}: {expected}: {}",
+                run.stderr
+            );
+        }
+        assert_eq!(fingerprint(&client).await, before);
+    }
+    client
+        .batch_execute("DROP PUBLICATION hs_pub")
+        .await
+        .unwrap();
+}
+
+/// Issue 9: an index created on the source after the target was made is named before
+/// cutover (it would have been lost, or failed the cutover); a grant given meanwhile
+/// follows the table at cutover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_and_grants_added_mid_flight() {
+    let db = TestDb::new("mid_flight_drift").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS hs_late_reader; CREATE ROLE hs_late_reader;
+             CREATE TABLE d (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO d SELECT g, now() - g * interval '1 hour', g FROM generate_series(1, 500) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("drift", "d", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    client
+        .batch_execute("CREATE INDEX d_v ON d (v); GRANT SELECT ON d TO hs_late_reader;")
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("lacks d_v_hs_new"), "{}", run.stderr);
+    client
+        .batch_execute("CREATE INDEX d_v_hs_new ON d_hs_new (v)")
+        .await
+        .unwrap();
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let can: bool = client
+        .query_one(
+            "SELECT has_table_privilege('hs_late_reader', 'public.d', 'SELECT')
+                AND EXISTS (SELECT FROM timescaledb_information.hypertables WHERE hypertable_name = 'd')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(can, "the grant did not follow the table");
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    client
+        .batch_execute("DROP OWNED BY hs_late_reader; DROP ROLE hs_late_reader")
+        .await
+        .unwrap();
+}

@@ -21,6 +21,8 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.push(columns_guard(&job.source, &job.target));
         // Grants given on the source since the target was made follow it too.
         out.extend(crate::target::grants(job));
+        out.push(trigger::drop_guard(&job.target));
+        out.push(trigger::guard_function_sql(job));
         out.extend(drop_inbound_fks(job));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
         out.extend(trigger::drop_triggers(&job.forward(), &job.retired));
@@ -46,6 +48,7 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(row_security(job, false));
         out.extend(trigger::drop_triggers(&job.reverse(), &job.source));
         out.extend(swap(job, &job.source, &job.target, &job.retired, NEW, OLD));
+        out.push(trigger::create_guard(job, &job.target));
         out.extend(trigger::create_triggers(&job.forward(), &job.source));
         out.extend(user_triggers_back_on(job));
         out.extend(sequences_to(job));

@@ -217,6 +217,12 @@ impl Job {
         tool_function("reverse", &self.source)
     }
 
+    /// The guard on the new table after a rollback: refuses the application's writes that
+    /// reach it directly (a COPY that waited for the rollback's lock does).
+    pub fn guard_function(&self) -> QualifiedName {
+        tool_function("guard", &self.source)
+    }
+
     /// The name an index or constraint of the source gets on the new table.
     pub fn new_index_name(&self, name: &str) -> String {
         with_suffix(name, NEW_SUFFIX)

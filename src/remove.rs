@@ -47,6 +47,7 @@ pub fn statements(
         ));
         second.push(trigger::drop_function(&job.forward()));
         second.push(trigger::drop_function(&job.reverse()));
+        second.push(trigger::drop_guard_function(job));
     }
     (first, second)
 }

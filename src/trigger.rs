@@ -172,3 +172,52 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
         dollar_quote(&format!("\n{body};\n"))
     )
 }
+
+/// The guard trigger's name on the new table while it is the copy again (after rollback).
+pub const GUARD_TRIGGER: &str = "hyperswap_guard";
+
+/// The guard's function: a write to the copy that does not come from the copy trigger
+/// (trigger depth 2) or a session of hyperswap's is refused, so no row the application
+/// writes can land in the copy alone. Created by the cutover transaction, so that the
+/// rollback it records always finds it.
+pub fn guard_function_sql(job: &Job) -> Stmt {
+    let body = format!(
+        "\nBEGIN\n    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1\n       OR pg_catalog.current_setting('hyperswap.ddl', true) IS NOT DISTINCT FROM 'on' THEN\n        RETURN NULL;\n    END IF;\n    RAISE EXCEPTION USING\n        ERRCODE = 'object_in_use',\n        MESSAGE = pg_catalog.format('%I.%I is hyperswap''s copy of %s since the rollback; this write did not reach %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, {live}, {live}),\n        HINT = 'a statement that waited for the rollback''s lock can reach the copy: run it again';\nEND\n",
+        live = quote_literal(&job.source.to_string())
+    );
+    Stmt::noted(
+        format!(
+            "CREATE OR REPLACE FUNCTION {0}() RETURNS trigger\n    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp\nAS {1};\nREVOKE ALL ON FUNCTION {0}() FROM PUBLIC; GRANT EXECUTE ON FUNCTION {0}() TO {2}",
+            job.guard_function().quoted(),
+            dollar_quote(&body),
+            quote_ident(&job.table.owner)
+        ),
+        "for rollback: the guard it puts on the new table, once it is the copy again",
+    )
+}
+
+/// Puts the guard on `table` (the new table, by its name after the rollback's renames).
+pub fn create_guard(job: &Job, table: &QualifiedName) -> Stmt {
+    Stmt::noted(
+        format!(
+            "CREATE OR REPLACE TRIGGER {GUARD_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+            table.quoted(),
+            job.guard_function().quoted()
+        ),
+        "the new table is the copy again: a COPY that waited for this transaction's lock chose it by its old name, and is refused rather than lost",
+    )
+}
+
+pub fn drop_guard(table: &QualifiedName) -> Stmt {
+    Stmt::new(format!(
+        "DROP TRIGGER IF EXISTS {GUARD_TRIGGER} ON {}",
+        table.quoted()
+    ))
+}
+
+pub fn drop_guard_function(job: &Job) -> Stmt {
+    Stmt::new(format!(
+        "DROP FUNCTION IF EXISTS {}()",
+        job.guard_function().quoted()
+    ))
+}

@@ -2,6 +2,7 @@
 //! backfill stopped with Ctrl-C and resumed with another worker count, and application
 //! writes that never wait behind chunk creation in the mirror. Every check is an
 //! independent EXCEPT ALL both ways, not the tool's own parity.
+#![cfg(db_tests)]
 
 mod common;
 

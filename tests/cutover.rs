@@ -1,4 +1,5 @@
 //! Issue 4's acceptance: cutover and rollback keep the application whole.
+#![cfg(db_tests)]
 
 mod common;
 

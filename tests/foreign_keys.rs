@@ -2,6 +2,7 @@
 //! trace_events) keeps its integrity while the parent moves into a hypertable, with
 //! `inbound_foreign_keys: emulate`, through cutover, rollback, finalize and the end of
 //! the emulation; and a child moved first does not break its parent's move.
+#![cfg(db_tests)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Issue 2's acceptance: the forward path end to end on a real PostgreSQL + TimescaleDB,
 //! under live writes, with a crash in the middle, cutover and rollback.
+#![cfg(db_tests)]
 
 mod common;
 

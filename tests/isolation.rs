@@ -3,6 +3,7 @@
 //! snapshot predates a batch cannot see that batch's copies; the copy trigger must make
 //! it fail with a serialization failure (which it retries) rather than leave the mirror
 //! stale. Retries are counted, not hidden; an independent comparison finds nothing.
+#![cfg(db_tests)]
 
 mod common;
 

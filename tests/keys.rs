@@ -4,6 +4,7 @@
 //! column and the key, and deletes; with a kill -9 in the middle of the backfill. An
 //! independent EXCEPT ALL both ways finds nothing after parity, after cutover and after
 //! rollback.
+#![cfg(db_tests)]
 
 mod common;
 

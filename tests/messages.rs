@@ -1,6 +1,7 @@
 //! Issue 7, "messages": validate reports every problem of every table at once, names
 //! columns the way the plan must write them, tells "not unique" from "allows NULL";
 //! a deadlock is reported as a deadlock.
+#![cfg(db_tests)]
 
 mod common;
 
@@ -249,21 +250,6 @@ async fn a_lost_connection_exits_4_and_resumes() {
     );
 }
 
-/// `--help` lists every exit code a script may meet.
-#[test]
-fn help_lists_the_exit_codes() {
-    let run = run_binary("postgres://unused@127.0.0.1:1/x", &["--help"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130 "] {
-        assert!(
-            run.stdout.contains(&format!("\n  {code}")),
-            "exit code {code}missing:\n{}",
-            run.stdout
-        );
-    }
-    assert!(!run.stdout.contains("PGPASSWORD"), "{}", run.stdout);
-}
-
 /// Issue 9: a cutover window in a time zone the server does not know is refused by
 /// `plan validate` (it used to fail only at cutover, after the whole backfill).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,23 +304,6 @@ async fn finalize_needs_yes_off_a_terminal() {
     assert_eq!(
         count(&client, "pg_class WHERE relname = 't_hs_old'").await,
         0
-    );
-}
-
-/// Completions and the man page come from the command line's own definition.
-#[test]
-fn completions_and_man_page_are_generated() {
-    for shell in ["bash", "zsh", "fish"] {
-        let run = run_binary("postgres://unused@127.0.0.1:1/x", &["completions", shell]);
-        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
-        assert!(run.stdout.contains("finalize"), "{shell}: {}", run.stdout);
-    }
-    let run = run_binary("postgres://unused@127.0.0.1:1/x", &["man"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.starts_with(".ie") || run.stdout.contains(".TH hyperswap"),
-        "{}",
-        &run.stdout[..200.min(run.stdout.len())]
     );
 }
 

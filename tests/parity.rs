@@ -1,5 +1,6 @@
 //! Issue 3's acceptance: parity pinpoints every kind of difference injected behind the
 //! trigger's back, stays exact under live writes, resumes, repairs, and speaks JSON.
+#![cfg(db_tests)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //!
 //! Roles are cluster-wide, so each test names its own (`hs_priv_<test>_...`), drops them
 //! left over from an earlier run first, and drops them again when it passes.
+#![cfg(db_tests)]
 
 mod common;
 

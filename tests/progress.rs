@@ -1,5 +1,6 @@
 //! Operations: off a terminal the backfill logs a progress line every few seconds (the
 //! bars are hidden there), and a pause file holds the backfill between batches.
+#![cfg(db_tests)]
 
 mod common;
 

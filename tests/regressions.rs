@@ -1,4 +1,5 @@
 //! Regression tests, each named after the bug it pins.
+#![cfg(db_tests)]
 
 mod common;
 

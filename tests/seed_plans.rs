@@ -1,6 +1,7 @@
 //! Issue 7, "plans for the seeds' schemas": the example plans in plans/ run as shipped
 //! on the seeds' schemas (tests/fixtures/), each through cutover and rollback under a
 //! live writer, with nothing lost.
+#![cfg(db_tests)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! (`scripts/cluster.sh`; its CA in HYPERSWAP_TEST_TLS_DIR): every test resolves its
 //! settings with an environment of its own (`ConnectOptions::resolve_in`) or runs the
 //! binary with one, so no test touches this process's environment.
+#![cfg(db_tests)]
 
 mod common;
 

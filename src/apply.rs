@@ -7,17 +7,17 @@ use tokio_postgres::Client;
 use crate::backfill::{self, Backfill};
 use crate::conn::ConnectOptions;
 use crate::cutover;
-use crate::error::{Context, Error, Result};
-use crate::journal::{self, PlanRecord};
+use crate::error::{Error, Result};
+use crate::journal;
 use crate::model::Job;
 use crate::parity::{self, ParityReport};
 use crate::phase::{Phase, Until};
+use crate::phases::{create_phase, lock_policy, trigger_phase};
 use crate::plan::Plan;
 use crate::progress::{Cancel, Progress};
-use crate::stmt::{
-    self, backoff, is_lock_conflict, lock_holders, set_lock_timeout, LockPolicy, SqlLog, Stmt,
-};
-use crate::{target, trigger, validate};
+use crate::runner::{check_window, PhaseTx};
+use crate::stmt::{self, SqlLog};
+use crate::validate;
 
 /// What a run of `plan apply` ended with.
 #[derive(Debug)]
@@ -25,68 +25,6 @@ pub struct ApplyOutcome {
     pub phase: Phase,
     /// The parity check this run made, if any; unequal means the run stopped before cutover.
     pub parity: Option<ParityReport>,
-}
-
-/// Phase 1's statements: every target, in one transaction.
-pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(target::statements))
-        .collect()
-}
-
-/// Phase 2's statements: every copy trigger, in one transaction.
-pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(|j| trigger::statements(j, plan)))
-        .collect()
-}
-
-pub fn lock_policy(plan: &Plan) -> LockPolicy {
-    LockPolicy {
-        lock_timeout: plan.cutover.lock_timeout,
-        attempts: plan.cutover.attempts,
-        backoff: plan.cutover.backoff,
-    }
-}
-
-/// Connects as `hyperswap <cmd> <plan>`, takes the plan's lock and returns its journal
-/// record, for the commands that act on a started plan (`rollback`, `abort`,
-/// `finalize`).
-pub async fn open_started(
-    connect: &ConnectOptions,
-    plan: &Plan,
-    cmd: &str,
-) -> Result<(Client, PlanRecord)> {
-    let client = connect
-        .connect(&format!("hyperswap {cmd} {}", plan.name))
-        .await?;
-    journal::lock_plan(&client, &plan.name).await?;
-    let record = journal::load(&client, &plan.name).await?;
-    check_frozen(plan, record.as_ref())?;
-    let record = record.ok_or_else(|| {
-        Error::WrongPhase(format!(
-            "plan `{}` has not started in this database (or was already removed): nothing to {cmd}",
-            plan.name
-        ))
-    })?;
-    Ok((client, record))
-}
-
-/// Refuses a plan file that changed since its run started.
-pub fn check_frozen(plan: &Plan, record: Option<&PlanRecord>) -> Result<()> {
-    match record {
-        Some(r) if r.sha256 != plan.sha256 => Err(Error::invalid(
-            format!(
-                "plan file {} changed since plan `{}` started (journal sha256 {}, file sha256 {}); a plan is frozen once it runs",
-                plan.path.display(),
-                plan.name,
-                &r.sha256[..12],
-                &plan.sha256[..12]
-            ),
-            "restore the file as it was (the journal keeps its text: SELECT plan_text FROM hyperswap.plans WHERE name = '<plan>'), or give the changed plan a new `name`",
-        )),
-        _ => Ok(()),
-    }
 }
 
 pub struct Apply<'a> {
@@ -113,7 +51,7 @@ impl Apply<'_> {
             .await?;
         journal::lock_plan(&client, &self.plan.name).await?;
         let record = journal::load(&client, &self.plan.name).await?;
-        check_frozen(self.plan, record.as_ref())?;
+        journal::check_frozen(self.plan, record.as_ref())?;
         let start = record.as_ref().map(|r| r.phase);
         if let Some(p @ (Phase::Aborting | Phase::Finalizing)) = start {
             let cmd = if p == Phase::Aborting {
@@ -276,40 +214,6 @@ impl Apply<'_> {
     }
 }
 
-/// Refuses cutover outside the plan's maintenance window, saying when it opens. The
-/// database's clock decides, in the window's time zone.
-async fn check_window(client: &Client, plan: &Plan) -> Result<()> {
-    let Some(w) = &plan.cutover.window else {
-        return Ok(());
-    };
-    let row = client
-        .query_one(
-            "SELECT (extract(hour FROM t) * 60 + extract(minute FROM t))::int, to_char(t, 'HH24:MI')
-             FROM (SELECT now() AT TIME ZONE $1 AS t) AS s",
-            &[&w.time_zone],
-        )
-        .await
-        .context("reading the database's clock for the maintenance window")?;
-    let (minute, now): (i32, String) = (row.get(0), row.get(1));
-    if w.contains(minute as u32) {
-        return Ok(());
-    }
-    let wait = w.opens_in(minute as u32);
-    Err(Error::RetryLater {
-        problem: format!(
-            "cutover is outside the plan's window {} (it is {now} {} now); the window opens in {}h{:02}m. Everything before cutover is done",
-            w.text,
-            w.time_zone,
-            wait / 60,
-            wait % 60,
-        ),
-        fix: format!(
-            "run `hyperswap plan apply {}` again then (`--until parity` stops just before cutover)",
-            plan.path.display()
-        ),
-    })
-}
-
 /// Order of phases for `--until`; a rolled-back plan stands where backfill ended.
 fn rank(phase: Phase) -> u8 {
     match phase {
@@ -322,148 +226,4 @@ fn rank(phase: Phase) -> u8 {
         Phase::CutOver => 6,
         Phase::Aborting | Phase::Finalizing => 7,
     }
-}
-
-/// Runs a phase's statements and the journal's move to its next phase in one
-/// transaction, waiting at most the policy's lock_timeout for locks each attempt and
-/// retrying with jittered backoff; Ctrl-C stops between attempts.
-#[derive(Clone, Copy)]
-pub struct PhaseTx<'a> {
-    pub log: &'a SqlLog,
-    pub lock: &'a LockPolicy,
-    pub jobs: &'a [Job],
-    pub plan: &'a str,
-    pub cancel: &'a Cancel,
-    /// The plan whose maintenance window every attempt must fall in (cutover only).
-    pub window: Option<&'a Plan>,
-}
-
-impl PhaseTx<'_> {
-    /// `reverse_sql` is stored with the phase (the cutover records its rollback).
-    pub async fn run(
-        &self,
-        client: &mut Client,
-        stmts: &[Stmt],
-        to: Phase,
-        reverse_sql: Option<&str>,
-    ) -> Result<()> {
-        let (lock, plan) = (self.lock, self.plan);
-        // The tables and the sequences they own: a session that called nextval() on one
-        // holds a lock the cutover's ALTER SEQUENCE waits for.
-        let tables: Vec<String> = self
-            .jobs
-            .iter()
-            .flat_map(|j| {
-                [j.source.quoted(), j.target.quoted(), j.retired.quoted()]
-                    .into_iter()
-                    .chain(j.table.sequences.iter().map(|s| s.name.quoted()))
-            })
-            .collect();
-        for attempt in 1..=lock.attempts {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
-            if let Some(plan) = self.window {
-                check_window(client, plan).await?;
-            }
-            // Say who is in the way before queueing behind them.
-            let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))
-                .await
-                .unwrap_or_default();
-            if !holders.is_empty() {
-                tracing::info!(
-                    "phase {to}, attempt {attempt}: sessions holding locks on the tables: {}",
-                    holders.join("; ")
-                );
-            }
-            match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
-                Ok(()) => return Ok(()),
-                Err(e) if is_lock_conflict(&e) => {
-                    let holders = lock_holders(client, &tables, std::time::Duration::ZERO)
-                        .await
-                        .unwrap_or_default();
-                    let who = if holders.is_empty() {
-                        "no holder seen any more".to_string()
-                    } else {
-                        holders.join("; ")
-                    };
-                    if e.sqlstate() == Some("40P01") {
-                        tracing::warn!(
-                            "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",
-                            lock.attempts
-                        );
-                    } else {
-                        tracing::warn!(
-                            "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
-                            lock.attempts,
-                            lock.lock_timeout
-                        );
-                    }
-                    journal::event(
-                        &*client,
-                        plan,
-                        to,
-                        &format!(
-                            "attempt {attempt} {}: {who}",
-                            crate::stmt::conflict_kind(&e)
-                        ),
-                    )
-                    .await?;
-                    if attempt < lock.attempts {
-                        self.pause(backoff(lock.backoff, attempt)).await?;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::RetryLater {
-            problem: format!(
-                "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
-                lock.attempts, lock.lock_timeout
-            ),
-            fix: "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again".into(),
-        })
-    }
-
-    /// Sleeps, waking early (with `Interrupted`) on Ctrl-C.
-    async fn pause(&self, d: std::time::Duration) -> Result<()> {
-        let step = std::time::Duration::from_millis(50);
-        let until = std::time::Instant::now() + d;
-        while std::time::Instant::now() < until {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
-            tokio::time::sleep(
-                step.min(until.saturating_duration_since(std::time::Instant::now())),
-            )
-            .await;
-        }
-        Ok(())
-    }
-}
-
-async fn try_tx(
-    client: &mut Client,
-    log: &SqlLog,
-    stmts: &[Stmt],
-    plan: &str,
-    to: Phase,
-    reverse_sql: Option<&str>,
-) -> Result<()> {
-    let ctx = || format!("entering phase {to}");
-    let tx = client.transaction().await.with_context(ctx)?;
-    for s in stmts {
-        stmt::exec(&tx, log, s).await?;
-    }
-    journal::set_phase(&tx, plan, to).await?;
-    if let Some(sql) = reverse_sql {
-        tx.execute(
-            "UPDATE hyperswap.plans SET reverse_sql = $2, cutover_at = now(), cutover_parity_digest = parity_digest
-             WHERE name = $1",
-            &[&plan, &sql],
-        )
-        .await
-        .with_context(ctx)?;
-    }
-    tx.commit().await.with_context(ctx)
 }

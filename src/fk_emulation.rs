@@ -59,7 +59,7 @@ impl<'a> Emulation<'a> {
             quote_ident(&self.fk.name),
             self.job.source.quoted()
         );
-        crate::plan::hex(&Sha256::digest(whole.as_bytes())[..8])
+        crate::ident::hex(&Sha256::digest(whole.as_bytes())[..8])
     }
 
     fn name(&self, side: &str) -> String {

@@ -130,7 +130,7 @@ pub fn with_suffix(name: &str, suffix: &str) -> String {
         return format!("{name}{suffix}");
     }
     use sha2::{Digest, Sha256};
-    let hash = crate::plan::hex(&Sha256::digest(name.as_bytes())[..4]);
+    let hash = hex(&Sha256::digest(name.as_bytes())[..4]);
     let room = MAX_IDENT_BYTES.saturating_sub(suffix.len() + hash.len() + 1);
     let mut cut = name.len().min(room);
     while !name.is_char_boundary(cut) {
@@ -187,6 +187,11 @@ fn split_qualified(text: &str) -> Result<Vec<String>, String> {
             Some(c) => return Err(format!("unexpected `{c}` in `{text}`")),
         }
     }
+}
+
+/// Lower-case hex of `bytes` (digests in names and in the journal).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

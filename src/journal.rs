@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Context, Error, Result};
-use crate::ident::quote_ident;
+use crate::ident::{quote_ident, QualifiedName};
 use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
 use crate::plan::Plan;
@@ -342,6 +342,35 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
     tx.commit().await.context(ctx)
 }
 
+/// Refuses a plan file that changed since its run started.
+pub fn check_frozen(plan: &Plan, record: Option<&PlanRecord>) -> Result<()> {
+    match record {
+        Some(r) if r.sha256 != plan.sha256 => Err(Error::invalid(
+            format!(
+                "plan file {} changed since plan `{}` started (journal sha256 {}, file sha256 {}); a plan is frozen once it runs",
+                plan.path.display(),
+                plan.name,
+                &r.sha256[..12],
+                &plan.sha256[..12]
+            ),
+            "restore the file as it was (the journal keeps its text, in the plan_text column of its plans table), or give the changed plan a new `name`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Records, in the cutover transaction, the SQL that rolls it back.
+pub async fn record_cutover(tx: &impl GenericClient, plan: &str, reverse_sql: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE hyperswap.plans SET reverse_sql = $2, cutover_at = now(), cutover_parity_digest = parity_digest
+         WHERE name = $1",
+        &[&plan, &reverse_sql],
+    )
+    .await
+    .context("recording the rollback in the journal")?;
+    Ok(())
+}
+
 /// Moves the plan to `to`; call inside the transaction that did the phase's last write.
 pub async fn set_phase(tx: &impl GenericClient, plan: &str, to: Phase) -> Result<()> {
     tx.execute(
@@ -448,3 +477,296 @@ pub const ADVANCE_RANGE: &str = "UPDATE hyperswap.ranges
      SET cursor = $4, rows_copied = rows_copied + $5, batches = batches + 1,
          done = $6, updated_at = now()
      WHERE plan_name = $1 AND ord = $2 AND range_no = $3";
+
+/// The plan in this database's journal, other than finished ones, that names `name` as
+/// a source, target or retired table, with its phase.
+pub async fn owning_plan(
+    client: &impl GenericClient,
+    name: &QualifiedName,
+) -> Result<Option<(String, String)>> {
+    if !exists(client).await? {
+        return Ok(None);
+    }
+    let text = name.to_string();
+    let row = client
+        .query_opt(
+            "SELECT p.name, p.phase FROM hyperswap.tables t JOIN hyperswap.plans p ON p.name = t.plan_name
+             WHERE $1 IN (t.source, t.target, t.retired) AND p.phase NOT IN ('finalized', 'aborted')
+             ORDER BY p.started_at LIMIT 1",
+            &[&text],
+        )
+        .await
+        .context("looking for plans that use the table")?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Deletes the plan from the journal, and the journal itself once no plan is left.
+pub async fn forget(client: &mut Client, plan: &str) -> Result<()> {
+    let ctx = "removing the plan from the journal";
+    let tx = client.transaction().await.context(ctx)?;
+    tx.execute(
+        "DELETE FROM hyperswap.events WHERE plan_name = $1",
+        &[&plan],
+    )
+    .await
+    .context(ctx)?;
+    tx.execute("DELETE FROM hyperswap.plans WHERE name = $1", &[&plan])
+        .await
+        .context(ctx)?;
+    let left: i64 = tx
+        .query_one("SELECT count(*) FROM hyperswap.plans", &[])
+        .await
+        .context(ctx)?
+        .get(0);
+    if left == 0 {
+        let schema = quote_ident(TOOL_SCHEMA);
+        tx.batch_execute(&format!(
+            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
+        ))
+        .await
+        .context("removing the hyperswap journal")?;
+        tx.batch_execute(&format!(
+            "DROP EVENT TRIGGER IF EXISTS hyperswap_ddl_guard; DROP FUNCTION IF EXISTS {schema}.ddl_guard(); DROP FUNCTION IF EXISTS {schema}.ddl_guard_columns(pg_catalog.oid)"
+        ))
+        .await
+        .context("removing the guard against ALTER TABLE")?;
+        // Foreign-key emulation functions (of this plan or another's) outlive the
+        // journal; the schema goes with the last of them.
+        drop_schema_if_empty(&tx).await?;
+    }
+    tx.commit().await.context(ctx)
+}
+
+/// Drops the tool's schema when nothing is left in it; without CASCADE, so an object
+/// someone else put there keeps it.
+pub async fn drop_schema_if_empty(client: &impl tokio_postgres::GenericClient) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT n.oid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = n.oid)
+             FROM (SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS oid) AS n",
+            &[&TOOL_SCHEMA],
+        )
+        .await
+        .context("looking into the hyperswap schema")?;
+    if row.get(0) {
+        client
+            .batch_execute(&format!("DROP SCHEMA {}", quote_ident(TOOL_SCHEMA)))
+            .await
+            .context(
+                "removing the hyperswap schema (it holds objects hyperswap did not create?)",
+            )?;
+    }
+    Ok(())
+}
+
+/// A plan's phase and times, as text for people (`YYYY-MM-DD HH24:MI:SS+TZ`).
+pub struct PlanTimes {
+    pub phase: String,
+    pub started_at: String,
+    pub updated_at: String,
+    pub parity_passed_at: Option<String>,
+    pub cutover_at: Option<String>,
+    /// The last batch's commit.
+    pub last_progress_at: Option<String>,
+}
+
+pub async fn plan_times(client: &impl GenericClient, plan: &str) -> Result<PlanTimes> {
+    let ctx = "reading the journal";
+    let p = client
+        .query_one(
+            "SELECT phase, to_char(started_at, 'YYYY-MM-DD HH24:MI:SSOF'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SSOF'),
+                    to_char(parity_passed_at, 'YYYY-MM-DD HH24:MI:SSOF'), to_char(cutover_at, 'YYYY-MM-DD HH24:MI:SSOF'),
+                    (SELECT to_char(max(updated_at), 'YYYY-MM-DD HH24:MI:SSOF') FROM hyperswap.ranges WHERE plan_name = $1)
+             FROM hyperswap.plans WHERE name = $1",
+            &[&plan],
+        )
+        .await
+        .context(ctx)?;
+    Ok(PlanTimes {
+        phase: p.get(0),
+        started_at: p.get(1),
+        updated_at: p.get(2),
+        parity_passed_at: p.get(3),
+        cutover_at: p.get(4),
+        last_progress_at: p.get(5),
+    })
+}
+
+/// One table's backfill progress.
+pub struct TableProgress {
+    pub source: String,
+    pub target: String,
+    pub retired: String,
+    pub rows_copied: i64,
+    pub rows_total: i64,
+    pub batches: i64,
+    /// From the first range's start to the last batch.
+    pub seconds: f64,
+}
+
+pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<Vec<TableProgress>> {
+    let rows = client
+        .query(
+            "SELECT t.source, t.target, t.retired, coalesce(sum(r.rows_copied), 0)::bigint,
+                    coalesce(t.rows_total, 0), coalesce(sum(r.batches), 0)::bigint,
+                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8
+             FROM hyperswap.tables t
+             LEFT JOIN hyperswap.ranges r ON r.plan_name = t.plan_name AND r.ord = t.ord
+             WHERE t.plan_name = $1
+             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total
+             ORDER BY t.ord",
+            &[&plan],
+        )
+        .await
+        .context("reading the journal")?;
+    Ok(rows
+        .iter()
+        .map(|r| TableProgress {
+            source: r.get(0),
+            target: r.get(1),
+            retired: r.get(2),
+            rows_copied: r.get(3),
+            rows_total: r.get(4),
+            batches: r.get(5),
+            seconds: r.get(6),
+        })
+        .collect())
+}
+
+/// count, sum and xor of the row hashes of one side of one parity range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeSums {
+    pub rows: i64,
+    pub sum: String,
+    pub xor: i64,
+}
+
+/// The unfinished parity run of this plan and phase started within `within`: its id and
+/// its ranges' bounds (JSON).
+pub async fn open_parity_run(
+    client: &impl GenericClient,
+    plan: &str,
+    phase: &str,
+    within: std::time::Duration,
+) -> Result<Option<(i64, String)>> {
+    let row = client
+        .query_opt(
+            "SELECT id, bounds FROM hyperswap.parity_runs
+             WHERE plan_name = $1 AND phase = $2 AND finished_at IS NULL
+               AND started_at > pg_catalog.now() - pg_catalog.make_interval(secs => $3)
+             ORDER BY id DESC LIMIT 1",
+            &[&plan, &phase, &within.as_secs_f64()],
+        )
+        .await
+        .context("recording the parity run")?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn start_parity_run(
+    client: &impl GenericClient,
+    plan: &str,
+    phase: &str,
+    bounds: &str,
+) -> Result<i64> {
+    Ok(client
+        .query_one(
+            "INSERT INTO hyperswap.parity_runs (plan_name, phase, bounds) VALUES ($1, $2, $3) RETURNING id",
+            &[&plan, &phase, &bounds],
+        )
+        .await
+        .context("recording the parity run")?
+        .get(0))
+}
+
+/// The ranges a parity run has compared: (ord, range_no) -> (live, mirror).
+pub async fn parity_range_results(
+    client: &impl GenericClient,
+    run_id: i64,
+) -> Result<std::collections::HashMap<(i32, i32), (RangeSums, RangeSums)>> {
+    let rows = client
+        .query(
+            "SELECT ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor
+             FROM hyperswap.parity_ranges WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .context("reading the parity run")?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let l = RangeSums {
+                rows: r.get(2),
+                sum: r.get(3),
+                xor: r.get(4),
+            };
+            let m = RangeSums {
+                rows: r.get(5),
+                sum: r.get(6),
+                xor: r.get(7),
+            };
+            ((r.get(0), r.get(1)), (l, m))
+        })
+        .collect())
+}
+
+pub async fn record_parity_range(
+    client: &impl GenericClient,
+    run_id: i64,
+    key: (i32, i32),
+    (l, m): &(RangeSums, RangeSums),
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO hyperswap.parity_ranges
+                (run_id, ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor, equal)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            &[&run_id, &key.0, &key.1, &l.rows, &l.sum, &l.xor, &m.rows, &m.sum, &m.xor, &(l == m)],
+        )
+        .await
+        .context("recording a parity range")?;
+    Ok(())
+}
+
+pub async fn forget_parity_range(
+    client: &impl GenericClient,
+    run_id: i64,
+    key: (i32, i32),
+) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM hyperswap.parity_ranges WHERE run_id = $1 AND ord = $2 AND range_no = $3",
+            &[&run_id, &key.0, &key.1],
+        )
+        .await
+        .context("recording a parity range")?;
+    Ok(())
+}
+
+/// Ends a parity run; a passing one is also recorded on the plan, with its digest.
+pub async fn finish_parity_run(
+    client: &impl GenericClient,
+    plan: &str,
+    run_id: i64,
+    equal: bool,
+    digest: &str,
+) -> Result<()> {
+    let ctx = "recording the parity result";
+    client
+        .execute(
+            "UPDATE hyperswap.parity_runs SET finished_at = now(), equal = $2, digest = $3 WHERE id = $1",
+            &[&run_id, &equal, &digest],
+        )
+        .await
+        .context(ctx)?;
+    if equal {
+        client
+            .execute(
+                "UPDATE hyperswap.plans SET parity_passed_at = now(), parity_digest = $2 WHERE name = $1",
+                &[&plan, &digest],
+            )
+            .await
+            .context(ctx)?;
+    }
+    Ok(())
+}

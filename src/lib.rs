@@ -15,6 +15,9 @@
 //! - [`keyspace`]: a table's key space cut into pieces of about equal rows, from a sample.
 //! - [`phase`]: the closed set of phases.
 //! - [`apply`]: the state machine behind `plan apply`, one arm per phase.
+//! - [`phases`]: the statements of phases 1 and 2 and the lock policy, built once for
+//!   `apply` and `show`; [`runner`]: runs a phase's transaction (lock policy, retries,
+//!   the window) for `apply`, `rollback` and `remove`. `show` never imports the runner.
 //! - One module per phase's SQL: [`target`] (create the hypertable), [`trigger`] (copy
 //!   trigger), [`backfill`] (batches), [`parity`] (comparison), [`cutover`] (the swap and
 //!   its recorded reverse), [`rollback`] (running that reverse).
@@ -43,11 +46,13 @@ pub mod keyspace;
 pub mod model;
 pub mod parity;
 pub mod phase;
+pub mod phases;
 pub mod plan;
 pub mod privileges;
 pub mod progress;
 pub mod remove;
 pub mod rollback;
+pub mod runner;
 pub mod show;
 pub mod status;
 pub mod stmt;

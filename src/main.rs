@@ -215,7 +215,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 let plan = Plan::load(&path)?;
                 let client = connect.connect("hyperswap validate").await?;
                 let record = journal::load(&client, &plan.name).await?;
-                hyperswap::apply::check_frozen(&plan, record.as_ref())?;
+                hyperswap::journal::check_frozen(&plan, record.as_ref())?;
                 let phase = record.map(|r| r.phase);
                 let jobs = validate::resolve(&client, &plan, phase).await?;
                 if phase.is_none_or(|p| p.source_is_live()) {
@@ -319,7 +319,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let plan = Plan::load(&plan)?;
             let client = connect.connect("hyperswap parity").await?;
             let record = journal::load(&client, &plan.name).await?;
-            hyperswap::apply::check_frozen(&plan, record.as_ref())?;
+            hyperswap::journal::check_frozen(&plan, record.as_ref())?;
             let phase = match record.map(|r| r.phase) {
                 Some(p) if p >= Phase::Backfilled => p,
                 _ => {

@@ -250,7 +250,7 @@ fn tool_function(kind: &str, source: &QualifiedName) -> QualifiedName {
         h.update(schema.as_bytes());
         h.update([0u8]);
         h.update(table.as_bytes());
-        format!("_h{}", crate::plan::hex(&h.finalize()[..4]))
+        format!("_h{}", crate::ident::hex(&h.finalize()[..4]))
     } else {
         String::new()
     };

@@ -686,9 +686,7 @@ fn check_distinct_names(tables: &[TablePlan]) -> std::result::Result<(), String>
     Ok(())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::ident::hex;
 
 #[cfg(test)]
 mod tests {

@@ -6,15 +6,16 @@
 
 use tokio_postgres::Client;
 
-use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
 use crate::fk_emulation;
-use crate::ident::quote_ident;
-use crate::model::{Job, TOOL_SCHEMA};
+use crate::journal;
+use crate::model::Job;
 use crate::phase::Phase;
+use crate::phases::lock_policy;
 use crate::plan::Plan;
 use crate::progress::Cancel;
+use crate::runner::{open_started, PhaseTx};
 use crate::stmt::{self, set_lock_timeout, SqlLog, Stmt};
 use crate::trigger;
 use crate::validate;
@@ -139,7 +140,7 @@ pub async fn remove(
         stmt::exec(&t, log, s).await?;
     }
     t.commit().await.context("removing the plan's tables")?;
-    forget(&mut client, &plan.name).await?;
+    journal::forget(&mut client, &plan.name).await?;
     Ok(Removed {
         fk_emulation: fk_emulation::functions_of(&client, &plan.name).await?,
     })
@@ -179,7 +180,7 @@ pub async fn end_fk_emulation(
             "nothing to end: check the database and the plan file (`inbound_foreign_keys: emulate` creates it at cutover)",
         ));
     }
-    drop_schema_if_empty(&client).await?;
+    journal::drop_schema_if_empty(&client).await?;
     Ok(ended)
 }
 
@@ -205,64 +206,4 @@ async fn check_droppable(client: &Client, table: &crate::ident::QualifiedName) -
         format!("{table} cannot be dropped: {} depend(s) on it", blockers.join("; ")),
         format!("drop or re-point those objects (they still use {table}), then run the command again; nothing was changed"),
     ))
-}
-
-/// Deletes the plan from the journal, and the journal itself once no plan is left.
-async fn forget(client: &mut Client, plan: &str) -> Result<()> {
-    let ctx = "removing the plan from the journal";
-    let tx = client.transaction().await.context(ctx)?;
-    tx.execute(
-        "DELETE FROM hyperswap.events WHERE plan_name = $1",
-        &[&plan],
-    )
-    .await
-    .context(ctx)?;
-    tx.execute("DELETE FROM hyperswap.plans WHERE name = $1", &[&plan])
-        .await
-        .context(ctx)?;
-    let left: i64 = tx
-        .query_one("SELECT count(*) FROM hyperswap.plans", &[])
-        .await
-        .context(ctx)?
-        .get(0);
-    if left == 0 {
-        let schema = quote_ident(TOOL_SCHEMA);
-        tx.batch_execute(&format!(
-            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
-        ))
-        .await
-        .context("removing the hyperswap journal")?;
-        tx.batch_execute(&format!(
-            "DROP EVENT TRIGGER IF EXISTS hyperswap_ddl_guard; DROP FUNCTION IF EXISTS {schema}.ddl_guard(); DROP FUNCTION IF EXISTS {schema}.ddl_guard_columns(pg_catalog.oid)"
-        ))
-        .await
-        .context("removing the guard against ALTER TABLE")?;
-        // Foreign-key emulation functions (of this plan or another's) outlive the
-        // journal; the schema goes with the last of them.
-        drop_schema_if_empty(&tx).await?;
-    }
-    tx.commit().await.context(ctx)
-}
-
-/// Drops the tool's schema when nothing is left in it; without CASCADE, so an object
-/// someone else put there keeps it.
-async fn drop_schema_if_empty(client: &impl tokio_postgres::GenericClient) -> Result<()> {
-    let row = client
-        .query_one(
-            "SELECT n.oid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-                    WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = n.oid)
-             FROM (SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS oid) AS n",
-            &[&TOOL_SCHEMA],
-        )
-        .await
-        .context("looking into the hyperswap schema")?;
-    if row.get(0) {
-        client
-            .batch_execute(&format!("DROP SCHEMA {}", quote_ident(TOOL_SCHEMA)))
-            .await
-            .context(
-                "removing the hyperswap schema (it holds objects hyperswap did not create?)",
-            )?;
-    }
-    Ok(())
 }

@@ -8,16 +8,17 @@
 
 use tokio_postgres::Client;
 
-use crate::apply::{lock_policy, open_started, PhaseTx};
 use crate::conn::ConnectOptions;
 use crate::cutover;
 use crate::error::{Error, Result};
 use crate::journal::PlanRecord;
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
+use crate::phases::lock_policy;
 use crate::plan::Plan;
 use crate::privileges;
 use crate::progress::Cancel;
+use crate::runner::{open_started, PhaseTx};
 use crate::stmt::{self, SqlLog, Stmt};
 use crate::validate;
 

@@ -6,14 +6,15 @@ use std::fmt::Write;
 
 use tokio_postgres::Client;
 
-use crate::apply::{check_frozen, create_phase, lock_policy, trigger_phase};
 use crate::backfill;
 use crate::cutover;
 use crate::error::Result;
 use crate::journal;
+use crate::journal::check_frozen;
 use crate::model::Job;
 use crate::parity;
 use crate::phase::Phase;
+use crate::phases::{create_phase, lock_policy, trigger_phase};
 use crate::plan::Plan;
 use crate::stmt::Stmt;
 use crate::validate;

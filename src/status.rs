@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::journal;
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,65 +45,32 @@ pub async fn status(client: &impl GenericClient, only: Option<&str>) -> Result<V
 }
 
 async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStatus> {
-    let ctx = "reading the journal";
-    let p = client
-        .query_one(
-            "SELECT phase, to_char(started_at, 'YYYY-MM-DD HH24:MI:SSOF'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SSOF'),
-                    to_char(parity_passed_at, 'YYYY-MM-DD HH24:MI:SSOF'), to_char(cutover_at, 'YYYY-MM-DD HH24:MI:SSOF')
-             FROM hyperswap.plans WHERE name = $1",
-            &[&name],
-        )
-        .await
-        .context(ctx)?;
-    let rows = client
-        .query(
-            "SELECT t.source, t.target, t.retired, coalesce(sum(r.rows_copied), 0)::bigint,
-                    coalesce(t.rows_total, 0), coalesce(sum(r.batches), 0)::bigint,
-                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8
-             FROM hyperswap.tables t
-             LEFT JOIN hyperswap.ranges r ON r.plan_name = t.plan_name AND r.ord = t.ord
-             WHERE t.plan_name = $1
-             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total
-             ORDER BY t.ord",
-            &[&name],
-        )
-        .await
-        .context(ctx)?;
-    let tables = rows
-        .iter()
-        .map(|r| {
-            let copied: i64 = r.get(3);
-            let secs: f64 = r.get(6);
-            TableStatus {
-                source: r.get(0),
-                target: r.get(1),
-                retired: r.get(2),
-                rows_copied: copied,
-                rows_total: r.get(4),
-                batches: r.get(5),
-                rows_per_second: if secs > 0.0 {
-                    copied as f64 / secs
-                } else {
-                    0.0
-                },
-            }
+    let p = journal::plan_times(client, name).await?;
+    let tables = journal::table_progress(client, name)
+        .await?
+        .into_iter()
+        .map(|t| TableStatus {
+            source: t.source,
+            target: t.target,
+            retired: t.retired,
+            rows_copied: t.rows_copied,
+            rows_total: t.rows_total,
+            batches: t.batches,
+            rows_per_second: if t.seconds > 0.0 {
+                t.rows_copied as f64 / t.seconds
+            } else {
+                0.0
+            },
         })
         .collect();
     Ok(PlanStatus {
         plan: name.to_string(),
-        phase: p.get(0),
-        last_progress_at: client
-            .query_one(
-                "SELECT to_char(max(updated_at), 'YYYY-MM-DD HH24:MI:SSOF') FROM hyperswap.ranges WHERE plan_name = $1",
-                &[&name],
-            )
-            .await
-            .context(ctx)?
-            .get(0),
-        started_at: p.get(1),
-        updated_at: p.get(2),
-        parity_passed_at: p.get(3),
-        cutover_at: p.get(4),
+        phase: p.phase,
+        last_progress_at: p.last_progress_at,
+        started_at: p.started_at,
+        updated_at: p.updated_at,
+        parity_passed_at: p.parity_passed_at,
+        cutover_at: p.cutover_at,
         tables,
     })
 }

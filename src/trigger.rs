@@ -177,12 +177,12 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
 pub const GUARD_TRIGGER: &str = "hyperswap_guard";
 
 /// The guard's function: a write to the copy that does not come from the copy trigger
-/// (trigger depth 2) or a session of hyperswap's is refused, so no row the application
-/// writes can land in the copy alone. Created by the cutover transaction, so that the
-/// rollback it records always finds it.
+/// (which writes at trigger depth 1) or a session of hyperswap's is refused, so no row
+/// the application writes can land in the copy alone. Created by the cutover
+/// transaction, so that the rollback it records always finds it.
 pub fn guard_function_sql(job: &Job) -> Stmt {
     let body = format!(
-        "\nBEGIN\n    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1\n       OR pg_catalog.current_setting('hyperswap.ddl', true) IS NOT DISTINCT FROM 'on' THEN\n        RETURN NULL;\n    END IF;\n    RAISE EXCEPTION USING\n        ERRCODE = 'object_in_use',\n        MESSAGE = pg_catalog.format('%I.%I is hyperswap''s copy of %s since the rollback; this write did not reach %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, {live}, {live}),\n        HINT = 'a statement that waited for the rollback''s lock can reach the copy: run it again';\nEND\n",
+        "\nBEGIN\n    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1\n       OR pg_catalog.current_setting('hyperswap.ddl', true) IS NOT DISTINCT FROM 'on' THEN\n        IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN\n            RETURN OLD;\n        END IF;\n        RETURN NEW;\n    END IF;\n    RAISE EXCEPTION USING\n        ERRCODE = 'object_in_use',\n        MESSAGE = pg_catalog.format('%I.%I is hyperswap''s copy of %s since the rollback; this write did not reach %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, {live}, {live}),\n        HINT = 'a statement that waited for the rollback''s lock can reach the copy: run it again';\nEND\n",
         live = quote_literal(&job.source.to_string())
     );
     Stmt::noted(
@@ -197,10 +197,14 @@ pub fn guard_function_sql(job: &Job) -> Stmt {
 }
 
 /// Puts the guard on `table` (the new table, by its name after the rollback's renames).
+/// A row trigger, because TimescaleDB's COPY decides on the hypertable and its statement
+/// triggers before it waits for the lock, but opens each chunk (which carries the
+/// hypertable's row triggers) after it; the WHEN clause keeps the copy trigger's own
+/// writes (trigger depth 1) from calling it at all.
 pub fn create_guard(job: &Job, table: &QualifiedName) -> Stmt {
     Stmt::noted(
         format!(
-            "CREATE OR REPLACE TRIGGER {GUARD_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+            "CREATE OR REPLACE TRIGGER {GUARD_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW WHEN (pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 AND pg_catalog.current_setting('hyperswap.ddl', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION {}()",
             table.quoted(),
             job.guard_function().quoted()
         ),

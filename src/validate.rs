@@ -478,7 +478,7 @@ async fn check_names_free(
 ) -> Result<()> {
     if phase.is_none() {
         for name in [&t.source, &t.target, &t.retired] {
-            if let Some((other, other_phase)) = owning_plan(client, name).await? {
+            if let Some((other, other_phase)) = crate::journal::owning_plan(client, name).await? {
                 if other != plan.name {
                     return Err(Error::invalid(
                         format!("{name} ({field}) is part of plan `{other}`, in phase {other_phase}"),
@@ -512,28 +512,6 @@ async fn check_names_free(
         ));
     }
     Ok(())
-}
-
-/// The plan in this database's journal, other than finished ones, that names `name` as
-/// a source, target or retired table, with its phase.
-async fn owning_plan(
-    client: &impl GenericClient,
-    name: &QualifiedName,
-) -> Result<Option<(String, String)>> {
-    if !crate::journal::exists(client).await? {
-        return Ok(None);
-    }
-    let text = name.to_string();
-    let row = client
-        .query_opt(
-            "SELECT p.name, p.phase FROM hyperswap.tables t JOIN hyperswap.plans p ON p.name = t.plan_name
-             WHERE $1 IN (t.source, t.target, t.retired) AND p.phase NOT IN ('finalized', 'aborted')
-             ORDER BY p.started_at LIMIT 1",
-            &[&text],
-        )
-        .await
-        .context("looking for plans that use the table")?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 async fn relation_exists(client: &impl GenericClient, name: &QualifiedName) -> Result<bool> {
@@ -937,7 +915,7 @@ async fn check_inbound_fks(
     field: &str,
 ) -> Result<()> {
     for fk in &table.inbound_fks {
-        if let Some((other, phase)) = owning_plan(client, &fk.table_name).await? {
+        if let Some((other, phase)) = crate::journal::owning_plan(client, &fk.table_name).await? {
             if other != plan.name {
                 return Err(Error::invalid(
                     format!(

@@ -10,10 +10,10 @@ use tokio_postgres::Client;
 
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
+use crate::ident::hex;
 use crate::ident::QualifiedName;
 use crate::model::Job;
 use crate::phase::Phase;
-use crate::plan::hex;
 use crate::progress::Cancel;
 use crate::stmt::{self, SqlLog};
 
@@ -22,17 +22,10 @@ use super::sql::{
     checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText, ROW_ALIAS,
 };
 use super::{pair, DiffKind, Difference, ParityReport, TableParity};
+use crate::journal::RangeSums as Sums;
 
 /// Differences listed per table at most.
 const MAX_DIFFERENCES: usize = 1000;
-
-/// One range's result on both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sums {
-    rows: i64,
-    sum: String,
-    xor: i64,
-}
 
 pub struct Checker<'a> {
     pub connect: &'a ConnectOptions,
@@ -438,37 +431,22 @@ impl Checker<'_> {
         journal: &Client,
         live: &Client,
     ) -> Result<(i64, HashMap<usize, Vec<KeyValue>>)> {
-        let ctx = "recording the parity run";
-        let open = journal
-            .query_opt(
-                "SELECT id, bounds FROM hyperswap.parity_runs
-                 WHERE plan_name = $1 AND phase = $2 AND finished_at IS NULL
-                   AND started_at > pg_catalog.now() - pg_catalog.make_interval(secs => $3)
-                 ORDER BY id DESC LIMIT 1",
-                &[
-                    &self.plan,
-                    &self.phase.as_str(),
-                    &self.resume_within.as_secs_f64(),
-                ],
-            )
-            .await
-            .context(ctx)?;
-        if let Some(row) = open {
-            let bounds: String = row.get(1);
+        let open = crate::journal::open_parity_run(
+            journal,
+            self.plan,
+            self.phase.as_str(),
+            self.resume_within,
+        )
+        .await?;
+        if let Some((id, bounds)) = open {
             if let Ok(b) = serde_json::from_str(&bounds) {
-                return Ok((row.get(0), b));
+                return Ok((id, b));
             }
         }
         let bounds = plan_bounds(live, self.jobs, self.range_rows).await?;
         let text = serde_json::to_string(&bounds).expect("bounds serialise");
-        let id: i64 = journal
-            .query_one(
-                "INSERT INTO hyperswap.parity_runs (plan_name, phase, bounds) VALUES ($1, $2, $3) RETURNING id",
-                &[&self.plan, &self.phase.as_str(), &text],
-            )
-            .await
-            .context(ctx)?
-            .get(0);
+        let id = crate::journal::start_parity_run(journal, self.plan, self.phase.as_str(), &text)
+            .await?;
         Ok((id, bounds))
     }
 
@@ -477,30 +455,7 @@ impl Checker<'_> {
         journal: &Client,
         run_id: i64,
     ) -> Result<HashMap<(i32, i32), (Sums, Sums)>> {
-        let rows = journal
-            .query(
-                "SELECT ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor
-                 FROM hyperswap.parity_ranges WHERE run_id = $1",
-                &[&run_id],
-            )
-            .await
-            .context("reading the parity run")?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let l = Sums {
-                    rows: r.get(2),
-                    sum: r.get(3),
-                    xor: r.get(4),
-                };
-                let m = Sums {
-                    rows: r.get(5),
-                    sum: r.get(6),
-                    xor: r.get(7),
-                };
-                ((r.get(0), r.get(1)), (l, m))
-            })
-            .collect())
+        crate::journal::parity_range_results(journal, run_id).await
     }
 
     async fn record(
@@ -508,18 +463,9 @@ impl Checker<'_> {
         journal: &Client,
         run_id: i64,
         key: (i32, i32),
-        (l, m): &(Sums, Sums),
+        sums: &(Sums, Sums),
     ) -> Result<()> {
-        journal
-            .execute(
-                "INSERT INTO hyperswap.parity_ranges
-                    (run_id, ord, range_no, live_rows, live_sum, live_xor, mirror_rows, mirror_sum, mirror_xor, equal)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                &[&run_id, &key.0, &key.1, &l.rows, &l.sum, &l.xor, &m.rows, &m.sum, &m.xor, &(l == m)],
-            )
-            .await
-            .context("recording a parity range")?;
-        Ok(())
+        crate::journal::record_parity_range(journal, run_id, key, sums).await
     }
 
     async fn record_again(
@@ -529,10 +475,7 @@ impl Checker<'_> {
         key: (i32, i32),
         sums: &(Sums, Sums),
     ) -> Result<()> {
-        journal
-            .execute("DELETE FROM hyperswap.parity_ranges WHERE run_id = $1 AND ord = $2 AND range_no = $3", &[&run_id, &key.0, &key.1])
-            .await
-            .context("recording a parity range")?;
+        crate::journal::forget_parity_range(journal, run_id, key).await?;
         self.record(journal, run_id, key, sums).await
     }
 
@@ -543,24 +486,7 @@ impl Checker<'_> {
         equal: bool,
         digest: &str,
     ) -> Result<()> {
-        let ctx = "recording the parity result";
-        journal
-            .execute(
-                "UPDATE hyperswap.parity_runs SET finished_at = now(), equal = $2, digest = $3 WHERE id = $1",
-                &[&run_id, &equal, &digest],
-            )
-            .await
-            .context(ctx)?;
-        if equal {
-            journal
-                .execute(
-                    "UPDATE hyperswap.plans SET parity_passed_at = now(), parity_digest = $2 WHERE name = $1",
-                    &[&self.plan, &digest],
-                )
-                .await
-                .context(ctx)?;
-        }
-        Ok(())
+        crate::journal::finish_parity_run(journal, self.plan, run_id, equal, digest).await
     }
 }
 

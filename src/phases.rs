@@ -1,0 +1,31 @@
+//! The statements of the phases that are plain transactions (phase 1, create the
+//! targets; phase 2, the copy triggers), and the lock policy they and the cutover share.
+//! Built here once: `plan apply` runs them through [`crate::runner`], `plan show` prints
+//! them, so the two are equal by construction.
+
+use crate::model::Job;
+use crate::plan::Plan;
+use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
+use crate::{target, trigger};
+
+/// Phase 1's statements: every target, in one transaction.
+pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    std::iter::once(set_lock_timeout(lock.lock_timeout))
+        .chain(jobs.iter().flat_map(target::statements))
+        .collect()
+}
+
+/// Phase 2's statements: every copy trigger, in one transaction.
+pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+    std::iter::once(set_lock_timeout(lock.lock_timeout))
+        .chain(jobs.iter().flat_map(|j| trigger::statements(j, plan)))
+        .collect()
+}
+
+pub fn lock_policy(plan: &Plan) -> LockPolicy {
+    LockPolicy {
+        lock_timeout: plan.cutover.lock_timeout,
+        attempts: plan.cutover.attempts,
+        backoff: plan.cutover.backoff,
+    }
+}

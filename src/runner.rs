@@ -1,0 +1,210 @@
+//! Running statements against the application's tables: a phase's statements and the
+//! journal's move to the next phase in one transaction, under the lock policy (bounded
+//! waits, retries with backoff, the sessions in the way named), inside the maintenance
+//! window where one is set. `apply`, `rollback` and `remove` run their transactions here.
+
+use tokio_postgres::Client;
+
+use crate::conn::ConnectOptions;
+use crate::error::{Context, Error, Result};
+use crate::journal::{self, PlanRecord};
+use crate::model::Job;
+use crate::phase::Phase;
+use crate::plan::Plan;
+use crate::progress::Cancel;
+use crate::stmt::{self, backoff, is_lock_conflict, lock_holders, LockPolicy, SqlLog, Stmt};
+
+/// Connects as `hyperswap <cmd> <plan>`, takes the plan's lock and returns its journal
+/// record, for the commands that act on a started plan (`rollback`, `abort`,
+/// `finalize`).
+pub async fn open_started(
+    connect: &ConnectOptions,
+    plan: &Plan,
+    cmd: &str,
+) -> Result<(Client, PlanRecord)> {
+    let client = connect
+        .connect(&format!("hyperswap {cmd} {}", plan.name))
+        .await?;
+    journal::lock_plan(&client, &plan.name).await?;
+    let record = journal::load(&client, &plan.name).await?;
+    journal::check_frozen(plan, record.as_ref())?;
+    let record = record.ok_or_else(|| {
+        Error::WrongPhase(format!(
+            "plan `{}` has not started in this database (or was already removed): nothing to {cmd}",
+            plan.name
+        ))
+    })?;
+    Ok((client, record))
+}
+
+/// Refuses cutover outside the plan's maintenance window, saying when it opens. The
+/// database's clock decides, in the window's time zone.
+pub async fn check_window(client: &Client, plan: &Plan) -> Result<()> {
+    let Some(w) = &plan.cutover.window else {
+        return Ok(());
+    };
+    let row = client
+        .query_one(
+            "SELECT (extract(hour FROM t) * 60 + extract(minute FROM t))::int, to_char(t, 'HH24:MI')
+             FROM (SELECT now() AT TIME ZONE $1 AS t) AS s",
+            &[&w.time_zone],
+        )
+        .await
+        .context("reading the database's clock for the maintenance window")?;
+    let (minute, now): (i32, String) = (row.get(0), row.get(1));
+    if w.contains(minute as u32) {
+        return Ok(());
+    }
+    let wait = w.opens_in(minute as u32);
+    Err(Error::RetryLater {
+        problem: format!(
+            "cutover is outside the plan's window {} (it is {now} {} now); the window opens in {}h{:02}m. Everything before cutover is done",
+            w.text,
+            w.time_zone,
+            wait / 60,
+            wait % 60,
+        ),
+        fix: format!(
+            "run `hyperswap plan apply {}` again then (`--until parity` stops just before cutover)",
+            plan.path.display()
+        ),
+    })
+}
+
+/// Runs a phase's statements and the journal's move to its next phase in one
+/// transaction, waiting at most the policy's lock_timeout for locks each attempt and
+/// retrying with jittered backoff; Ctrl-C stops between attempts.
+#[derive(Clone, Copy)]
+pub struct PhaseTx<'a> {
+    pub log: &'a SqlLog,
+    pub lock: &'a LockPolicy,
+    pub jobs: &'a [Job],
+    pub plan: &'a str,
+    pub cancel: &'a Cancel,
+    /// The plan whose maintenance window every attempt must fall in (cutover only).
+    pub window: Option<&'a Plan>,
+}
+
+impl PhaseTx<'_> {
+    /// `reverse_sql` is stored with the phase (the cutover records its rollback).
+    pub async fn run(
+        &self,
+        client: &mut Client,
+        stmts: &[Stmt],
+        to: Phase,
+        reverse_sql: Option<&str>,
+    ) -> Result<()> {
+        let (lock, plan) = (self.lock, self.plan);
+        // The tables and the sequences they own: a session that called nextval() on one
+        // holds a lock the cutover's ALTER SEQUENCE waits for.
+        let tables: Vec<String> = self
+            .jobs
+            .iter()
+            .flat_map(|j| {
+                [j.source.quoted(), j.target.quoted(), j.retired.quoted()]
+                    .into_iter()
+                    .chain(j.table.sequences.iter().map(|s| s.name.quoted()))
+            })
+            .collect();
+        for attempt in 1..=lock.attempts {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            if let Some(plan) = self.window {
+                check_window(client, plan).await?;
+            }
+            // Say who is in the way before queueing behind them.
+            let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))
+                .await
+                .unwrap_or_default();
+            if !holders.is_empty() {
+                tracing::info!(
+                    "phase {to}, attempt {attempt}: sessions holding locks on the tables: {}",
+                    holders.join("; ")
+                );
+            }
+            match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_lock_conflict(&e) => {
+                    let holders = lock_holders(client, &tables, std::time::Duration::ZERO)
+                        .await
+                        .unwrap_or_default();
+                    let who = if holders.is_empty() {
+                        "no holder seen any more".to_string()
+                    } else {
+                        holders.join("; ")
+                    };
+                    if e.sqlstate() == Some("40P01") {
+                        tracing::warn!(
+                            "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",
+                            lock.attempts
+                        );
+                    } else {
+                        tracing::warn!(
+                            "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
+                            lock.attempts,
+                            lock.lock_timeout
+                        );
+                    }
+                    journal::event(
+                        &*client,
+                        plan,
+                        to,
+                        &format!(
+                            "attempt {attempt} {}: {who}",
+                            crate::stmt::conflict_kind(&e)
+                        ),
+                    )
+                    .await?;
+                    if attempt < lock.attempts {
+                        self.pause(backoff(lock.backoff, attempt)).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::RetryLater {
+            problem: format!(
+                "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
+                lock.attempts, lock.lock_timeout
+            ),
+            fix: "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again".into(),
+        })
+    }
+
+    /// Sleeps, waking early (with `Interrupted`) on Ctrl-C.
+    async fn pause(&self, d: std::time::Duration) -> Result<()> {
+        let step = std::time::Duration::from_millis(50);
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            tokio::time::sleep(
+                step.min(until.saturating_duration_since(std::time::Instant::now())),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+async fn try_tx(
+    client: &mut Client,
+    log: &SqlLog,
+    stmts: &[Stmt],
+    plan: &str,
+    to: Phase,
+    reverse_sql: Option<&str>,
+) -> Result<()> {
+    let ctx = || format!("entering phase {to}");
+    let tx = client.transaction().await.with_context(ctx)?;
+    for s in stmts {
+        stmt::exec(&tx, log, s).await?;
+    }
+    journal::set_phase(&tx, plan, to).await?;
+    if let Some(sql) = reverse_sql {
+        journal::record_cutover(&tx, plan, sql).await?;
+    }
+    tx.commit().await.with_context(ctx)
+}

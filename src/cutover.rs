@@ -310,8 +310,10 @@ fn per_dropped_fk(job: &Job, stmt: impl Fn(&crate::catalog::InboundFk) -> Stmt) 
 pub fn columns_guard(a: &QualifiedName, b: &QualifiedName) -> Stmt {
     let sig = |t: &QualifiedName| {
         format!(
-            "(SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
-             FROM pg_catalog.pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped)",
+            "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname::pg_catalog.text) OPERATOR(pg_catalog.||) ' ' \
+             OPERATOR(pg_catalog.||) pg_catalog.format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+             FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) {}::pg_catalog.regclass \
+             AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped)",
             t.literal()
         )
     };
@@ -429,7 +431,7 @@ fn identity_on_new(job: &Job) -> Vec<Stmt> {
         )));
         out.push(Stmt::noted(
             format!(
-                "SELECT setval(pg_get_serial_sequence({}, {}), s.last_value, s.is_called) FROM {} AS s",
+                "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), s.last_value, s.is_called) FROM {} AS s",
                 job.source.literal(),
                 quote_literal(&col.name),
                 seq.name.quoted()
@@ -446,12 +448,12 @@ fn identity_back(job: &Job) -> Vec<Stmt> {
     let mut out = Vec::new();
     for seq in job.table.sequences.iter().filter(|s| s.identity) {
         let new_seq = format!(
-            "pg_get_serial_sequence({}, {})::regclass",
+            "pg_catalog.pg_get_serial_sequence({}, {})::pg_catalog.regclass",
             job.source.literal(),
             quote_literal(&seq.column)
         );
         out.push(Stmt::new(format!(
-            "SELECT setval({old}, greatest(pg_sequence_last_value({new_seq}), pg_sequence_last_value({old}))) WHERE pg_sequence_last_value({new_seq}) IS NOT NULL",
+            "SELECT pg_catalog.setval({old}, greatest(pg_catalog.pg_sequence_last_value({new_seq}), pg_catalog.pg_sequence_last_value({old}))) WHERE pg_catalog.pg_sequence_last_value({new_seq}) IS NOT NULL",
             old = format!("{}::regclass", seq.name.literal()),
         )));
         out.push(Stmt::new(format!(

@@ -185,6 +185,9 @@ pub struct Job {
     pub drop_inbound_fks: bool,
     /// With `drop_inbound_fks`: keep their meaning with triggers (`emulate`).
     pub emulate_inbound_fks: bool,
+    /// TimescaleDB's schema, quoted: its functions are called by it, never through the
+    /// search path.
+    pub timescaledb: String,
 }
 
 impl Job {

@@ -262,7 +262,8 @@ fn create_hypertable(job: &Job) -> Stmt {
     };
     Stmt::noted(
         format!(
-            "SELECT create_hypertable({}, by_range({}, {interval}), create_default_indexes => false)",
+            "SELECT {0}.create_hypertable({1}, {0}.by_range({2}, {interval}), create_default_indexes => false)",
+            job.timescaledb,
             job.target.literal(),
             quote_literal(&job.time.name)
         ),

@@ -150,6 +150,7 @@ async fn resolve_table(
     // After cutover the original table lives on under the retired name.
     let original_name = if cut_over { &t.retired } else { &t.source };
     let table = load_original(client, plan, original_name, field).await?;
+    let tsdb = timescaledb_schema(client).await?;
     // Each check stands alone: all of this table's problems are reported together.
     let mut problems = Problems::default();
     if !cut_over {
@@ -196,11 +197,28 @@ async fn resolve_table(
     problems.finish()?;
     Ok(time
         .zip(key)
-        .map(|(time, key)| job(t, ord, table, key, time)))
+        .map(|(time, key)| job(t, ord, table, key, time, tsdb)))
 }
 
-fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef) -> Job {
+/// The schema TimescaleDB's functions live in, quoted: generated SQL names them by it.
+async fn timescaledb_schema(client: &impl GenericClient) -> Result<String> {
+    let row = client
+        .query_opt(
+            "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+             WHERE e.extname OPERATOR(pg_catalog.=) 'timescaledb'",
+            &[],
+        )
+        .await
+        .context("looking for the timescaledb extension")?;
+    Ok(row
+        .map(|r| quote_ident(r.get::<_, &str>(0)))
+        .unwrap_or_else(|| "public".into()))
+}
+
+fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef, tsdb: String) -> Job {
     Job {
+        timescaledb: tsdb,
         ord,
         source: t.source.clone(),
         target: t.target.clone(),
@@ -255,7 +273,8 @@ pub async fn resolve_for_removal(
                 })
                 .collect(),
         };
-        jobs.push(job(t, ord, table, key, time));
+        let tsdb = timescaledb_schema(client).await?;
+        jobs.push(job(t, ord, table, key, time, tsdb));
     }
     Ok(jobs)
 }

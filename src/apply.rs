@@ -101,7 +101,7 @@ impl Apply<'_> {
             cancel: &self.cancel,
             window: None,
         };
-        while rank(phase) < rank(stop) {
+        while phase.step() < stop.step() {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
@@ -211,19 +211,5 @@ impl Apply<'_> {
             progress: self.progress,
         };
         checker.run(client).await
-    }
-}
-
-/// Order of phases for `--until`; a rolled-back plan stands where backfill ended.
-fn rank(phase: Phase) -> u8 {
-    match phase {
-        Phase::Planned => 0,
-        Phase::TargetCreated => 1,
-        Phase::TriggerInstalled => 2,
-        Phase::Backfilling => 3,
-        Phase::Backfilled | Phase::RolledBack => 4,
-        Phase::Verified => 5,
-        Phase::CutOver => 6,
-        Phase::Aborting | Phase::Finalizing => 7,
     }
 }

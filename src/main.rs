@@ -321,7 +321,15 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::journal::check_frozen(&plan, record.as_ref())?;
             let phase = match record.map(|r| r.phase) {
-                Some(p) if p >= Phase::Backfilled => p,
+                Some(p) if p.copy_complete() => p,
+                Some(p @ (Phase::Aborting | Phase::Finalizing)) => {
+                    return Err(Error::WrongPhase(format!(
+                        "plan `{}` is in phase {p}: one of its tables is being dropped, so there is nothing to compare; run `hyperswap {} {}` to finish that",
+                        plan.name,
+                        if p == Phase::Aborting { "abort" } else { "finalize --yes" },
+                        plan.path.display()
+                    )))
+                }
                 _ => {
                     return Err(Error::WrongPhase(format!(
                         "plan `{}` has not finished its backfill: parity compares complete copies; run `hyperswap plan apply {} --until backfill` first",

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Phases have one order, [`Phase::step`] (rolled back stands with backfilled: both wait
+/// for parity); everything else asks a named question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Journal written; nothing created yet.
     Planned,
@@ -28,6 +30,41 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// How far along the forward path a phase is: `plan apply` moves while the plan's
+    /// step is below the step it stops at.
+    pub fn step(self) -> u8 {
+        match self {
+            Phase::Planned => 0,
+            Phase::TargetCreated => 1,
+            Phase::TriggerInstalled => 2,
+            Phase::Backfilling => 3,
+            Phase::Backfilled | Phase::RolledBack => 4,
+            Phase::Verified => 5,
+            Phase::CutOver => 6,
+            Phase::Aborting | Phase::Finalizing => 7,
+        }
+    }
+
+    /// The target tables exist (or are being removed).
+    pub fn target_created(self) -> bool {
+        self != Phase::Planned
+    }
+
+    /// The copy is complete and kept current, so parity can compare: backfilled,
+    /// verified, cut over (the other way) or rolled back. Not while aborting or
+    /// finalizing.
+    pub fn copy_complete(self) -> bool {
+        matches!(
+            self,
+            Phase::Backfilled | Phase::Verified | Phase::CutOver | Phase::RolledBack
+        )
+    }
+
+    /// The backfill has ended (its indexes built).
+    pub fn backfill_done(self) -> bool {
+        self.copy_complete() || self == Phase::Finalizing
+    }
+
     pub const ALL: [Phase; 10] = [
         Phase::Planned,
         Phase::TargetCreated,
@@ -105,5 +142,43 @@ impl Until {
             Until::Parity => Phase::Verified,
             Until::Cutover => Phase::CutOver,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parity_compares_only_complete_copies() {
+        let ok: Vec<Phase> = Phase::ALL
+            .into_iter()
+            .filter(|p| p.copy_complete())
+            .collect();
+        assert_eq!(
+            ok,
+            [
+                Phase::Backfilled,
+                Phase::Verified,
+                Phase::CutOver,
+                Phase::RolledBack
+            ]
+        );
+        assert!(!Phase::Aborting.copy_complete() && !Phase::Finalizing.copy_complete());
+    }
+
+    #[test]
+    fn steps_follow_the_forward_path() {
+        let forward = [
+            Phase::Planned,
+            Phase::TargetCreated,
+            Phase::TriggerInstalled,
+            Phase::Backfilling,
+            Phase::Backfilled,
+            Phase::Verified,
+            Phase::CutOver,
+        ];
+        assert!(forward.windows(2).all(|w| w[0].step() < w[1].step()));
+        assert_eq!(Phase::RolledBack.step(), Phase::Backfilled.step());
     }
 }

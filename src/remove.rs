@@ -78,10 +78,7 @@ pub async fn remove(
     };
     let (mut client, record) = open_started(connect, plan, cmd).await?;
     let ok = match kind {
-        Removal::Abort => {
-            record.phase < Phase::CutOver
-                || matches!(record.phase, Phase::RolledBack | Phase::Aborting)
-        }
+        Removal::Abort => record.phase.source_is_live() || record.phase == Phase::Aborting,
         Removal::Finalize => matches!(record.phase, Phase::CutOver | Phase::Finalizing),
     };
     if !ok {

@@ -63,7 +63,7 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
     for job in &jobs {
         // Before the target exists, it will be created with the source's exact columns.
         let text = match phase {
-            Some(p) if p >= Phase::TargetCreated => {
+            Some(p) if p.target_created() => {
                 parity::row_text(client, job, Phase::Backfilled).await?
             }
             _ => parity::sql::RowText::WholeRow,

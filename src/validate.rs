@@ -159,7 +159,7 @@ async fn resolve_table(
         for found in what_the_name_loses(client, &table, field).await? {
             problems.check(Err::<(), _>(found))?;
         }
-        if let Some(p) = phase.filter(|p| p.source_is_live() && *p >= Phase::TargetCreated) {
+        if let Some(p) = phase.filter(|p| p.source_is_live() && p.target_created()) {
             problems.check(check_indexes_followed(client, &table, t, field, p).await)?;
         }
     }
@@ -400,7 +400,7 @@ async fn check_indexes_followed(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let backfilled = phase >= Phase::Backfilled;
+    let backfilled = phase.backfill_done();
     let missing: Vec<String> = table
         .indexes
         .iter()
@@ -507,7 +507,7 @@ async fn check_names_free(
             }
         }
     }
-    let target_is_ours = phase.is_some_and(|p| p >= Phase::TargetCreated);
+    let target_is_ours = phase.is_some_and(Phase::target_created);
     if !target_is_ours && relation_exists(client, &t.target).await? {
         return Err(Error::invalid(
             format!("the target name {} ({field}.target) is already taken by an existing relation", t.target),

@@ -362,3 +362,22 @@ async fn repair_has_no_thousand_key_limit() {
         0
     );
 }
+
+/// Issue 10: one phase order with named predicates; parity refuses a plan being aborted
+/// (the derived order let it run in `aborting`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_refuses_a_plan_being_aborted() {
+    let (db, plan) = migrated_kinds("parity_aborting", "").await;
+    let client = db.client().await;
+    client
+        .batch_execute("UPDATE hyperswap.plans SET phase = 'aborting'")
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["parity", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is in phase aborting"),
+        "{}",
+        run.stderr
+    );
+}

@@ -7,6 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY sql sql
 COPY examples examples
+COPY workload workload
 RUN cargo build --release --locked --bin hyperswap
 
 FROM debian:bookworm-slim

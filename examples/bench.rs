@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::create_sample_table;
+use hyperswap_workload::create_sample_table;
 use tokio_postgres::{Client, NoTls};
 
 #[derive(Parser)]

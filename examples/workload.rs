@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
 use tokio_postgres::NoTls;
 
 #[derive(Parser)]

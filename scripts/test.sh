@@ -14,4 +14,4 @@ HYPERSWAP_TEST_TLS_DIR=$(bash scripts/cluster.sh tls-dir)
 export HYPERSWAP_TEST_URL HYPERSWAP_TEST_TLS_DIR
 
 echo "==> cargo test (server: $HYPERSWAP_TEST_URL)" >&2
-cargo test --locked "$@"
+cargo test --locked --workspace "$@"

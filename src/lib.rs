@@ -30,7 +30,9 @@
 //! - [`stmt`]: statements, the SQL audit log, lock-polite transactions.
 //! - [`ident`] and [`template`]: the only places SQL text is assembled from names.
 //! - [`progress`]: the trait the binary implements with progress bars; Ctrl-C.
-//! - [`workload`]: sample data and a synthetic live writer for the demo, tests, benchmarks.
+//!
+//! The demo's, tests' and benchmarks' sample data and live writer are the workspace
+//! crate `hyperswap-workload` (`workload/`), not part of this library.
 
 pub mod apply;
 pub mod backfill;
@@ -60,6 +62,5 @@ pub mod target;
 pub mod template;
 pub mod trigger;
 pub mod validate;
-pub mod workload;
 
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
 
 async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(
     c: &tokio_postgres::Client,

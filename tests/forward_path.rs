@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
 
 async fn seeded(test: &str, rows: u64) -> TestDb {
     let db = TestDb::new(test).await;
@@ -22,7 +22,7 @@ async fn seeded(test: &str, rows: u64) -> TestDb {
     db
 }
 
-fn writer(db: &TestDb, connections: usize, rate: u32) -> hyperswap::workload::WriterHandle {
+fn writer(db: &TestDb, connections: usize, rate: u32) -> hyperswap_workload::WriterHandle {
     spawn_writer(WriterConfig {
         url: db.url.clone(),
         table: QualifiedName::new("public", "metrics"),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
 use serde_json::Value;
 
 /// A table with one column of each kind the issue names, migrated up to parity.

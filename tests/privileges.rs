@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use hyperswap::ident::QualifiedName;
-use hyperswap::workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig};
 
 /// The URL of `db` for `role` instead of the superuser (trust authentication).
 fn url_as(db: &TestDb, role: &str) -> String {

@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rand::rngs::SmallRng;
+#[cfg(test)]
+use rand::Rng;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,7 +22,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
-use crate::ident::{quote_literal, QualifiedName};
+use hyperswap::ident::{quote_literal, QualifiedName};
 
 /// Rows per `INSERT ... SELECT` statement when seeding, so no one transaction is huge.
 pub const SEED_CHUNK_ROWS: u64 = 500_000;
@@ -190,18 +194,13 @@ impl OpMix {
     }
 }
 
-/// xorshift64* — small, fast, and plenty for choosing rows and operations.
+/// The writer's dice: rand's small, fast generator, seeded per task.
 #[derive(Debug, Clone)]
-struct XorShift(u64);
+struct Dice(SmallRng);
 
-impl XorShift {
-    /// Seeds through splitmix64, so nearby seeds give unrelated (and nonzero) states.
+impl Dice {
     fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
+        Dice(SmallRng::seed_from_u64(seed))
     }
 
     /// Seeded from the clock and the task index.
@@ -209,36 +208,31 @@ impl XorShift {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        XorShift::new(nanos ^ (index as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+        Dice::new(nanos ^ (index as u64).wrapping_mul(0xA076_1D64_78BD_642F))
     }
 
+    #[cfg(test)]
     fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
 
-    /// Uniform-enough in `0..n` (`0` when `n == 0`).
+    /// Uniform in `0..n` (`0` when `n == 0`).
     fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
-            ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+            self.0.random_range(0..n)
         }
     }
 
     /// In `[0, 1)`.
     fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.random::<f64>()
     }
 
     /// A random id in `lo..=hi`.
     fn id_between(&mut self, lo: i64, hi: i64) -> i64 {
-        let span = hi.wrapping_sub(lo) as u64;
-        lo.wrapping_add(self.below(span.saturating_add(1)) as i64)
+        self.0.random_range(lo..=hi)
     }
 }
 
@@ -557,7 +551,7 @@ async fn run_task(
             return;
         }
     };
-    let mut rng = XorShift::for_task(index);
+    let mut rng = Dice::for_task(index);
     while !stopping(&stop) {
         match config.connect(NoTls).await {
             Ok((client, connection)) => {
@@ -608,7 +602,7 @@ impl Session {
     async fn run(
         &mut self,
         shared: &Shared,
-        rng: &mut XorShift,
+        rng: &mut Dice,
         pacing: &mut Pacing,
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
@@ -655,7 +649,7 @@ impl Session {
     }
 
     /// The weighted pick, falling back to an insert while no row is known.
-    fn choose(&self, mix: &OpMix, rng: &mut XorShift) -> Op {
+    fn choose(&self, mix: &OpMix, rng: &mut Dice) -> Op {
         let op = mix.pick(rng.below(mix.total())).unwrap_or(Op::Insert);
         if self.ids.is_none() {
             Op::Insert
@@ -681,7 +675,7 @@ impl Session {
         &self,
         shared: &Shared,
         op: Op,
-        rng: &mut XorShift,
+        rng: &mut Dice,
     ) -> Result<u64, tokio_postgres::Error> {
         let target = self.ids.map_or(0, |(lo, hi)| rng.id_between(lo, hi));
         let sql = &shared.sql;
@@ -758,7 +752,7 @@ struct NewRow {
 }
 
 impl NewRow {
-    fn random(rng: &mut XorShift) -> Self {
+    fn random(rng: &mut Dice) -> Self {
         const STATUSES: [&str; 6] = ["ok", "ok", "ok", "warn", "error", "idle"];
         let device_id = rng.below(1000) as i32;
         let value = (rng.below(50) != 0).then(|| (rng.unit() * 100_000.0).round() / 1000.0);
@@ -842,7 +836,7 @@ mod tests {
     #[test]
     fn random_picks_follow_the_weights() {
         let mix = OpMix::default();
-        let mut rng = XorShift::new(7);
+        let mut rng = Dice::new(7);
         let mut counts = [0u64; 5];
         for _ in 0..100_000 {
             counts[Counters::slot(mix.pick(rng.below(mix.total())).unwrap())] += 1;
@@ -855,12 +849,12 @@ mod tests {
 
     #[test]
     fn prng_is_deterministic_nonzero_and_in_range() {
-        let (mut a, mut b) = (XorShift::new(0), XorShift::new(0));
+        let (mut a, mut b) = (Dice::new(0), Dice::new(0));
         for _ in 0..1000 {
             assert_eq!(a.next_u64(), b.next_u64());
         }
-        assert_ne!(XorShift::new(1).next_u64(), XorShift::new(2).next_u64());
-        let mut rng = XorShift::new(42);
+        assert_ne!(Dice::new(1).next_u64(), Dice::new(2).next_u64());
+        let mut rng = Dice::new(42);
         for _ in 0..10_000 {
             assert!(rng.below(10) < 10);
             let u = rng.unit();

@@ -213,8 +213,14 @@ pub async fn prepare(
             continue;
         };
         let size = keyspace::size(&tx, &job.source).await?;
-        journal::set_rows_total(&tx, plan, ord, size.rows as i64).await?;
-        let pieces = ranges_for(size.rows, workers);
+        // The planner's count when the table was analysed (closer), else the sample's.
+        let rows = if job.table.estimated_rows >= 1.0 {
+            job.table.estimated_rows
+        } else {
+            size.rows
+        };
+        journal::set_rows_total(&tx, plan, ord, rows as i64).await?;
+        let pieces = ranges_for(rows, workers);
         let cuts = keyspace::cut_points(&tx, &job.source, &job.key, size, pieces).await?;
         for range in cut_ranges(ord, lo, hi, cuts) {
             journal::add_range(&tx, plan, &range).await?;

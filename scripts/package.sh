@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds target/debian/hyperswap_<version>_<arch>.deb: the stripped release binary, bash,
+# Builds target/debian/hyperswap_<version>_<arch>.deb (under CARGO_TARGET_DIR if set): the stripped release binary, bash,
 # zsh and fish completions and a man page generated from the command line's definition,
 # and the README. Then checks it: its contents, and (as root, with --install) that
 # `dpkg -i` installs a working tool whose man page and completions are in place.
@@ -10,11 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v dpkg-deb >/dev/null || { echo "package.sh: dpkg-deb is missing (Debian's dpkg package)" >&2; exit 2; }
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --locked --bin hyperswap
-bin=target/release/hyperswap
+bin=$target/release/hyperswap
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
-root=target/debian/root
+root=$target/debian/root
 rm -rf "$root"
 install -Dm755 "$bin" "$root/usr/bin/hyperswap"
 mkdir -p "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
@@ -40,7 +41,7 @@ Description: move a live PostgreSQL table into a TimescaleDB hypertable
  (create the hypertable, copy triggers, backfill, parity, atomic rename cutover,
  rollback).
 CONTROL
-deb="target/debian/hyperswap_${version}_${arch}.deb"
+deb="$target/debian/hyperswap_${version}_${arch}.deb"
 dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
 
 # Check what is inside.

@@ -17,6 +17,10 @@ WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype = 'n
   AND NOT (d.classid = 'pg_trigger'::regclass
            AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.oid = d.objid AND t.tgrelid = $1))
   AND NOT (d.classid = 'pg_class'::regclass AND d.objid = $1)
+  -- its own column defaults and generation expressions (a generated column reading
+  -- another column of the table depends on it; the new table gets its own)
+  AND NOT (d.classid = 'pg_attrdef'::regclass
+           AND EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = $1))
   -- its own policies and extended statistics
   AND NOT (d.classid = 'pg_policy'::regclass
            AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.oid = d.objid AND p.polrelid = $1))

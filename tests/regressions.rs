@@ -633,3 +633,53 @@ async fn a_generated_column_reading_another_moves() {
         0
     );
 }
+
+/// Issue 9: an application role restricted by row-level security to its own tenant's
+/// rows could read and change every tenant's rows in the new table before cutover (it
+/// had the source's grants, but RLS was off there until cutover). RLS is on from the
+/// start now: the tenant sees and changes only its own rows there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sees_no_more_of_the_new_table_than_of_the_source() {
+    let db = TestDb::new("rls_mirror").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS hs_tenant_a; CREATE ROLE hs_tenant_a LOGIN;
+             CREATE TABLE tn (id bigint PRIMARY KEY, ts timestamptz NOT NULL, tenant text NOT NULL, v int);
+             INSERT INTO tn SELECT g, now() - g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'hs_tenant_a' ELSE 'b' END, g
+             FROM generate_series(1, 200) g;
+             ALTER TABLE tn ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own_rows ON tn TO hs_tenant_a USING (tenant = current_user) WITH CHECK (tenant = current_user);
+             GRANT SELECT, UPDATE ON tn TO hs_tenant_a;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = db.plan("p.yaml", &one_table_plan("rls", "tn", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let tenant = connect(&format!(
+        "{}?user=hs_tenant_a",
+        db.url.replace("postgres@", "hs_tenant_a@")
+    ))
+    .await;
+    let seen: i64 = tenant
+        .query_one("SELECT count(*) FROM tn_hs_new", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        seen, 100,
+        "the tenant saw other tenants' rows in the new table"
+    );
+    let changed = tenant
+        .execute("UPDATE tn_hs_new SET v = -1 WHERE tenant = 'b'", &[])
+        .await
+        .unwrap();
+    assert_eq!(changed, 0, "the tenant changed another tenant's rows");
+    drop(tenant);
+    db.hyperswap(&["abort", path_str(&plan)]).ok();
+    client
+        .batch_execute("DROP OWNED BY hs_tenant_a; DROP ROLE hs_tenant_a")
+        .await
+        .unwrap();
+}

@@ -443,6 +443,10 @@ impl Backfill<'_> {
         for job in self.jobs {
             for (name, stmt) in crate::target::deferred_indexes(job) {
                 let ctx = || format!("building index {name} on {}", job.target);
+                let drop = format!(
+                    "DROP INDEX IF EXISTS {}",
+                    job.target.sibling(name.clone()).quoted()
+                );
                 if stmt.sql.starts_with("CREATE INDEX") {
                     let valid: Option<bool> = client
                         .query_opt(
@@ -458,10 +462,6 @@ impl Backfill<'_> {
                     match valid {
                         Some(true) => continue,
                         Some(false) => {
-                            let drop = format!(
-                                "DROP INDEX IF EXISTS {}",
-                                job.target.sibling(name.clone()).quoted()
-                            );
                             self.log.record(&drop);
                             client.batch_execute(&drop).await.with_context(ctx)?;
                         }
@@ -490,10 +490,6 @@ impl Backfill<'_> {
                             );
                             tokio::time::sleep(pause).await;
                             // A build stopped half way left its index invalid.
-                            let drop = format!(
-                                "DROP INDEX IF EXISTS {}",
-                                job.target.sibling(name.clone()).quoted()
-                            );
                             client.batch_execute(&drop).await.with_context(ctx)?;
                         }
                         Err(e) => return Err(e),

@@ -169,15 +169,9 @@ mod tests {
 
     #[test]
     fn steps_follow_the_forward_path() {
-        let forward = [
-            Phase::Planned,
-            Phase::TargetCreated,
-            Phase::TriggerInstalled,
-            Phase::Backfilling,
-            Phase::Backfilled,
-            Phase::Verified,
-            Phase::CutOver,
-        ];
+        // ALL lists the forward path first, up to cutover.
+        let forward = &Phase::ALL[..7];
+        assert_eq!(forward.last(), Some(&Phase::CutOver));
         assert!(forward.windows(2).all(|w| w[0].step() < w[1].step()));
         assert_eq!(Phase::RolledBack.step(), Phase::Backfilled.step());
     }

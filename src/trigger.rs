@@ -93,6 +93,16 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
     out
 }
 
+/// EXECUTE on a trigger function of the tool's for the table's owner alone (creating a
+/// trigger needs it; firing one does not).
+fn owner_only(function: &QualifiedName, owner: &str) -> String {
+    format!(
+        "REVOKE ALL ON FUNCTION {0}() FROM PUBLIC; GRANT EXECUTE ON FUNCTION {0}() TO {1}",
+        function.quoted(),
+        quote_ident(owner)
+    )
+}
+
 /// Hands a copy function to the table's owner when the running role is a superuser (a
 /// non-superuser runs as a member of the owner already; the owner could not be given a
 /// function in a schema it may not create in).
@@ -187,10 +197,10 @@ pub fn guard_function_sql(job: &Job) -> Stmt {
     );
     Stmt::noted(
         format!(
-            "CREATE OR REPLACE FUNCTION {0}() RETURNS trigger\n    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp\nAS {1};\nREVOKE ALL ON FUNCTION {0}() FROM PUBLIC; GRANT EXECUTE ON FUNCTION {0}() TO {2}",
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\n    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp\nAS {};\n{}",
             job.guard_function().quoted(),
             dollar_quote(&body),
-            quote_ident(&job.table.owner)
+            owner_only(&job.guard_function(), &job.table.owner)
         ),
         "for rollback: the guard it puts on the new table, once it is the copy again",
     )

@@ -201,13 +201,7 @@ async fn a_connection_failure_exits_4() {
 async fn a_lost_connection_exits_4_and_resumes() {
     let db = TestDb::new("exit_four_lost").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 minute' FROM generate_series(1, 50000) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 50000, "1 minute").await;
     let plan = db.plan(
         "p.yaml",
         &one_table_plan(
@@ -256,13 +250,7 @@ async fn a_lost_connection_exits_4_and_resumes() {
 async fn an_unknown_window_time_zone_is_refused_by_validate() {
     let db = TestDb::new("window_zone").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 10) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 10, "1 hour").await;
     let plan = db.plan(
         "p.yaml",
         &one_table_plan(
@@ -286,13 +274,7 @@ async fn an_unknown_window_time_zone_is_refused_by_validate() {
 async fn finalize_needs_yes_off_a_terminal() {
     let db = TestDb::new("finalize_yes").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 100, "1 hour").await;
     let plan = db.plan("p.yaml", &one_table_plan("yes", "t", ""));
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     let before = fingerprint(&client).await;
@@ -312,13 +294,7 @@ async fn finalize_needs_yes_off_a_terminal() {
 async fn json_logs_and_verbose() {
     let db = TestDb::new("json_logs").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 100, "1 hour").await;
     let plan = db.plan("p.yaml", &one_table_plan("logs", "t", ""));
     let run = db
         .hyperswap(&[
@@ -353,13 +329,7 @@ async fn json_logs_and_verbose() {
 async fn status_watch_repeats_until_ctrl_c() {
     let db = TestDb::new("status_watch").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 100, "1 hour").await;
     let plan = db.plan("p.yaml", &one_table_plan("watched", "t", ""));
     db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
         .ok();

@@ -377,13 +377,7 @@ async fn copy_functions_run_as_the_table_owner_and_are_not_public() {
 async fn two_plans_on_one_table_at_once_record_only_one() {
     let db = TestDb::new("two_plans_one_table").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 1000) g;",
-        )
-        .await
-        .unwrap();
+    small_table(&client, 1000, "1 hour").await;
     let a = db.plan("a.yaml", &one_table_plan("first", "t", ""));
     let b = db.plan(
         "b.yaml",

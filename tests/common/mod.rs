@@ -165,6 +165,19 @@ pub fn one_table_plan(name: &str, table: &str, extra: &str) -> String {
     format!("name: {name}\ntables:\n  - source: {table}\n    time_column: ts\n    chunk_time_interval: 1 day\n{extra}")
 }
 
+/// `public.t (id bigint PRIMARY KEY, ts timestamptz NOT NULL)` with ids 1..=rows, one
+/// row every `step` back from now (an interval, e.g. `1 hour`): the smallest table a
+/// plan can move.
+pub async fn small_table(client: &Client, rows: u32, step: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '{step}' FROM generate_series(1, {rows}) g;"
+        ))
+        .await
+        .unwrap();
+}
+
 /// Rows in `a` but not `b` plus rows in `b` but not `a`, over all columns, counting
 /// duplicates: an independent check, not the tool's parity.
 pub async fn except_both_ways(client: &Client, a: &str, b: &str) -> i64 {

@@ -11,7 +11,22 @@ SELECT a.attname::text,
             FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
             WHERE co.oid = a.attcollation)
        END                                                                     AS collation_sql,
-       col_description(a.attrelid, a.attnum)                                   AS comment
+       col_description(a.attrelid, a.attnum)                                   AS comment,
+       -- How parity's checksum reads the column: '' = its own hash, which tells apart
+       -- every stored value of these types (integers, bool, "char", oid, date, time,
+       -- timestamp(tz), uuid, bytea, text and varchar under a deterministic collation);
+       -- else the type's binary send function, whose bytes do too (numeric's scale,
+       -- jsonb's numbers, -0.0, an array's bounds, an interval's units, which hash
+       -- functions treat as equal); NULL = no send function: the text form.
+       CASE
+           WHEN a.atttypid IN (16, 17, 18, 20, 21, 23, 25, 26, 1043, 1082, 1083, 1114, 1184, 2950)
+                AND coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true)
+               THEN ''
+           WHEN t.typsend <> 0 THEN
+               (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname)
+                FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+                WHERE p.oid = t.typsend)
+       END                                                                     AS hash_via
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum

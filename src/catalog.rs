@@ -117,6 +117,22 @@ pub struct Column {
     pub generated: String,
     pub collation_sql: Option<String>,
     pub comment: Option<String>,
+    /// How parity's checksum reads this column.
+    pub hash: ColumnHash,
+}
+
+/// How parity's checksum reads a column, so that two different stored values never
+/// hash alike by the type's design (hash functions follow equality, and equality
+/// forgets numeric's scale, jsonb's number forms, an array's bounds, -0.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnHash {
+    /// The type's own hash tells every stored value apart (integers, timestamps, uuid,
+    /// text under a deterministic collation, ...).
+    Native,
+    /// Through the type's binary send function (schema-qualified), whose bytes do.
+    Send(String),
+    /// The text form: the type has no send function.
+    Text,
 }
 
 impl Column {
@@ -328,6 +344,11 @@ fn column(r: &Row) -> Column {
         identity: r.get(5),
         generated: r.get(6),
         collation_sql: r.get(7),
+        hash: match r.get::<_, Option<String>>(9) {
+            Some(f) if f.is_empty() => ColumnHash::Native,
+            Some(f) => ColumnHash::Send(f),
+            None => ColumnHash::Text,
+        },
         comment: r.get(8),
     }
 }

@@ -128,6 +128,29 @@ async fn every_injected_difference_is_pinpointed() {
             "different",
             &["a"],
         ),
+        // Equal to the type's equality (and hash) but not the same stored value: the
+        // checksum reads these through the type's binary form, not its hash.
+        (
+            "numeric scale 750.0 vs 750.0000",
+            "UPDATE kinds_hs_new SET n = round(n, 4) WHERE id = 500",
+            "500",
+            "different",
+            &["n"],
+        ),
+        (
+            "jsonb number 600 vs 600.0",
+            "UPDATE kinds_hs_new SET j = jsonb_set(j, '{a,b}', '600.0') WHERE id = 600",
+            "600",
+            "different",
+            &["j"],
+        ),
+        (
+            "array lower bound",
+            "UPDATE kinds_hs_new SET a = ('[0:2]=' || a::text)::int[] WHERE id = 700",
+            "700",
+            "different",
+            &["a"],
+        ),
     ];
     for (what, inject, key, kind, columns) in cases {
         client.batch_execute(inject).await.unwrap();

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hyperswap::backfill::{self, Conflicts, From};
-use hyperswap::catalog::{Column, Constraint, Grant, Index, OwnedSequence, Table};
+use hyperswap::catalog::{Column, ColumnHash, Constraint, Grant, Index, OwnedSequence, Table};
 use hyperswap::ident::QualifiedName;
 use hyperswap::model::{ColumnRef, Job, Key, KeyColumn};
 use hyperswap::parity::ranges::KeyRange;
@@ -24,6 +24,10 @@ fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
         generated: String::new(),
         collation_sql: None,
         comment: None,
+        hash: match type_sql {
+            "double precision" => ColumnHash::Send("pg_catalog.float8send".into()),
+            _ => ColumnHash::Native,
+        },
     }
 }
 

@@ -18,9 +18,7 @@ use crate::progress::Cancel;
 use crate::stmt::{self, SqlLog};
 
 use super::ranges::{self, KeyRange, KeyValue};
-use super::sql::{
-    checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText, ROW_ALIAS,
-};
+use super::sql::{checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText};
 use super::{pair, DiffKind, Difference, ParityReport, TableParity};
 use crate::journal::RangeSums as Sums;
 
@@ -496,8 +494,7 @@ pub async fn row_text(client: &Client, job: &Job, phase: Phase) -> Result<RowTex
     let (live, mirror) = pair(job, phase);
     let a = crate::catalog::row_signature(client, live).await?;
     let b = crate::catalog::row_signature(client, mirror).await?;
-    let shadowed = job.table.columns.iter().any(|c| c.name == ROW_ALIAS);
-    Ok(if a.is_some() && a == b && !shadowed {
+    Ok(if a.is_some() && a == b {
         RowText::WholeRow
     } else {
         RowText::Columns

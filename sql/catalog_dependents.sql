@@ -17,6 +17,10 @@ WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype = 'n
   AND NOT (d.classid = 'pg_trigger'::regclass
            AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.oid = d.objid AND t.tgrelid = $1))
   AND NOT (d.classid = 'pg_class'::regclass AND d.objid = $1)
+  -- hyperswap's own view pinning the columns (trigger.rs) goes with the plan
+  AND NOT (d.classid = 'pg_rewrite'::regclass
+           AND EXISTS (SELECT 1 FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class
+                       WHERE r.oid = d.objid AND v.relnamespace = pg_catalog.to_regnamespace('hyperswap')))
   -- its own column defaults and generation expressions (a generated column reading
   -- another column of the table depends on it; the new table gets its own)
   AND NOT (d.classid = 'pg_attrdef'::regclass

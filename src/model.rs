@@ -226,6 +226,12 @@ impl Job {
         tool_function("guard", &self.source)
     }
 
+    /// A view of the tool's reading every column of both tables: while it exists, the
+    /// database refuses to drop a column the copy reads or to change its type.
+    pub fn columns_view(&self) -> QualifiedName {
+        tool_function("columns", &self.source)
+    }
+
     /// The name an index or constraint of the source gets on the new table.
     pub fn new_index_name(&self, name: &str) -> String {
         with_suffix(name, NEW_SUFFIX)

@@ -42,6 +42,7 @@ pub fn statements(
             Removal::Finalize => (job.reverse(), &job.source, &job.retired),
         };
         first.extend(trigger::drop_triggers(&trigger_dir, on));
+        second.push(trigger::drop_columns_view(job));
         second.push(Stmt::noted(
             format!("DROP TABLE IF EXISTS {}", drop_table.quoted()),
             "no CASCADE: anything of yours that still depends on it stops the drop",

@@ -88,9 +88,50 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
             ))
         )));
     }
+    out.push(columns_view_sql(job));
     let forward = job.forward();
     out.extend(create_triggers(&forward, forward.on));
     out
+}
+
+/// The view that pins the columns of both tables (see [`Job::columns_view`]).
+fn columns_view_sql(job: &Job) -> Stmt {
+    let all = job
+        .table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let view = job.columns_view();
+    Stmt::noted(
+        format!(
+            "CREATE OR REPLACE VIEW {} AS
+SELECT {all} FROM {}
+UNION ALL
+SELECT {all} FROM {};
+REVOKE ALL ON {} FROM PUBLIC;
+COMMENT ON VIEW {} IS {}",
+            view.quoted(),
+            job.source.quoted(),
+            job.target.quoted(),
+            view.quoted(),
+            view.quoted(),
+            quote_literal(&format!(
+                "hyperswap: keeps the columns of {} and {} that the copy triggers read from being dropped or changed in type; removed by abort and finalize",
+                job.source, job.target
+            ))
+        ),
+        "never read: while it exists the database itself refuses DROP COLUMN and ALTER COLUMN TYPE on either table, for any role (the DDL guard needs a superuser)",
+    )
+}
+
+/// Drops the view that pins the columns, before one of its tables goes.
+pub fn drop_columns_view(job: &Job) -> Stmt {
+    Stmt::new(format!(
+        "DROP VIEW IF EXISTS {}",
+        job.columns_view().quoted()
+    ))
 }
 
 /// EXECUTE on a trigger function of the tool's for the table's owner alone (creating a
@@ -155,12 +196,44 @@ pub fn drop_function(dir: &Direction) -> Stmt {
 
 fn function_sql(job: &Job, dir: &Direction) -> String {
     let columns = job.column_list();
+    // The transition tables' columns by position: hyperswap_c1, hyperswap_c2, ...
+    let position = |name: &str| {
+        let i = job
+            .table
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .expect("key and time columns are columns of the table");
+        format!("hyperswap_c{}", i + 1)
+    };
+    let positions = (1..=job.table.columns.len())
+        .map(|i| format!("hyperswap_c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let selected = job
+        .table
+        .columns
+        .iter()
+        .filter(|c| c.is_written())
+        .map(|c| position(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     // The row in the other table: its key and time (the hypertable's unique key).
-    let mut old_row = job.key.equals(Some("hyperswap_t"), "hyperswap_o");
+    let mut matched: Vec<&str> = job.key.columns.iter().map(|c| c.name.as_str()).collect();
     if !job.key.contains(&job.time.name) {
-        let time = quote_ident(&job.time.name);
-        old_row.push_str(&format!(" AND hyperswap_t.{time} = hyperswap_o.{time}"));
+        matched.push(&job.time.name);
     }
+    let old_row = matched
+        .iter()
+        .map(|c| {
+            format!(
+                "hyperswap_t.{} = hyperswap_o.{}",
+                quote_ident(c),
+                position(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
     let body = crate::template::render(
         include_str!("../sql/copy_trigger.sql"),
         &[
@@ -168,6 +241,8 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
             ("live_schema", quote_literal(&job.source.schema)),
             ("to", dir.to.quoted()),
             ("columns", columns),
+            ("selected", selected),
+            ("positions", positions),
             ("old_row", old_row),
         ],
     );

@@ -658,3 +658,114 @@ async fn row_security_forced_on_the_owner_is_refused_until_it_cannot_hide_rows()
     drop(client);
     drop_roles(&db, &[role]).await;
 }
+
+/// Issue 8: where the tool runs as a role that may not create an event trigger, an
+/// ALTER TABLE of the source under migration must not break the application's writes.
+/// A rename or an added column is let through (the copy reads the statement's rows by
+/// position), parity and cutover refuse until the columns agree again; a dropped column
+/// or a changed type is refused by the database itself (a view of the tool's reads
+/// every column of both tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
+    let db = TestDb::new("priv_ddl").await;
+    let (owner, app) = ("hs_priv_ddl_owner", "hs_priv_ddl_app");
+    fresh_roles(&db, &[&format!("{owner} LOGIN"), &format!("{app} LOGIN")]).await;
+    admin(
+        &db,
+        &format!(
+            "GRANT CREATE ON DATABASE \"{}\" TO {owner}; GRANT CREATE ON SCHEMA public TO {owner};",
+            db.name
+        ),
+    )
+    .await;
+    let owner_url = url_as(&db, owner);
+    let as_owner = connect(&owner_url).await;
+    create_sample_table(&as_owner, &QualifiedName::new("public", "metrics"), 5_000)
+        .await
+        .unwrap();
+    as_owner
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.metrics TO {app};
+             GRANT USAGE ON SEQUENCE public.metrics_id_seq TO {app};"
+        ))
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("ddl", "public.metrics", ""));
+    run_binary(
+        &owner_url,
+        &["plan", "apply", path_str(&plan), "--until", "backfill"],
+    )
+    .ok();
+    let as_app = connect(&url_as(&db, app)).await;
+
+    as_owner
+        .batch_execute("ALTER TABLE public.metrics RENAME COLUMN status TO state")
+        .await
+        .expect("no event trigger for this role: the rename goes through");
+    as_app
+        .batch_execute(
+            "INSERT INTO public.metrics (ts, device_id, value, state) VALUES ('2026-01-01', 1, 1.5, 'renamed');
+             UPDATE public.metrics SET state = 'u', value = 2 WHERE id = 10;
+             UPDATE public.metrics SET id = 900000 WHERE id = 11;
+             DELETE FROM public.metrics WHERE id = 12;",
+        )
+        .await
+        .expect("the application's writes keep working after a RENAME COLUMN");
+    as_owner
+        .batch_execute("ALTER TABLE public.metrics ADD COLUMN extra int")
+        .await
+        .unwrap();
+    as_app
+        .batch_execute(
+            "INSERT INTO public.metrics (ts, device_id, state, extra) VALUES ('2026-01-02', 2, 'added', 7);
+             UPDATE public.metrics SET extra = 1, value = 3 WHERE id = 20;",
+        )
+        .await
+        .expect("the application's writes keep working after an ADD COLUMN");
+    for ddl in [
+        "ALTER TABLE public.metrics DROP COLUMN value",
+        "ALTER TABLE public.metrics ALTER COLUMN device_id TYPE bigint",
+        "ALTER TABLE public.metrics_hs_new DROP COLUMN value",
+    ] {
+        let e = as_owner.batch_execute(ddl).await.unwrap_err();
+        let msg = format!("{:?}", e.as_db_error().unwrap());
+        assert!(msg.contains("hyperswap"), "{ddl}: {msg}");
+    }
+    // Parity and cutover refuse while the columns differ, and say why.
+    let run = run_binary(&owner_url, &["parity", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("differ"), "{}", run.stderr);
+    let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(!is_hypertable(&db, "metrics").await);
+
+    // The DBA undoes the change: every write made meanwhile is in the copy.
+    as_owner
+        .batch_execute(
+            "ALTER TABLE public.metrics RENAME COLUMN state TO status;
+             ALTER TABLE public.metrics DROP COLUMN extra;",
+        )
+        .await
+        .unwrap();
+    let client = db.client().await;
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+    let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert!(is_hypertable(&db, "metrics").await);
+    run_binary(&owner_url, &["finalize", "--yes", path_str(&plan)]).ok();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'metrics_hs_%' OR relnamespace = to_regnamespace('hyperswap')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "finalize left objects behind");
+    drop(as_app);
+    drop(as_owner);
+    drop_roles(&db, &[owner, app]).await;
+}

@@ -93,21 +93,27 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;
-    create_schema(&tx).await?;
+    let created = create_schema(&tx).await?;
     check_owner(&tx).await?;
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
+    if created {
+        // Default privileges (ALTER DEFAULT PRIVILEGES ... GRANT ... ON TABLES TO app)
+        // may have handed the brand-new journal to other roles: it is the tool's alone.
+        revoke_writers(&tx).await?;
+    }
+    check_writers(&tx).await?;
     tx.batch_execute(include_str!("../sql/ddl_guard.sql"))
         .await
         .context("installing the guard against ALTER TABLE of tables being moved")?;
     tx.commit().await.context("creating the hyperswap journal")
 }
 
-/// Creates the journal's schema when it is missing. Only then does the role need CREATE
-/// on the database: a schema a DBA created for it (`CREATE SCHEMA hyperswap
-/// AUTHORIZATION <role>`) is used as it is.
-async fn create_schema(tx: &impl GenericClient) -> Result<()> {
+/// Creates the journal's schema when it is missing (true when it did). Only then does
+/// the role need CREATE on the database: a schema a DBA created for it (`CREATE SCHEMA
+/// hyperswap AUTHORIZATION <role>`) is used as it is.
+async fn create_schema(tx: &impl GenericClient) -> Result<bool> {
     let ctx = "creating the hyperswap journal's schema";
     let exists: bool = tx
         .query_one(
@@ -121,7 +127,89 @@ async fn create_schema(tx: &impl GenericClient) -> Result<()> {
         let sql = format!("CREATE SCHEMA {}", quote_ident(TOOL_SCHEMA));
         tx.batch_execute(&sql).await.context(ctx)?;
     }
+    Ok(!exists)
+}
+
+/// What lets a role other than the journal's owner change the journal (see
+/// sql/journal_writers.sql): (object, privileges or the attached object, grantee or ""),
+/// a grantee's privileges on one object together.
+async fn writers(client: &impl GenericClient) -> Result<Vec<(String, String, String)>> {
+    let rows = client
+        .query(include_str!("../sql/journal_writers.sql"), &[&TOOL_SCHEMA])
+        .await
+        .context("checking who may write the hyperswap journal")?;
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    for r in rows {
+        let (object, what, who): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        match out.last_mut() {
+            Some((o, w, g)) if *o == object && *g == who && !who.is_empty() => {
+                w.push_str(", ");
+                w.push_str(&what);
+            }
+            _ => out.push((object, what, who)),
+        }
+    }
+    Ok(out)
+}
+
+/// The statement that takes a finding away.
+fn writer_fix(object: &str, what: &str, who: &str) -> String {
+    if let Some(trigger) = what.strip_prefix("trigger ") {
+        format!("DROP TRIGGER {trigger} ON {object};")
+    } else if let Some(rule) = what.strip_prefix("rule ") {
+        format!("DROP RULE {rule} ON {object};")
+    } else if let Some(schema) = object.strip_prefix("schema ") {
+        format!("REVOKE CREATE ON SCHEMA {schema} FROM {who};")
+    } else {
+        format!("REVOKE {what} ON {object} FROM {who};")
+    }
+}
+
+/// Takes away the write privileges that default privileges gave other roles on a
+/// journal just created (triggers and rules cannot be there yet).
+async fn revoke_writers(tx: &impl GenericClient) -> Result<()> {
+    for (object, what, who) in writers(tx).await? {
+        if !who.is_empty() {
+            tx.batch_execute(&writer_fix(&object, &what, &who))
+                .await
+                .context("keeping the new hyperswap journal to its owner")?;
+        }
+    }
     Ok(())
+}
+
+/// Refuses a journal that a role other than its owner could change: the journal holds
+/// SQL that rollback runs and the results the cutover trusts. Each finding comes with
+/// the statement that removes it.
+pub async fn check_writers(client: &impl GenericClient) -> Result<()> {
+    let found = writers(client).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<String> = found
+        .iter()
+        .map(|(o, w, who)| {
+            if who.is_empty() {
+                format!("{w} on {o}")
+            } else {
+                format!("{w} on {o} granted to {who}")
+            }
+        })
+        .collect();
+    let fixes: Vec<String> = found
+        .iter()
+        .map(|(o, w, who)| writer_fix(o, w, who))
+        .collect();
+    Err(Error::invalid(
+        format!(
+            "the hyperswap journal can be changed by roles other than its owner, so what it says (the SQL rollback runs, the phases and parity results the cutover trusts) is not trusted: {}",
+            what.join("; ")
+        ),
+        format!(
+            "check that the journal holds what hyperswap wrote (`hyperswap plan show` prints the reverse SQL), then take those rights away:\n    {}",
+            fixes.join("\n    ")
+        ),
+    ))
 }
 
 /// How long a plan's lock is waited for before its holder is reported as another run. A
@@ -254,6 +342,7 @@ pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<Plan
         return Ok(None);
     }
     check_owner(client).await?;
+    check_writers(client).await?;
     let row = match client
         .query_opt(
             "SELECT name, plan_sha256, plan_text, phase, reverse_sql FROM hyperswap.plans WHERE name = $1",

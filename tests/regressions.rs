@@ -681,3 +681,86 @@ async fn a_tenant_sees_no_more_of_the_new_table_than_of_the_source() {
         .await
         .unwrap();
 }
+
+/// Issue 9: the journal holds the SQL rollback runs. A role granted UPDATE on it (or a
+/// trigger attached to it) could have rewritten that SQL for a superuser to run: such a
+/// journal is refused, naming each grant with its REVOKE, and the database is left as
+/// it was. Default privileges that would hand a new journal to another role are taken
+/// back when the tool creates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_others_may_write_is_not_trusted() {
+    let db = TestDb::new("journal_writers").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS hs_jw_app; CREATE ROLE hs_jw_app;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO hs_jw_app;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO hs_jw_app;
+             CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("writers", "t", ""));
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    let may_update: bool = client
+        .query_one(
+            "SELECT has_table_privilege('hs_jw_app', 'hyperswap.plans', 'UPDATE')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!may_update, "default privileges gave the new journal away");
+
+    client
+        .batch_execute("GRANT UPDATE ON hyperswap.plans TO hs_jw_app")
+        .await
+        .unwrap();
+    let before = fingerprint(&client).await;
+    let run = db.hyperswap(&["rollback", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("UPDATE on hyperswap.plans granted to hs_jw_app")
+            && run
+                .stderr
+                .contains("REVOKE UPDATE ON hyperswap.plans FROM hs_jw_app;"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&client).await, before);
+
+    // A trigger on the journal could rewrite what the tool records: refused too.
+    client
+        .batch_execute(
+            "REVOKE UPDATE ON hyperswap.plans FROM hs_jw_app;
+             CREATE FUNCTION public.sneaky() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+             CREATE TRIGGER sneaky BEFORE UPDATE ON hyperswap.plans FOR EACH ROW EXECUTE FUNCTION public.sneaky();",
+        )
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["rollback", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("DROP TRIGGER sneaky ON hyperswap.plans;"),
+        "{}",
+        run.stderr
+    );
+    client
+        .batch_execute("DROP TRIGGER sneaky ON hyperswap.plans")
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    client
+        .batch_execute(
+            "ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM hs_jw_app;
+             ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM hs_jw_app;",
+        )
+        .await
+        .unwrap();
+    db.hyperswap(&["abort", path_str(&plan)]).ok();
+}

@@ -1,0 +1,41 @@
+-- Who besides the journal's owner (and superusers, who can do anything anyway) could
+-- change what the journal says, and so what the tool runs later (rollback's reverse
+-- SQL) or trusts (phases, parity results): write privileges on its tables and
+-- sequences, CREATE on its schema, triggers and rules on its tables. $1 = the schema.
+-- One row per finding: the object, what is held or attached, by whom ('' for a
+-- trigger or rule, PUBLIC for grantee 0).
+SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS object,
+       a.privilege_type::pg_catalog.text AS what,
+       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS who
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+WHERE n.nspname OPERATOR(pg_catalog.=) $1
+  AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S}')
+  AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+  AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE,TRUNCATE,TRIGGER}')
+  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
+UNION ALL
+SELECT 'schema ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname), a.privilege_type::pg_catalog.text,
+       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+FROM pg_catalog.pg_namespace n
+CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
+WHERE n.nspname OPERATOR(pg_catalog.=) $1
+  AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+  AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
+UNION ALL
+SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text, 'trigger ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.tgname), ''
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}') AND NOT t.tgisinternal
+UNION ALL
+SELECT r.ev_class::pg_catalog.regclass::pg_catalog.text, 'rule ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.rulename), ''
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.ev_class
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')
+ORDER BY 1, 2, 3

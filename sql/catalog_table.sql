@@ -9,7 +9,9 @@ SELECT c.oid,
        obj_description(c.oid, 'pg_class')                                     AS comment,
        c.relrowsecurity,
        c.relforcerowsecurity,
-       greatest(c.reltuples, 0)::float8                                       AS reltuples
+       greatest(c.reltuples, 0)::float8                                       AS reltuples,
+       coalesce(c.reloptions, '{}')::text[]                                   AS reloptions,
+       coalesce((SELECT t.reloptions FROM pg_class t WHERE t.oid = c.reltoastrelid), '{}')::text[] AS toast_reloptions
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2

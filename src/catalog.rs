@@ -23,6 +23,10 @@ pub struct Table {
     pub row_security: bool,
     pub force_row_security: bool,
     pub estimated_rows: f64,
+    /// Storage parameters, `name=value` as `pg_class.reloptions` has them.
+    pub reloptions: Vec<String>,
+    /// The TOAST table's storage parameters (set as `toast.name`).
+    pub toast_reloptions: Vec<String>,
     pub columns: Vec<Column>,
     pub constraints: Vec<Constraint>,
     pub indexes: Vec<Index>,
@@ -322,6 +326,8 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
         row_security: row.get(8),
         force_row_security: row.get(9),
         estimated_rows: row.get(10),
+        reloptions: row.get(11),
+        toast_reloptions: row.get(12),
         columns,
         constraints,
         indexes,

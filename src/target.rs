@@ -159,9 +159,10 @@ fn create_table(job: &Job) -> Stmt {
         ));
     }
     let sql = format!(
-        "CREATE TABLE {} (\n    {}\n)",
+        "CREATE TABLE {} (\n    {}\n){}",
         job.target.quoted(),
-        lines.join(",\n    ")
+        lines.join(",\n    "),
+        with_storage_parameters(&job.table)
     );
     let head = format!("new table for {}, made a hypertable below", job.source);
     let note = std::iter::once(head)
@@ -478,17 +479,43 @@ pub fn deferred_indexes(job: &Job) -> Vec<(String, Stmt)> {
             out.push((name, c));
         }
     }
+    let restore = match storage_parameter(&job.table, "autovacuum_enabled") {
+        Some(v) => format!("SET (autovacuum_enabled = {})", quote_literal(v)),
+        None => "RESET (autovacuum_enabled)".to_string(),
+    };
     out.push((
         String::new(),
         Stmt::noted(
-            format!(
-                "ALTER TABLE {} RESET (autovacuum_enabled)",
-                job.target.quoted()
-            ),
-            "autovacuum as for any table again, now that the copy is in",
+            format!("ALTER TABLE {} {restore}", job.target.quoted()),
+            "autovacuum as on the source again, now that the copy is in",
         ),
     ));
     out
+}
+
+/// The value of one of `table`'s storage parameters, if it is set.
+pub fn storage_parameter<'a>(table: &'a crate::catalog::Table, name: &str) -> Option<&'a str> {
+    table
+        .reloptions
+        .iter()
+        .find_map(|o| o.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
+/// ` WITH (name = 'value', ...)`: the source's storage parameters, which TimescaleDB
+/// carries to every chunk; "" when it has none. Names are checked by `validate`.
+fn with_storage_parameters(table: &crate::catalog::Table) -> String {
+    if table.reloptions.is_empty() {
+        return String::new();
+    }
+    let options: Vec<String> = table
+        .reloptions
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => format!("{k} = {}", quote_literal(v)),
+            None => o.clone(),
+        })
+        .collect();
+    format!(" WITH ({})", options.join(", "))
 }
 
 fn quote_cols(cols: &[String]) -> String {

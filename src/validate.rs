@@ -161,6 +161,7 @@ async fn resolve_table(
         }
         if let Some(p) = phase.filter(|p| p.source_is_live() && p.target_created()) {
             problems.check(check_indexes_followed(client, &table, t, field, p).await)?;
+            problems.check(check_definitions_followed(client, &table, t, field, p).await)?;
         }
     }
     if let Some((a, b)) = copy_pair(t, phase) {
@@ -358,6 +359,17 @@ async fn what_the_name_loses(
             format!("take it out of the publication (ALTER PUBLICATION ... DROP TABLE {name}) and plan the replication of the hypertable (its chunks) before moving it"),
         ));
     }
+    if !table.toast_reloptions.is_empty() {
+        let names: Vec<String> = table
+            .toast_reloptions
+            .iter()
+            .map(|o| format!("toast.{}", o.split('=').next().unwrap_or(o)))
+            .collect();
+        out.push(Error::invalid(
+            format!("{name} ({field}.source) has TOAST storage parameters ({}): TimescaleDB does not carry them to a hypertable's chunks, so they would be lost", names.join(", ")),
+            format!("reset them before the move (ALTER TABLE {name} RESET ({})) and set them on each chunk after cutover if you need them", names.join(", ")),
+        ));
+    }
     if table.persistence == "u" {
         out.push(Error::invalid(
             format!("{name} ({field}.source) is UNLOGGED: the hypertable would be logged (WAL for every write), a silent change"),
@@ -421,6 +433,112 @@ async fn check_indexes_followed(
         format!(
             "create each on {} too, under that name and with the source index's definition (CREATE INDEX CONCURRENTLY is not possible on a hypertable: CREATE INDEX ... WITH (timescaledb.transaction_per_chunk)), or drop it from the source",
             t.target
+        ),
+    ))
+}
+
+/// Once the target exists, what the source carries besides columns and indexes must
+/// still be on the target as it was made: constraints, row-level security and its
+/// policies, storage parameters. One changed on the source since (added, dropped,
+/// altered) would be lost at cutover, or enforced by the new table alone.
+async fn check_definitions_followed(
+    client: &impl GenericClient,
+    table: &Table,
+    t: &TablePlan,
+    field: &str,
+    phase: Phase,
+) -> Result<()> {
+    let Some(target) = catalog::load(client, &t.target).await? else {
+        return Ok(()); // its absence is reported with the columns
+    };
+    let mut differ: Vec<String> = Vec::new();
+    // Constraints, by the name each has on the target and its definition (a unique
+    // key's gains the time column there: its name is enough).
+    let expected: Vec<(String, Option<String>)> = table
+        .constraints
+        .iter()
+        .filter_map(|c| match c.kind.as_str() {
+            "p" | "u" => Some((
+                crate::ident::with_suffix(&c.name, crate::model::NEW_SUFFIX),
+                None,
+            )),
+            "c" | "f" => Some((c.name.clone(), Some(c.definition.clone()))),
+            _ => None,
+        })
+        .collect();
+    for (name, definition) in &expected {
+        match target.constraints.iter().find(|c| &c.name == name) {
+            None => differ.push(format!(
+                "constraint {} is not on the target",
+                quote_ident(name)
+            )),
+            Some(c) if definition.as_ref().is_some_and(|d| d != &c.definition) => {
+                differ.push(format!(
+                    "constraint {} differs ({} on the source)",
+                    quote_ident(name),
+                    definition.as_deref().unwrap_or_default()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for c in &target.constraints {
+        if !expected.iter().any(|(n, _)| n == &c.name) {
+            differ.push(format!(
+                "constraint {} is on the target only (dropped from the source?)",
+                quote_ident(&c.name)
+            ));
+        }
+    }
+    // Row-level security and its policies.
+    if table.row_security != target.row_security {
+        differ.push("row-level security is enabled on one table only".to_string());
+    }
+    let policy = |p: &crate::catalog::Policy| {
+        format!(
+            "{} {} {} {:?} {:?} {:?}",
+            p.name, p.permissive, p.command, p.roles, p.using_expr, p.check_expr
+        )
+    };
+    let mut a: Vec<String> = table.policies.iter().map(policy).collect();
+    let mut b: Vec<String> = target.policies.iter().map(policy).collect();
+    a.sort();
+    b.sort();
+    if a != b {
+        differ.push("the row-level security policies differ".to_string());
+    }
+    // Storage parameters (autovacuum is off on the target until the backfill is done).
+    let settled = phase.backfill_done();
+    let options = |t: &Table| {
+        let mut o: Vec<String> = t
+            .reloptions
+            .iter()
+            .filter(|o| settled || !o.starts_with("autovacuum_enabled="))
+            .cloned()
+            .collect();
+        o.sort();
+        o
+    };
+    if options(table) != options(&target) {
+        differ.push(format!(
+            "the storage parameters differ ({:?} on the source, {:?} on the target)",
+            options(table),
+            options(&target)
+        ));
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!(
+            "{} was changed after hyperswap made its copy {} ({field}): {}; the change would be lost at cutover, or enforced by the new table alone",
+            table.name,
+            t.target,
+            differ.join("; ")
+        ),
+        format!(
+            "make the same change on {} (or undo it on {}), then run the command again; or run `hyperswap abort` and start over",
+            t.target, table.name
         ),
     ))
 }

@@ -764,3 +764,102 @@ async fn a_journal_others_may_write_is_not_trusted() {
         .unwrap();
     db.hyperswap(&["abort", path_str(&plan)]).ok();
 }
+
+/// Issue 9: validate predicts apply. Storage parameters follow the table to the
+/// hypertable and its chunks (they were dropped: `fillfactor` silently became 100);
+/// TOAST parameters, which TimescaleDB does not carry to chunks, are refused up front;
+/// a CHECK constraint, a policy or a storage parameter changed on the source after its
+/// copy was made is named before cutover (it was lost at cutover), each fixed by making
+/// the same change on the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_changed_mid_flight_are_named_before_cutover() {
+    let db = TestDb::new("definitions_drift").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE s (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int, note text)
+                 WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05, toast.autovacuum_enabled = false);
+             INSERT INTO s SELECT g, now() - g * interval '1 hour', g FROM generate_series(1, 500) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("defs", "s", ""));
+    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("TOAST storage parameters (toast.autovacuum_enabled)")
+            && run.stderr.contains("RESET (toast.autovacuum_enabled)"),
+        "{}",
+        run.stderr
+    );
+    client
+        .batch_execute("ALTER TABLE s RESET (toast.autovacuum_enabled)")
+        .await
+        .unwrap();
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let options = |rel: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&rel],
+                )
+                .await
+                .unwrap()
+                .get::<_, Option<String>>(0)
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        options("s_hs_new").await,
+        "fillfactor=70,autovacuum_vacuum_scale_factor=0.05"
+    );
+
+    for (change, named, same_on_copy) in [
+        (
+            "ALTER TABLE s ADD CONSTRAINT v_positive CHECK (v > 0)",
+            "constraint \"v_positive\" is not on the target",
+            "ALTER TABLE s_hs_new ADD CONSTRAINT v_positive CHECK (v > 0)",
+        ),
+        (
+            "ALTER TABLE s ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON s USING (v > 10)",
+            "row-level security is enabled on one table only",
+            "ALTER TABLE s_hs_new ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON s_hs_new USING (v > 10)",
+        ),
+        (
+            "ALTER TABLE s SET (fillfactor = 80)",
+            "the storage parameters differ",
+            "ALTER TABLE s_hs_new SET (fillfactor = 80)",
+        ),
+    ] {
+        client.batch_execute(change).await.unwrap();
+        let before = fingerprint(&client).await;
+        let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+        assert_eq!(run.code, 2, "{change}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(named) && run.stderr.contains("make the same change on"),
+            "{change}: {}",
+            run.stderr
+        );
+        assert_eq!(fingerprint(&client).await, before, "{change}");
+        client.batch_execute(same_on_copy).await.unwrap();
+    }
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    // The hypertable and its chunks have the source's storage parameters.
+    let chunks_ok: bool = client
+        .query_one(
+            "SELECT bool_and(c.reloptions @> '{fillfactor=80}') FROM pg_class c
+             WHERE c.oid IN (SELECT format('%I.%I', chunk_schema, chunk_name)::regclass
+                             FROM timescaledb_information.chunks WHERE hypertable_name = 's')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(chunks_ok, "the chunks lack the storage parameters");
+    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+}

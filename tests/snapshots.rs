@@ -52,6 +52,8 @@ fn job() -> Job {
         row_security: false,
         force_row_security: false,
         estimated_rows: 1_000_000.0,
+        reloptions: vec!["fillfactor=90".into()],
+        toast_reloptions: vec![],
         columns: vec![
             id,
             column("ts", "timestamp with time zone", true),

@@ -1,0 +1,228 @@
+//! Issue 9: the crash-point matrix, kept holding. hyperswap is killed (SIGKILL: no
+//! cleanup of its own) inside each transaction that changes the database's shape: the
+//! trigger phase, the cutover, the rollback and abort's first step, each while a
+//! writer keeps writing. Each time the database must be as the journal says (the
+//! transaction rolled back whole), the application must go on writing, and running the
+//! same command again must finish the job with zero differences by an independent
+//! comparison.
+//!
+//! The tool is caught inside its transaction by a blocker: a session holding a lock the
+//! transaction's next statement waits for. Killed mid-backfill, mid-parity and with
+//! its connection terminated are covered by forward_path.rs, parity.rs and messages.rs.
+#![cfg(db_tests)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hyperswap::ident::QualifiedName;
+use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig, WriterHandle};
+use tokio_postgres::Client;
+
+fn writer(db: &TestDb) -> WriterHandle {
+    spawn_writer(WriterConfig {
+        url: db.url.clone(),
+        table: QualifiedName::new("public", "metrics"),
+        connections: 2,
+        ops_per_sec: 200,
+        mix: OpMix::default(),
+        // Stays valid on the hypertable after cutover (no row moves to another chunk).
+        time_updates_cross_days: false,
+    })
+}
+
+/// Runs hyperswap with `args`, waits until its session waits for the lock that
+/// `blocker` holds (taken with `block_sql`), kills it, ends the blocker and waits until
+/// the killed run's server session is gone.
+async fn kill_inside_transaction(db: &TestDb, args: &[&str], blocker: &Client, block_sql: &str) {
+    let client = db.client().await;
+    blocker.batch_execute(block_sql).await.unwrap();
+    let mut child = db.command(args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                WHERE datname = current_database() AND application_name LIKE 'hyperswap %'
+                                  AND wait_event_type = 'Lock')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} never waited for the blocker's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'hyperswap %'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's session did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn phase(client: &Client) -> String {
+    client
+        .query_one(
+            "SELECT phase FROM hyperswap.plans WHERE name = 'crash'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn copy_triggers_on(client: &Client, table: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname LIKE 'hyperswap_copy_%'",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn is_hypertable(client: &Client, name: &str) -> bool {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM timescaledb_information.hypertables
+                            WHERE hypertable_schema = 'public' AND hypertable_name = $1)",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_inside_each_transaction_the_same_command_finishes_the_job() {
+    let db = TestDb::new("crash_points").await;
+    let client = db.client().await;
+    create_sample_table(&client, &QualifiedName::new("public", "metrics"), 20_000)
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("crash", "public.metrics", "cutover:\n  attempts: 1\n"),
+    );
+    let plan = path_str(&plan);
+    let blocker = db.client().await;
+    // Holds ROW EXCLUSIVE on the source, as an open application transaction would: the
+    // trigger phase's CREATE TRIGGER and abort's DROP TRIGGER wait for it.
+    let hold_writes = "BEGIN; LOCK TABLE public.metrics IN ROW EXCLUSIVE MODE";
+
+    // 1. Inside the trigger phase's transaction.
+    db.hyperswap(&["plan", "apply", plan, "--until", "target"])
+        .ok();
+    let w = writer(&db);
+    kill_inside_transaction(
+        &db,
+        &["plan", "apply", plan, "--until", "trigger"],
+        &blocker,
+        hold_writes,
+    )
+    .await;
+    assert_eq!(phase(&client).await, "target_created");
+    assert_eq!(copy_triggers_on(&client, "public.metrics").await, 0);
+    let run = db
+        .hyperswap(&["plan", "apply", plan, "--until", "parity"])
+        .ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    let stats = w.stop().await;
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+
+    // 2. Inside the cutover transaction: it holds the source and waits for the new
+    // table, which a reader holds.
+    let w = writer(&db);
+    kill_inside_transaction(
+        &db,
+        &["plan", "apply", plan],
+        &blocker,
+        "BEGIN; SELECT count(*) FROM public.metrics_hs_new",
+    )
+    .await;
+    assert_eq!(phase(&client).await, "verified");
+    assert!(!is_hypertable(&client, "metrics").await);
+    assert_eq!(copy_triggers_on(&client, "public.metrics").await, 4);
+    let run = db.hyperswap(&["plan", "apply", plan]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert!(is_hypertable(&client, "metrics").await);
+    let stats = w.stop().await;
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
+        0
+    );
+
+    // 3. Inside the rollback transaction: it holds the hypertable and waits for the
+    // retired table.
+    let w = writer(&db);
+    kill_inside_transaction(
+        &db,
+        &["rollback", plan],
+        &blocker,
+        "BEGIN; SELECT count(*) FROM public.metrics_hs_old",
+    )
+    .await;
+    assert_eq!(phase(&client).await, "cut_over");
+    assert!(is_hypertable(&client, "metrics").await);
+    let run = db.hyperswap(&["rollback", plan]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert!(!is_hypertable(&client, "metrics").await);
+    let stats = w.stop().await;
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        0
+    );
+
+    // 4. Inside abort's first transaction (the copy triggers come off the source).
+    let w = writer(&db);
+    let before = count(&client, "public.metrics").await;
+    kill_inside_transaction(&db, &["abort", plan], &blocker, hold_writes).await;
+    assert_eq!(phase(&client).await, "rolled_back");
+    assert_eq!(copy_triggers_on(&client, "public.metrics").await, 4);
+    db.hyperswap(&["abort", plan]).ok();
+    let stats = w.stop().await;
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert_eq!(copy_triggers_on(&client, "public.metrics").await, 0);
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'metrics_hs_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert!(count(&client, "public.metrics").await > before / 2);
+}

@@ -34,16 +34,33 @@ fn modules() -> BTreeMap<String, String> {
             if ["main", "bars", "render", "lib"].contains(&top.as_str()) {
                 continue;
             }
-            let code: String = std::fs::read_to_string(&path)
+            let mut code: String = std::fs::read_to_string(&path)
                 .unwrap()
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("//"))
                 .collect::<Vec<_>>()
                 .join("\n");
+            // The SQL files a module includes are part of what it runs.
+            for included in included_files(&code) {
+                let file = path.parent().unwrap().join(&included);
+                code.push('\n');
+                code.push_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                    panic!("{} includes {included}: {e}", path.display())
+                }));
+            }
             out.entry(top).or_insert_with(String::new).push_str(&code);
         }
     }
     out
+}
+
+/// The paths in `include_str!("...")` calls of `code`.
+fn included_files(code: &str) -> Vec<String> {
+    code.split("include_str!(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The modules `code` refers to as `crate::<name>`.

@@ -590,40 +590,109 @@ pub async fn owning_plan(
 }
 
 /// Deletes the plan from the journal, and the journal itself once no plan is left.
-pub async fn forget(client: &mut Client, plan: &str) -> Result<()> {
+pub async fn forget(client: &mut Client, plan: &str, keep_history: bool) -> Result<()> {
     let ctx = "removing the plan from the journal";
     let tx = client.transaction().await.context(ctx)?;
-    tx.execute(
-        "DELETE FROM hyperswap.events WHERE plan_name = $1",
-        &[&plan],
-    )
-    .await
-    .context(ctx)?;
+    if keep_history {
+        tx.execute(
+            "INSERT INTO hyperswap.events (plan_name, phase, message)
+             SELECT name, 'finalized',
+                    'cut over at ' OPERATOR(pg_catalog.||) coalesce(cutover_at::pg_catalog.text, 'an unknown time')
+                    OPERATOR(pg_catalog.||) ' on the parity pass ' OPERATOR(pg_catalog.||) coalesce(cutover_parity_digest, 'not recorded')
+                    OPERATOR(pg_catalog.||) '; the retired tables are dropped; the plan''s events are kept, its other records removed'
+             FROM hyperswap.plans WHERE name = $1",
+            &[&plan],
+        )
+        .await
+        .context(ctx)?;
+    } else {
+        tx.execute(
+            "DELETE FROM hyperswap.events WHERE plan_name = $1",
+            &[&plan],
+        )
+        .await
+        .context(ctx)?;
+    }
     tx.execute("DELETE FROM hyperswap.plans WHERE name = $1", &[&plan])
         .await
         .context(ctx)?;
-    let left: i64 = tx
-        .query_one("SELECT count(*) FROM hyperswap.plans", &[])
-        .await
-        .context(ctx)?
-        .get(0);
-    if left == 0 {
+    let (plans_left, events_left): (i64, i64) = {
+        let r = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM hyperswap.plans), (SELECT count(*) FROM hyperswap.events)",
+                &[],
+            )
+            .await
+            .context(ctx)?;
+        (r.get(0), r.get(1))
+    };
+    if plans_left == 0 {
         let schema = quote_ident(TOOL_SCHEMA);
-        tx.batch_execute(&format!(
-            "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
-        ))
-        .await
-        .context("removing the hyperswap journal")?;
+        // No table is being moved: nothing for the guard to guard.
         tx.batch_execute(&format!(
             "DROP EVENT TRIGGER IF EXISTS hyperswap_ddl_guard; DROP FUNCTION IF EXISTS {schema}.ddl_guard(); DROP FUNCTION IF EXISTS {schema}.ddl_guard_columns(pg_catalog.oid)"
         ))
         .await
         .context("removing the guard against ALTER TABLE")?;
-        // Foreign-key emulation functions (of this plan or another's) outlive the
-        // journal; the schema goes with the last of them.
-        drop_schema_if_empty(&tx).await?;
+    }
+    if plans_left == 0 && events_left == 0 {
+        drop_journal(&tx).await?;
     }
     tx.commit().await.context(ctx)
+}
+
+/// Drops the journal's tables, and the schema when nothing else is left in it.
+async fn drop_journal(tx: &impl GenericClient) -> Result<()> {
+    let schema = quote_ident(TOOL_SCHEMA);
+    tx.batch_execute(&format!(
+        "DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
+    ))
+    .await
+    .context("removing the hyperswap journal")?;
+    // Foreign-key emulation functions (of this plan or another's) outlive the journal;
+    // the schema goes with the last of them.
+    drop_schema_if_empty(tx).await
+}
+
+/// After `finalize` kept a plan's events: drops them (None while the plan itself is
+/// still in the journal), and the journal once nothing is left in it. Returns how many
+/// events went.
+pub async fn drop_history(client: &mut Client, plan: &str) -> Result<Option<u64>> {
+    if !exists(client).await? {
+        return Ok(Some(0));
+    }
+    check_owner(client).await?;
+    let ctx = "dropping the plan's events from the journal";
+    let tx = client.transaction().await.context(ctx)?;
+    let r = tx
+        .query_one(
+            "SELECT EXISTS (SELECT FROM hyperswap.plans WHERE name = $1)",
+            &[&plan],
+        )
+        .await
+        .context(ctx)?;
+    if r.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let dropped = tx
+        .execute(
+            "DELETE FROM hyperswap.events WHERE plan_name = $1",
+            &[&plan],
+        )
+        .await
+        .context(ctx)?;
+    let r = tx
+        .query_one(
+            "SELECT NOT EXISTS (SELECT FROM hyperswap.plans) AND NOT EXISTS (SELECT FROM hyperswap.events)",
+            &[],
+        )
+        .await
+        .context(ctx)?;
+    if r.get::<_, bool>(0) {
+        drop_journal(&tx).await?;
+    }
+    tx.commit().await.context(ctx)?;
+    Ok(Some(dropped))
 }
 
 /// Drops the tool's schema when nothing is left in it; without CASCADE, so an object

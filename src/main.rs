@@ -135,6 +135,11 @@ enum Command {
         /// triggers and functions; the referencing tables are then checked by nothing.
         #[arg(long)]
         end_fk_emulation: bool,
+        /// Also drop the plan's events from the journal (kept by default, with a last
+        /// `finalized` event, in `hyperswap.events`); the journal goes with the last of
+        /// them.
+        #[arg(long)]
+        drop_history: bool,
     },
 }
 
@@ -364,25 +369,42 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             }
             Ok(if report.equal { 0 } else { 1 })
         }
-        Command::Abort { plan } => remove(Removal::Abort, &connect, &plan, &log).await,
+        Command::Abort { plan } => remove(Removal::Abort, &connect, &plan, &log, false).await,
         Command::Finalize {
             plan,
             end_fk_emulation: false,
             yes,
+            drop_history,
         } => {
+            if drop_history {
+                // After a finalize that kept the plan's events, only they are left.
+                let name = Plan::load(&plan)?.name;
+                let mut client = connect
+                    .connect(&format!("hyperswap finalize {name}"))
+                    .await?;
+                if let Some(n) = hyperswap::journal::drop_history(&mut client, &name).await? {
+                    outln!(
+                        "plan `{name}`: already finalized; {n} event(s) dropped from the journal"
+                    );
+                    return Ok(0);
+                }
+            }
             confirm_finalize(&plan, yes)?;
-            remove(Removal::Finalize, &connect, &plan, &log).await
+            remove(Removal::Finalize, &connect, &plan, &log, !drop_history).await
         }
         Command::Finalize {
             plan,
             end_fk_emulation: true,
             yes,
+            drop_history,
         } => {
             confirm_finalize(&plan, yes)?;
             let plan = Plan::load(&plan)?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
-            let ended = hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel).await?;
+            let ended =
+                hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel, !drop_history)
+                    .await?;
             outln!(
                 "plan `{}`: finalized; foreign-key emulation ended ({} function(s) and their triggers dropped): nothing checks those references any more",
                 plan.name,
@@ -449,21 +471,25 @@ async fn remove(
     connect: &ConnectOptions,
     plan: &std::path::Path,
     log: &SqlLog,
+    keep_history: bool,
 ) -> Result<u8, Error> {
     let plan = Plan::load(plan)?;
     let cancel = Cancel::default();
     watch_ctrl_c(cancel.clone());
-    let removed = hyperswap::remove::remove(kind, connect, &plan, log, &cancel).await?;
+    let removed =
+        hyperswap::remove::remove(kind, connect, &plan, log, &cancel, keep_history).await?;
     let what = match kind {
         Removal::Abort => {
             "aborted: the copy triggers and the new tables are gone, the source is as it was"
         }
         Removal::Finalize => "finalized: the reverse triggers and the retired tables are gone",
     };
-    outln!(
-        "plan `{}`: {what}; the plan is removed from the journal",
-        plan.name
-    );
+    let journal = if keep_history {
+        "the plan is removed from the journal, its events are kept (hyperswap.events; `--drop-history` drops them)"
+    } else {
+        "the plan is removed from the journal"
+    };
+    outln!("plan `{}`: {what}; {journal}", plan.name);
     if !removed.fk_emulation.is_empty() {
         outln!(
             "foreign keys to the moved tables stay emulated by triggers ({} function(s) in schema hyperswap), since no real foreign key can reference a hypertable's key without its time column; end it with `hyperswap finalize {} --end-fk-emulation`",

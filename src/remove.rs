@@ -62,12 +62,15 @@ pub struct Removed {
     pub fk_emulation: Vec<String>,
 }
 
+/// `keep_history`: the plan's events stay in the journal (`finalize`, unless told to
+/// drop them); otherwise every record of the plan goes, and the journal with the last.
 pub async fn remove(
     kind: Removal,
     connect: &ConnectOptions,
     plan: &Plan,
     log: &SqlLog,
     cancel: &Cancel,
+    keep_history: bool,
 ) -> Result<Removed> {
     let (cmd, allowed, doing) = match kind {
         Removal::Abort => (
@@ -138,7 +141,7 @@ pub async fn remove(
         stmt::exec(&t, log, s).await?;
     }
     t.commit().await.context("removing the plan's tables")?;
-    journal::forget(&mut client, &plan.name).await?;
+    journal::forget(&mut client, &plan.name, keep_history).await?;
     Ok(Removed {
         fk_emulation: fk_emulation::functions_of(&client, &plan.name).await?,
     })
@@ -152,6 +155,7 @@ pub async fn end_fk_emulation(
     plan: &Plan,
     log: &SqlLog,
     cancel: &Cancel,
+    keep_history: bool,
 ) -> Result<Vec<String>> {
     let mut client = connect
         .connect(&format!(
@@ -163,7 +167,7 @@ pub async fn end_fk_emulation(
         && crate::journal::load(&client, &plan.name).await?.is_some();
     if started {
         drop(client);
-        remove(Removal::Finalize, connect, plan, log, cancel).await?;
+        remove(Removal::Finalize, connect, plan, log, cancel, keep_history).await?;
         client = connect
             .connect(&format!(
                 "hyperswap finalize --end-fk-emulation {}",

@@ -130,11 +130,31 @@ async fn application_objects_follow_cutover_and_rollback() {
     // And forward again, to finalize: nothing of the tool is left.
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     app_checks(&db, &admin, "after the second cutover", true).await;
-    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    let run = db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("its events are kept"), "{}", run.stdout);
+    // Issue 10: finalize keeps the plan's history (its events, the last one saying so)
+    // and nothing else of the tool's; `--drop-history` drops that too.
+    assert_eq!(
+        tool_objects(&admin).await,
+        "hyperswap",
+        "finalize left objects behind"
+    );
+    let last: String = scalar(
+        &admin,
+        "SELECT phase || ': ' || message FROM hyperswap.events WHERE plan_name = 'app' ORDER BY id DESC LIMIT 1",
+    )
+    .await;
+    assert!(last.starts_with("finalized: cut over at "), "{last}");
+    let plans: i64 = scalar(&admin, "SELECT count(*) FROM hyperswap.plans").await;
+    assert_eq!(plans, 0);
+    let run = db
+        .hyperswap(&["finalize", "--yes", "--drop-history", path_str(&plan)])
+        .ok();
+    assert!(run.stdout.contains("already finalized"), "{}", run.stdout);
     assert_eq!(
         tool_objects(&admin).await,
         "",
-        "finalize left objects behind"
+        "the history outlived --drop-history"
     );
     app_checks(&db, &admin, "after finalize", true).await;
 }

@@ -361,7 +361,9 @@ async fn family_keeps_its_integrity_with_emulated_keys() {
 
     // Cut over again, then finalize: the emulation outlives the plan and the journal.
     db.hyperswap(&["plan", "apply", plan]).ok();
-    let run = db.hyperswap(&["finalize", "--yes", plan]).ok();
+    let run = db
+        .hyperswap(&["finalize", "--yes", "--drop-history", plan])
+        .ok();
     assert!(run.stdout.contains("--end-fk-emulation"), "{}", run.stdout);
     assert_eq!(
         scalar::<Option<String>>(&c, "SELECT to_regclass('hyperswap.plans')::text").await,
@@ -656,7 +658,13 @@ async fn every_action_is_emulated_and_every_loss_stated() {
     // Straight from cut over to the end of the emulation: finalize, then end it.
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     let run = db
-        .hyperswap(&["finalize", "--yes", path_str(&plan), "--end-fk-emulation"])
+        .hyperswap(&[
+            "finalize",
+            "--yes",
+            path_str(&plan),
+            "--end-fk-emulation",
+            "--drop-history",
+        ])
         .ok();
     assert!(
         run.stdout.contains("emulation ended (8 function(s)"),

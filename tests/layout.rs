@@ -44,9 +44,10 @@ fn modules() -> BTreeMap<String, String> {
             for included in included_files(&code) {
                 let file = path.parent().unwrap().join(&included);
                 code.push('\n');
-                code.push_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| {
-                    panic!("{} includes {included}: {e}", path.display())
-                }));
+                code.push_str(
+                    &std::fs::read_to_string(&file)
+                        .unwrap_or_else(|e| panic!("{} includes {included}: {e}", path.display())),
+                );
             }
             out.entry(top).or_insert_with(String::new).push_str(&code);
         }

@@ -209,7 +209,11 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
 
     run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
     assert!(is_hypertable(&db, "metrics").await);
-    run_binary(&owner_url, &["finalize", "--yes", path_str(&plan)]).ok();
+    run_binary(
+        &owner_url,
+        &["finalize", "--yes", "--drop-history", path_str(&plan)],
+    )
+    .ok();
     let left: i64 = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'hyperswap')
@@ -458,7 +462,8 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
     )
     .await;
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    db.hyperswap(&["finalize", "--yes", "--drop-history", path_str(&plan)])
+        .ok();
     assert_eq!(
         count(&client, "pg_namespace WHERE nspname = 'hyperswap'").await,
         0
@@ -756,7 +761,11 @@ async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
     let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     assert!(is_hypertable(&db, "metrics").await);
-    run_binary(&owner_url, &["finalize", "--yes", path_str(&plan)]).ok();
+    run_binary(
+        &owner_url,
+        &["finalize", "--yes", "--drop-history", path_str(&plan)],
+    )
+    .ok();
     let left: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_class WHERE relname LIKE 'metrics_hs_%' OR relnamespace = to_regnamespace('hyperswap')",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, IsolationLevel, Transaction};
 
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
@@ -48,11 +48,27 @@ pub const LANES: usize = 2;
 
 struct Lanes {
     conns: Vec<Client>,
+    stats: LaneStats,
+}
+
+/// What every lane records: the statements logged once, the longest transaction.
+struct LaneStats {
     logged: Mutex<HashSet<String>>,
     longest: Mutex<Duration>,
 }
 
-impl Lanes {
+/// A read-only REPEATABLE READ transaction: one snapshot for both sides of a range.
+async fn snapshot(
+    conn: &mut Client,
+) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
+    conn.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
+impl LaneStats {
     fn log_once(&self, log: &SqlLog, sql: &str) {
         if self
             .logged
@@ -80,10 +96,24 @@ struct Work {
 
 type Results = HashMap<(i32, i32), (Sums, Sums)>;
 
+/// The parity run being recorded, and where.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    journal: &'a Client,
+    id: i64,
+}
+
+/// One table of a comparison: its ranges' boundaries and how its rows are read.
+struct Compared<'a> {
+    job: &'a Job,
+    bounds: &'a [KeyValue],
+    text: RowText,
+}
+
 /// What the lanes of one comparison share.
 struct Shared<'a> {
     journal: &'a Client,
-    lanes: &'a Lanes,
+    stats: &'a LaneStats,
     run_id: i64,
     queue: &'a Mutex<VecDeque<Work>>,
     results: &'a Mutex<Results>,
@@ -93,9 +123,9 @@ impl Checker<'_> {
     /// Runs (or resumes) the comparison; `journal` is a connection for the records.
     pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
         let started = Instant::now();
-        let lanes = self.open().await?;
+        let mut lanes = self.open().await?;
         let mut repaired: Vec<(String, usize)> = Vec::new();
-        let mut report = self.compare(journal, &lanes).await?;
+        let mut report = self.compare(journal, &mut lanes).await?;
         // Each comparison names at most MAX_DIFFERENCES keys: repair them, compare
         // again, until equal (or a round finds nothing it can repair).
         while self.repair && !report.equal {
@@ -107,7 +137,7 @@ impl Checker<'_> {
                         .iter()
                         .map(|d| d.key_values.clone())
                         .collect();
-                    self.repair_keys(journal, job, &keys).await?;
+                    self.repair_keys(&mut lanes.conns[0], job, &keys).await?;
                     fixed += keys.len();
                     match repaired.iter_mut().find(|(t, _)| *t == table.table) {
                         Some((_, n)) => *n += keys.len(),
@@ -118,11 +148,12 @@ impl Checker<'_> {
             if fixed == 0 || self.cancel.is_cancelled() {
                 break;
             }
-            report = self.compare(journal, &lanes).await?;
+            report = self.compare(journal, &mut lanes).await?;
         }
         report.repaired = repaired;
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         report.longest_transaction_ms = lanes
+            .stats
             .longest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -149,12 +180,14 @@ impl Checker<'_> {
         }
         Ok(Lanes {
             conns,
-            logged: Mutex::new(HashSet::new()),
-            longest: Mutex::new(Duration::ZERO),
+            stats: LaneStats {
+                logged: Mutex::new(HashSet::new()),
+                longest: Mutex::new(Duration::ZERO),
+            },
         })
     }
 
-    async fn compare(&self, journal: &Client, lanes: &Lanes) -> Result<ParityReport> {
+    async fn compare(&self, journal: &Client, lanes: &mut Lanes) -> Result<ParityReport> {
         let (run_id, bounds) = self.find_or_start_run(journal, &lanes.conns[0]).await?;
         let mut results = self.recorded(journal, run_id).await?;
         let resumed_ranges = results.len();
@@ -184,18 +217,18 @@ impl Checker<'_> {
         let mut tables = Vec::new();
         for (job, text) in self.jobs.iter().zip(texts) {
             let job_bounds = bounds.get(&job.ord).cloned().unwrap_or_default();
+            let table = Compared {
+                job,
+                bounds: &job_bounds,
+                text,
+            };
+            let run = Run {
+                journal,
+                id: run_id,
+            };
             tables.push(
-                self.report_table(
-                    journal,
-                    lanes,
-                    run_id,
-                    job,
-                    &job_bounds,
-                    text,
-                    &mut results,
-                    &mut digest,
-                )
-                .await?,
+                self.report_table(run, lanes, table, &mut results, &mut digest)
+                    .await?,
             );
         }
         let equal = tables.iter().all(|t| t.equal);
@@ -220,7 +253,7 @@ impl Checker<'_> {
     async fn checksum_all(
         &self,
         journal: &Client,
-        lanes: &Lanes,
+        lanes: &mut Lanes,
         run_id: i64,
         work: VecDeque<Work>,
     ) -> Result<Results> {
@@ -228,17 +261,19 @@ impl Checker<'_> {
         let results = Mutex::new(Results::new());
         let shared = Shared {
             journal,
-            lanes,
+            stats: &lanes.stats,
             run_id,
             queue: &queue,
             results: &results,
         };
-        futures_util::future::try_join_all(lanes.conns.iter().map(|conn| self.lane(conn, &shared)))
-            .await?;
+        futures_util::future::try_join_all(
+            lanes.conns.iter_mut().map(|conn| self.lane(conn, &shared)),
+        )
+        .await?;
         Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
-    async fn lane(&self, conn: &Client, shared: &Shared<'_>) -> Result<()> {
+    async fn lane(&self, conn: &mut Client, shared: &Shared<'_>) -> Result<()> {
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
@@ -253,7 +288,7 @@ impl Checker<'_> {
             };
             let job = &self.jobs[w.job];
             let sums = self
-                .checksum(conn, shared.lanes, job, &w.range, w.text)
+                .checksum(conn, shared.stats, job, &w.range, w.text)
                 .await?;
             let key = (job.ord as i32, w.range_no as i32);
             self.record(shared.journal, shared.run_id, key, &sums)
@@ -268,18 +303,16 @@ impl Checker<'_> {
     }
 
     /// One table's report, in range order: differing ranges narrowed to their keys.
-    #[allow(clippy::too_many_arguments)]
     async fn report_table(
         &self,
-        journal: &Client,
-        lanes: &Lanes,
-        run_id: i64,
-        job: &Job,
-        bounds: &[KeyValue],
-        text: RowText,
+        run: Run<'_>,
+        lanes: &mut Lanes,
+        table: Compared<'_>,
         results: &mut Results,
         digest: &mut Sha256,
     ) -> Result<TableParity> {
+        let Compared { job, bounds, text } = table;
+        let (journal, run_id) = (run.journal, run.id);
         let (live, mirror) = pair(job, self.phase);
         let ranges = ranges::from_bounds(bounds);
         let (mut live_rows, mut mirror_rows) = (0, 0);
@@ -292,11 +325,13 @@ impl Checker<'_> {
                 return Err(Error::Interrupted);
             };
             if l != m {
-                let found = self.pinpoint(lanes, job, live, mirror, range).await?;
+                let found = self
+                    .pinpoint(&mut lanes.conns[0], &lanes.stats, job, live, mirror, range)
+                    .await?;
                 if found.is_empty() {
                     // Gone since (a concurrent repair?): check the range again.
                     (l, m) = self
-                        .checksum(&lanes.conns[0], lanes, job, range, text)
+                        .checksum(&mut lanes.conns[0], &lanes.stats, job, range, text)
                         .await?;
                     self.record_again(journal, run_id, key, &(l.clone(), m.clone()))
                         .await?;
@@ -332,8 +367,8 @@ impl Checker<'_> {
     /// Both sides of one range in one REPEATABLE READ snapshot, on one connection.
     async fn checksum(
         &self,
-        conn: &Client,
-        lanes: &Lanes,
+        conn: &mut Client,
+        stats: &LaneStats,
         job: &Job,
         range: &KeyRange,
         text: RowText,
@@ -342,21 +377,16 @@ impl Checker<'_> {
         let (live, mirror) = pair(job, self.phase);
         let (live_sql, params) = checksum_sql(job, live, range, text);
         let (mirror_sql, _) = checksum_sql(job, mirror, range, text);
-        lanes.log_once(self.log, &live_sql);
-        lanes.log_once(self.log, &mirror_sql);
+        stats.log_once(self.log, &live_sql);
+        stats.log_once(self.log, &mirror_sql);
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let started = Instant::now();
-        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .with_context(ctx)?;
-        let l = conn.query_one(&live_sql, &params).await.with_context(ctx)?;
-        let m = conn
-            .query_one(&mirror_sql, &params)
-            .await
-            .with_context(ctx)?;
-        conn.batch_execute("COMMIT").await.with_context(ctx)?;
-        lanes.took(started.elapsed());
+        let tx = snapshot(conn).await.with_context(ctx)?;
+        let l = tx.query_one(&live_sql, &params).await.with_context(ctx)?;
+        let m = tx.query_one(&mirror_sql, &params).await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        stats.took(started.elapsed());
         let sums = |r: &tokio_postgres::Row| Sums {
             rows: r.get(0),
             sum: r.get(1),
@@ -368,27 +398,25 @@ impl Checker<'_> {
     /// The exact keys of a differing range, in a snapshot of their own.
     async fn pinpoint(
         &self,
-        lanes: &Lanes,
+        conn: &mut Client,
+        stats: &LaneStats,
         job: &Job,
         live: &QualifiedName,
         mirror: &QualifiedName,
         range: &KeyRange,
     ) -> Result<Vec<Difference>> {
         let ctx = || format!("narrowing down the differences in {}", job.source);
-        let conn = &lanes.conns[0];
         let (sql, params) = pinpoint_sql(job, live, mirror, range);
-        lanes.log_once(self.log, &sql);
+        stats.log_once(self.log, &sql);
         let limit = (MAX_DIFFERENCES as i64 + 1) * 2;
         let mut values: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         values.push(&limit);
         let started = Instant::now();
-        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .with_context(ctx)?;
-        let rows = conn.query(&sql, &values).await.with_context(ctx)?;
-        conn.batch_execute("COMMIT").await.with_context(ctx)?;
-        lanes.took(started.elapsed());
+        let tx = snapshot(conn).await.with_context(ctx)?;
+        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        stats.took(started.elapsed());
         let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
         Ok(classify(
             &names,
@@ -396,7 +424,7 @@ impl Checker<'_> {
         ))
     }
 
-    async fn repair_keys(&self, conn: &Client, job: &Job, keys: &[KeyValue]) -> Result<()> {
+    async fn repair_keys(&self, conn: &mut Client, job: &Job, keys: &[KeyValue]) -> Result<()> {
         let (from, to) = pair(job, self.phase);
         let ctx = || format!("repairing {} keys of {}", keys.len(), job.source);
         // One text[] per key column: the keys, column by column.
@@ -409,12 +437,12 @@ impl Checker<'_> {
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-        conn.batch_execute("BEGIN").await.with_context(ctx)?;
+        let tx = conn.transaction().await.with_context(ctx)?;
         for s in repair_statements(job, from, to) {
             self.log.record(&s.sql);
-            conn.execute(&s.sql, &params).await.with_context(ctx)?;
+            tx.execute(&s.sql, &params).await.with_context(ctx)?;
         }
-        conn.batch_execute("COMMIT").await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
         tracing::info!(
             "re-copied {} keys of {} from {from} to {to}",
             keys.len(),

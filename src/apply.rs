@@ -59,11 +59,15 @@ impl Apply<'_> {
             } else {
                 "finalize"
             };
-            return Err(Error::WrongPhase(format!(
-                "plan `{}` is being removed ({p}); run `hyperswap {cmd} {}` to finish that",
-                self.plan.name,
-                self.plan.path.display()
-            )));
+            return Err(Error::WrongPhase {
+                plan: self.plan.name.clone(),
+                phase: Some(p),
+                problem: "it is being removed; `plan apply` cannot move it on".into(),
+                fix: format!(
+                    "run `hyperswap {cmd} {}` to finish that",
+                    self.plan.path.display()
+                ),
+            });
         }
         let jobs = validate::resolve(&client, self.plan, start).await?;
         if start.is_none_or(|p| p.source_is_live()) {

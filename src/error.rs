@@ -6,9 +6,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The plan file cannot be read or parsed; the message names file, line and field.
-    #[error("{0}")]
-    Plan(String),
+    /// The plan file cannot be read or parsed; `message` names the line and field.
+    #[error("{}: {message}", .file.display())]
+    Plan {
+        file: std::path::PathBuf,
+        message: String,
+    },
 
     /// The plan does not fit the live database (missing table, unusable key, ...).
     #[error("{problem}\n  fix: {fix}")]
@@ -23,9 +26,15 @@ pub enum Error {
     #[error("plan `{plan}` is being run by another hyperswap ({holder})\n  fix: wait for it to finish, or stop it (it resumes safely); do not run two at once")]
     Busy { plan: String, holder: String },
 
-    /// The command does not apply in the plan's current phase.
-    #[error("{0}")]
-    WrongPhase(String),
+    /// The command does not apply in the plan's current phase (`None`: the plan has
+    /// not started in this database).
+    #[error("plan `{plan}` {}: {problem}\n  fix: {fix}", in_phase(.phase))]
+    WrongPhase {
+        plan: String,
+        phase: Option<crate::phase::Phase>,
+        problem: String,
+        fix: String,
+    },
 
     /// A database call failed; `context` says what hyperswap was doing.
     #[error("{context}: {}", DbMessage(.source))]
@@ -75,6 +84,13 @@ impl Error {
     }
 }
 
+fn in_phase(phase: &Option<crate::phase::Phase>) -> String {
+    match phase {
+        Some(p) => format!("is in phase {p}"),
+        None => "has not started in this database (or was already removed)".to_string(),
+    }
+}
+
 fn numbered(problems: &[Error]) -> String {
     let mut out = format!("{} problems:", problems.len());
     for (i, p) in problems.iter().enumerate() {
@@ -99,7 +115,7 @@ impl Problems {
                 self.0.extend(many);
                 Ok(None)
             }
-            Err(e @ (Error::Invalid { .. } | Error::Plan(_) | Error::WrongPhase(_))) => {
+            Err(e @ (Error::Invalid { .. } | Error::Plan { .. } | Error::WrongPhase { .. })) => {
                 self.0.push(e);
                 Ok(None)
             }
@@ -200,5 +216,48 @@ fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
                         | NetworkUnreachable
                 )
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phase::Phase;
+
+    #[test]
+    fn wrong_phase_is_data_rendered_with_its_fix() {
+        let e = Error::WrongPhase {
+            plan: "p".into(),
+            phase: Some(Phase::Backfilling),
+            problem: "`rollback` undoes a cutover only".into(),
+            fix: "abort instead".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plan `p` is in phase backfilling: `rollback` undoes a cutover only\n  fix: abort instead"
+        );
+        assert_eq!(e.exit_code(), 2);
+        let e = Error::WrongPhase {
+            plan: "p".into(),
+            phase: None,
+            problem: "there is nothing to abort".into(),
+            fix: "check the plan".into(),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("plan `p` has not started in this database"));
+    }
+
+    #[test]
+    fn plan_errors_name_their_file() {
+        let e = Error::Plan {
+            file: "plans/x.yaml".into(),
+            message: "line 3: tables: missing field `source`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plans/x.yaml: line 3: tables: missing field `source`"
+        );
+        assert_eq!(e.exit_code(), 2);
     }
 }

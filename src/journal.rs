@@ -359,7 +359,12 @@ pub async fn load(client: &impl GenericClient, plan: &str) -> Result<Option<Plan
             name: r.get(0),
             sha256: r.get(1),
             text: r.get(2),
-            phase: r.get::<_, String>(3).parse().map_err(Error::WrongPhase)?,
+            phase: r.get::<_, String>(3).parse().map_err(|e: String| {
+                Error::invalid(
+                    format!("the journal records {e} for plan `{}`", r.get::<_, String>(0)),
+                    "this hyperswap does not know that phase: run the version that wrote the journal",
+                )
+            })?,
             reverse_sql: r.get(4),
         })
     })

@@ -328,19 +328,34 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let phase = match record.map(|r| r.phase) {
                 Some(p) if p.copy_complete() => p,
                 Some(p @ (Phase::Aborting | Phase::Finalizing)) => {
-                    return Err(Error::WrongPhase(format!(
-                        "plan `{}` is in phase {p}: one of its tables is being dropped, so there is nothing to compare; run `hyperswap {} {}` to finish that",
-                        plan.name,
-                        if p == Phase::Aborting { "abort" } else { "finalize --yes" },
-                        plan.path.display()
-                    )))
+                    return Err(Error::WrongPhase {
+                        plan: plan.name.clone(),
+                        phase: Some(p),
+                        problem:
+                            "one of its tables is being dropped, so there is nothing to compare"
+                                .into(),
+                        fix: format!(
+                            "run `hyperswap {} {}` to finish that",
+                            if p == Phase::Aborting {
+                                "abort"
+                            } else {
+                                "finalize --yes"
+                            },
+                            plan.path.display()
+                        ),
+                    })
                 }
-                _ => {
-                    return Err(Error::WrongPhase(format!(
-                        "plan `{}` has not finished its backfill: parity compares complete copies; run `hyperswap plan apply {} --until backfill` first",
-                        plan.name,
-                        plan.path.display()
-                    )))
+                phase => {
+                    return Err(Error::WrongPhase {
+                        plan: plan.name.clone(),
+                        phase,
+                        problem: "its backfill has not finished: parity compares complete copies"
+                            .into(),
+                        fix: format!(
+                            "run `hyperswap plan apply {} --until backfill` first",
+                            plan.path.display()
+                        ),
+                    })
                 }
             };
             let jobs = validate::resolve(&client, &plan, Some(phase)).await?;

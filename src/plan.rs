@@ -410,16 +410,21 @@ mod humantime_serde_opt {
 impl Plan {
     /// Reads and parses a plan file. Errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Plan(format!("cannot read plan file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Plan {
+            file: path.to_path_buf(),
+            message: format!("cannot read the plan file: {e}"),
+        })?;
         Plan::parse(path, text)
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Plan> {
-        let at = |msg: String| Error::Plan(format!("{}: {msg}", path.display()));
+        let at = |message: String| Error::Plan {
+            file: path.to_path_buf(),
+            message,
+        };
         check_shape(&text).map_err(at)?;
         let file: PlanFile =
-            serde_yaml_ng::from_str(&text).map_err(|e| Error::Plan(yaml_error(path, &text, &e)))?;
+            serde_yaml_ng::from_str(&text).map_err(|e| at(yaml_error(&text, &e)))?;
         check_plan_name(&file.name).map_err(|m| at(format!("name: {m}")))?;
         if file.tables.is_empty() {
             return Err(at(
@@ -492,7 +497,7 @@ fn check_backfill(b: &BackfillOptions) -> std::result::Result<(), String> {
 
 /// serde_yaml_ng places errors of a field's value at the enclosing mapping; ours name the
 /// bad value in backticks, so find the line holding it and name its field there.
-fn yaml_error(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> String {
+fn yaml_error(text: &str, e: &serde_yaml_ng::Error) -> String {
     let msg = e.to_string();
     let from_line = e.location().map(|l| l.line()).unwrap_or(1);
     let refined = backticked(&msg).and_then(|value| {
@@ -517,9 +522,9 @@ fn yaml_error(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> String {
                 Some((prefix, rest)) if !prefix.contains(' ') => format!("{prefix}.{key}: {rest}"),
                 _ => format!("{key}: {base}"),
             };
-            format!("{}: line {line}: {base}", path.display())
+            format!("line {line}: {base}")
         }
-        None => format!("{}: {msg}", path.display()),
+        None => msg,
     }
 }
 

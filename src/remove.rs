@@ -92,10 +92,12 @@ pub async fn remove(
                 "finalize follows a cutover; before it, `hyperswap abort` undoes the plan"
             }
         };
-        return Err(Error::WrongPhase(format!(
-            "plan `{}` is in phase {}; {cmd} works in {allowed}: {hint}",
-            plan.name, record.phase
-        )));
+        return Err(Error::WrongPhase {
+            plan: plan.name.clone(),
+            phase: Some(record.phase),
+            problem: format!("`{cmd}` works in {allowed}"),
+            fix: hint.into(),
+        });
     }
     // Resolve as the tables stand: after a cutover the original is the retired table.
     let as_phase = if kind == Removal::Finalize {

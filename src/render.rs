@@ -207,6 +207,21 @@ pub fn validated_json(
             Error::Invalid { problem, fix } | Error::RetryLater { problem, fix } => {
                 out.push(json!({"problem": problem, "fix": fix}))
             }
+            Error::WrongPhase {
+                plan,
+                phase,
+                problem,
+                fix,
+            } => out.push(json!({
+                "problem": format!("plan `{plan}`: {problem}"),
+                "phase": phase.map(|p| p.to_string()),
+                "fix": fix,
+            })),
+            Error::Plan { file, message } => out.push(json!({
+                "problem": message,
+                "file": file.display().to_string(),
+                "fix": null,
+            })),
             other => out.push(json!({"problem": other.to_string(), "fix": null})),
         }
     }

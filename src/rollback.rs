@@ -25,13 +25,22 @@ use crate::validate;
 pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
     let (mut client, record) = open_started(connect, plan, "rollback").await?;
     if record.phase != Phase::CutOver && record.phase != Phase::RolledBack {
-        return Err(Error::WrongPhase(format!(
-            "plan `{}` is in phase {}, not cut_over; rollback undoes a cutover only (before cutover the source is still live)",
-            plan.name, record.phase
-        )));
+        return Err(Error::WrongPhase {
+            plan: plan.name.clone(),
+            phase: Some(record.phase),
+            problem: "`rollback` undoes a cutover only (before cutover the source is still live)"
+                .into(),
+            fix: format!(
+                "to undo the plan before cutover: `hyperswap abort {}`",
+                plan.path.display()
+            ),
+        });
     }
     let reverse = record.reverse_sql.clone().ok_or_else(|| {
-        Error::WrongPhase("the journal holds no reverse SQL for this cutover; it was not written by this hyperswap".into())
+        Error::invalid(
+            format!("the journal holds no reverse SQL for the cutover of plan `{}`: it was not written by this hyperswap", plan.name),
+            "roll back by hand with the statements `hyperswap plan show` prints for the rollback, or finish the move with the hyperswap that cut it over",
+        )
     })?;
     if record.phase == Phase::CutOver {
         let (main, _) = cutover::split_reverse(&reverse);

@@ -29,10 +29,12 @@ pub async fn open_started(
     let record = journal::load(&client, &plan.name).await?;
     journal::check_frozen(plan, record.as_ref())?;
     let record = record.ok_or_else(|| {
-        Error::WrongPhase(format!(
-            "plan `{}` has not started in this database (or was already removed): nothing to {cmd}",
-            plan.name
-        ))
+        Error::WrongPhase {
+            plan: plan.name.clone(),
+            phase: None,
+            problem: format!("there is nothing to {cmd}"),
+            fix: "check the plan file and the database the connection points at (`hyperswap status` lists the plans it holds)".into(),
+        }
     })?;
     Ok((client, record))
 }

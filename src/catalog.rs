@@ -14,7 +14,7 @@ pub struct Table {
     pub name: QualifiedName,
     /// 'r' plain table, 'p' partitioned, 'v' view, ...
     pub relkind: String,
-    pub persistence: String,
+    pub persistence: Persistence,
     pub partitioned: bool,
     pub inherits: bool,
     pub typed: bool,
@@ -79,8 +79,7 @@ pub struct InboundFk {
 #[derive(Debug, Clone)]
 pub struct View {
     pub name: QualifiedName,
-    /// 'v' view, 'm' materialized view.
-    pub relkind: String,
+    pub kind: ViewKind,
     pub definition: String,
     /// `security_barrier=true, check_option=local`, or "".
     pub options: String,
@@ -102,8 +101,85 @@ pub struct UserTrigger {
     pub name: String,
     /// `CREATE TRIGGER ... ON <table> ...`, naming the table by its current name.
     pub definition: String,
-    /// 'O' enabled, 'D' disabled, 'R' replica, 'A' always.
-    pub enabled: String,
+    pub state: TriggerState,
+}
+
+/// `pg_constraint.contype`, parsed where the row is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    Check,
+    ForeignKey,
+    Exclusion,
+    /// A constraint trigger, or a kind this version does not know.
+    Other,
+}
+
+impl ConstraintKind {
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "p" => Self::PrimaryKey,
+            "u" => Self::Unique,
+            "c" => Self::Check,
+            "f" => Self::ForeignKey,
+            "x" => Self::Exclusion,
+            _ => Self::Other,
+        }
+    }
+
+    /// A primary key or a unique constraint.
+    pub fn is_unique_key(self) -> bool {
+        matches!(self, Self::PrimaryKey | Self::Unique)
+    }
+}
+
+/// `pg_trigger.tgenabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerState {
+    /// Fires in sessions of the default replication role ('O').
+    Enabled,
+    Disabled,
+    /// Fires only in replica sessions ('R').
+    Replica,
+    /// Fires always ('A').
+    Always,
+}
+
+impl TriggerState {
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "O" => Self::Enabled,
+            "R" => Self::Replica,
+            "A" => Self::Always,
+            _ => Self::Disabled,
+        }
+    }
+}
+
+/// `pg_class.relkind` of a view that reads the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    View,
+    Materialized,
+}
+
+/// `pg_class.relpersistence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    Permanent,
+    Unlogged,
+    Temporary,
+}
+
+impl Persistence {
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "u" => Self::Unlogged,
+            "t" => Self::Temporary,
+            _ => Self::Permanent,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -149,8 +225,7 @@ impl Column {
 #[derive(Debug, Clone)]
 pub struct Constraint {
     pub name: String,
-    /// 'p' primary key, 'u' unique, 'c' check, 'f' foreign key, 'x' exclusion, 't' trigger.
-    pub kind: String,
+    pub kind: ConstraintKind,
     pub definition: String,
     pub columns: Vec<String>,
     pub index_name: Option<String>,
@@ -203,7 +278,9 @@ impl Table {
     }
 
     pub fn primary_key(&self) -> Option<&Constraint> {
-        self.constraints.iter().find(|c| c.kind == "p")
+        self.constraints
+            .iter()
+            .find(|c| c.kind == ConstraintKind::PrimaryKey)
     }
 
     pub fn is_plain_table(&self) -> bool {
@@ -287,7 +364,11 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
         .iter()
         .map(|r| View {
             name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-            relkind: r.get(3),
+            kind: if r.get::<_, &str>(3) == "m" {
+                ViewKind::Materialized
+            } else {
+                ViewKind::View
+            },
             definition: r.get(4),
             options: r.get(5),
         })
@@ -310,14 +391,14 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
         .map(|r| UserTrigger {
             name: r.get(0),
             definition: r.get(1),
-            enabled: r.get(2),
+            state: TriggerState::parse(r.get(2)),
         })
         .collect();
     Ok(Some(Table {
         oid,
         name: name.clone(),
         relkind: row.get(1),
-        persistence: row.get(2),
+        persistence: Persistence::parse(row.get(2)),
         partitioned: row.get(3),
         inherits: row.get(4),
         typed: row.get(5),
@@ -362,7 +443,7 @@ fn column(r: &Row) -> Column {
 fn constraint(r: &Row) -> Constraint {
     Constraint {
         name: r.get(0),
-        kind: r.get(1),
+        kind: ConstraintKind::parse(r.get(1)),
         definition: r.get(2),
         columns: r.get(3),
         index_name: r.get(4),
@@ -425,5 +506,24 @@ fn grant(r: &Row) -> Grant {
         privilege: r.get(1),
         grantable: r.get(2),
         column: r.get(3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_codes_parse_to_their_kinds() {
+        assert_eq!(ConstraintKind::parse("p"), ConstraintKind::PrimaryKey);
+        assert_eq!(ConstraintKind::parse("x"), ConstraintKind::Exclusion);
+        assert_eq!(ConstraintKind::parse("t"), ConstraintKind::Other);
+        assert!(ConstraintKind::parse("u").is_unique_key());
+        assert!(!ConstraintKind::parse("c").is_unique_key());
+        assert_eq!(TriggerState::parse("O"), TriggerState::Enabled);
+        assert_eq!(TriggerState::parse("D"), TriggerState::Disabled);
+        assert_eq!(TriggerState::parse("A"), TriggerState::Always);
+        assert_eq!(Persistence::parse("u"), Persistence::Unlogged);
+        assert_eq!(Persistence::parse("p"), Persistence::Permanent);
     }
 }

@@ -163,7 +163,7 @@ fn views(job: &Job) -> Vec<Stmt> {
     job.table
         .views
         .iter()
-        .filter(|v| v.relkind == "v")
+        .filter(|v| v.kind == crate::catalog::ViewKind::View)
         .map(|v| {
             let with = if v.options.is_empty() {
                 String::new()
@@ -211,7 +211,12 @@ fn row_security(job: &Job, on: bool) -> Vec<Stmt> {
 /// they are disabled, so the reverse copy does not fire them a second time.
 fn user_triggers_to_new(job: &Job) -> Vec<Stmt> {
     let mut out = Vec::new();
-    for trg in job.table.triggers.iter().filter(|t| t.enabled == "O") {
+    for trg in job
+        .table
+        .triggers
+        .iter()
+        .filter(|t| t.state == crate::catalog::TriggerState::Enabled)
+    {
         out.push(Stmt::noted(trg.definition.clone(), "the user's trigger, re-created on the new table (on a hypertable this touches every chunk)"));
         out.push(Stmt::new(format!(
             "ALTER TABLE {} DISABLE TRIGGER {}",
@@ -242,7 +247,7 @@ fn per_enabled_trigger(job: &Job, sql: impl Fn(&str) -> String) -> Vec<Stmt> {
     job.table
         .triggers
         .iter()
-        .filter(|t| t.enabled == "O")
+        .filter(|t| t.state == crate::catalog::TriggerState::Enabled)
         .map(|t| Stmt::new(sql(&quote_ident(&t.name))))
         .collect()
 }

@@ -3,7 +3,7 @@
 //! (every unique key gains the time column). Runs in one transaction with the phase
 //! change, so a crash leaves either nothing or the whole empty target.
 
-use crate::catalog::{Column, Constraint, Index};
+use crate::catalog::{Column, Constraint, ConstraintKind, Index};
 use crate::ident::{quote_ident, quote_literal};
 use crate::model::Job;
 use crate::stmt::Stmt;
@@ -191,18 +191,18 @@ fn column_def(job: &Job, c: &Column) -> String {
 /// Constraints carried inside CREATE TABLE; unique keys gain the time column.
 fn constraint_def(job: &Job, con: &Constraint) -> Option<(String, Option<String>)> {
     let name = quote_ident(&con.name);
-    match con.kind.as_str() {
-        "p" | "u" => Some(unique_key(job, con)),
-        "c" if !con.definition.ends_with("NOT VALID") => {
+    match con.kind {
+        ConstraintKind::PrimaryKey | ConstraintKind::Unique => Some(unique_key(job, con)),
+        ConstraintKind::Check if !con.definition.ends_with("NOT VALID") => {
             Some((format!("CONSTRAINT {name} {}", con.definition), None))
         }
-        "f" => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
+        ConstraintKind::ForeignKey => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
         _ => None,
     }
 }
 
 fn unique_key(job: &Job, con: &Constraint) -> (String, Option<String>) {
-    let kind = if con.kind == "p" {
+    let kind = if con.kind == ConstraintKind::PrimaryKey {
         "PRIMARY KEY"
     } else {
         "UNIQUE"
@@ -336,7 +336,7 @@ fn not_valid_checks(job: &Job) -> Vec<Stmt> {
     job.table
         .constraints
         .iter()
-        .filter(|c| c.kind == "c" && c.definition.ends_with("NOT VALID"))
+        .filter(|c| c.kind == ConstraintKind::Check && c.definition.ends_with("NOT VALID"))
         .map(|c| {
             Stmt::noted(
                 format!(
@@ -403,7 +403,7 @@ fn comments(job: &Job) -> Vec<Stmt> {
         .table
         .constraints
         .iter()
-        .filter(|c| matches!(c.kind.as_str(), "c" | "f"))
+        .filter(|c| matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey))
     {
         if let Some(c) = &con.comment {
             out.push(Stmt::new(format!(

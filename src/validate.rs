@@ -3,7 +3,7 @@
 
 use tokio_postgres::GenericClient;
 
-use crate::catalog::{self, Index, Table};
+use crate::catalog::{self, ConstraintKind, Index, Persistence, Table, ViewKind};
 use crate::error::{Context, Error, Problems, Result};
 use crate::ident::{display_ident, quote_ident, QualifiedName};
 use crate::model::{ColumnRef, Job, Key, KeyColumn};
@@ -79,7 +79,12 @@ pub async fn check_forward(client: &impl GenericClient, jobs: &[Job]) -> Result<
 /// point at the original, and TimescaleDB rejects keys between hypertables anyway.
 fn check_no_keys_between(jobs: &[Job]) -> Result<()> {
     for job in jobs {
-        for con in job.table.constraints.iter().filter(|c| c.kind == "f") {
+        for con in job
+            .table
+            .constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::ForeignKey)
+        {
             let Some(to) = &con.references_table else {
                 continue;
             };
@@ -370,7 +375,7 @@ async fn what_the_name_loses(
             format!("reset them before the move (ALTER TABLE {name} RESET ({})) and set them on each chunk after cutover if you need them", names.join(", ")),
         ));
     }
-    if table.persistence == "u" {
+    if table.persistence == Persistence::Unlogged {
         out.push(Error::invalid(
             format!("{name} ({field}.source) is UNLOGGED: the hypertable would be logged (WAL for every write), a silent change"),
             format!("make it logged first (ALTER TABLE {name} SET LOGGED), or leave it out of the plan"),
@@ -457,12 +462,14 @@ async fn check_definitions_followed(
     let expected: Vec<(String, Option<String>)> = table
         .constraints
         .iter()
-        .filter_map(|c| match c.kind.as_str() {
-            "p" | "u" => Some((
+        .filter_map(|c| match c.kind {
+            ConstraintKind::PrimaryKey | ConstraintKind::Unique => Some((
                 crate::ident::with_suffix(&c.name, crate::model::NEW_SUFFIX),
                 None,
             )),
-            "c" | "f" => Some((c.name.clone(), Some(c.definition.clone()))),
+            ConstraintKind::Check | ConstraintKind::ForeignKey => {
+                Some((c.name.clone(), Some(c.definition.clone())))
+            }
             _ => None,
         })
         .collect();
@@ -575,7 +582,7 @@ async fn check_plain_table(client: &impl GenericClient, table: &Table, field: &s
             "name a plain table in the plan",
         ));
     }
-    if table.inherits || table.typed || table.persistence == "t" {
+    if table.inherits || table.typed || table.persistence == Persistence::Temporary {
         return Err(Error::invalid(
             format!(
                 "{name} ({field}.source) uses table inheritance, a composite type, or is temporary"
@@ -993,7 +1000,11 @@ fn quote_cols(cols: &[String]) -> String {
 
 fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> Result<()> {
     let name = &table.name;
-    if let Some(x) = table.constraints.iter().find(|c| c.kind == "x") {
+    if let Some(x) = table
+        .constraints
+        .iter()
+        .find(|c| c.kind == ConstraintKind::Exclusion)
+    {
         return Err(Error::invalid(
             format!("{name} ({field}) has exclusion constraint {}, which a hypertable cannot carry as is", x.name),
             "drop or rewrite the exclusion constraint to include the time column, then run again",
@@ -1033,7 +1044,11 @@ fn check_constraints(table: &Table, field: &str, choice: InboundForeignKeys) -> 
             ),
         ));
     }
-    if let Some(m) = table.views.iter().find(|v| v.relkind == "m") {
+    if let Some(m) = table
+        .views
+        .iter()
+        .find(|v| v.kind == ViewKind::Materialized)
+    {
         return Err(Error::invalid(
             format!("materialized view {} reads {name} ({field}); it cannot be re-pointed at the new table in place", m.name),
             format!("drop {} before the move and create it again after cutover", m.name),
@@ -1110,13 +1125,13 @@ pub fn cutover_notes(job: &Job) -> Vec<String> {
         .table
         .constraints
         .iter()
-        .filter(|c| matches!(c.kind.as_str(), "p" | "u"))
+        .filter(|c| c.kind.is_unique_key())
     {
         if !con.columns.contains(time) {
             notes.push(format!(
                 "{}: {} ({}) becomes ({}, {time}): the database no longer enforces ({}) alone, and `ON CONFLICT ({})` in the application must name ({}, {time})",
                 job.source,
-                if con.kind == "p" { "the primary key" } else { "unique constraint" },
+                if con.kind == ConstraintKind::PrimaryKey { "the primary key" } else { "unique constraint" },
                 con.columns.join(", "),
                 con.columns.join(", "),
                 con.columns.join(", "),

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use hyperswap::backfill::{self, Conflicts, From};
-use hyperswap::catalog::{Column, ColumnHash, Constraint, Grant, Index, OwnedSequence, Table};
+use hyperswap::catalog::{
+    Column, ColumnHash, Constraint, ConstraintKind, Grant, Index, OwnedSequence, Persistence, Table,
+};
 use hyperswap::ident::QualifiedName;
 use hyperswap::model::{ColumnRef, Job, Key, KeyColumn};
 use hyperswap::parity::ranges::KeyRange;
@@ -43,7 +45,7 @@ fn job() -> Job {
         oid: 16384,
         name: source.clone(),
         relkind: "r".into(),
-        persistence: "p".into(),
+        persistence: Persistence::Permanent,
         partitioned: false,
         inherits: false,
         typed: false,
@@ -63,7 +65,7 @@ fn job() -> Job {
         ],
         constraints: vec![Constraint {
             name: "metrics_pkey".into(),
-            kind: "p".into(),
+            kind: ConstraintKind::PrimaryKey,
             definition: "PRIMARY KEY (id)".into(),
             columns: vec!["id".into()],
             index_name: Some("metrics_pkey".into()),

@@ -132,7 +132,7 @@ async fn table_facts(client: &impl GenericClient, job: &Job) -> Result<TableFact
         job.table
             .views
             .iter()
-            .filter(|v| v.relkind == "v")
+            .filter(|v| v.kind == crate::catalog::ViewKind::View)
             .map(|v| v.name.quoted()),
     )
     .await?;

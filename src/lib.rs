@@ -9,7 +9,7 @@
 //! - [`conn`]: connections as libpq makes them (URL, key=value, service files, PG*
 //!   variables, TLS with every sslmode, several hosts), never showing a password.
 //! - [`catalog`]: reads a table's full definition from the system catalogs.
-//! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s.
+//! - [`validate`]: checks a plan against the live database, resolving it into [`model::Job`]s: `validate` (resolution and the checks that read the catalog), `validate::checks` (the checks that need no database, unit-tested), `validate::notes` (what changes for the application).
 //! - [`privileges`]: every privilege the phases ahead need, checked up front.
 //! - [`journal`]: the tool's schema in the database: phases, progress, events, the plan lock.
 //! - [`keyspace`]: a table's key space cut into pieces of about equal rows, from a sample.

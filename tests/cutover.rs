@@ -201,7 +201,7 @@ async fn writes_after_cutover_survive_rollback() {
         .unwrap()
         .ok();
     let before = writer.stats();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_writes(&writer, 100).await;
     let during = writer.stats();
     assert!(
         during.inserts > before.inserts
@@ -209,7 +209,7 @@ async fn writes_after_cutover_survive_rollback() {
             && during.updates_value > before.updates_value
     );
     spawn_binary(&db.url, &["rollback", &p]).await.unwrap().ok();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_writes(&writer, 50).await;
     let stats = writer.stop().await;
     assert_eq!(stats.errors, 0, "the application saw errors: {stats:?}");
     let client = db.client().await;
@@ -253,7 +253,7 @@ async fn cutover_waits_politely_behind_a_blocker() {
         mix: OpMix::default(),
         time_updates_cross_days: false,
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_writes(&writer, 50).await;
     let started = Instant::now();
     let run = spawn_binary(&db.url, &["plan", "apply", path_str(&plan)]);
     // Release the blocker once an attempt has met it (parity runs first: how long it
@@ -281,7 +281,7 @@ async fn cutover_waits_politely_behind_a_blocker() {
     blocker.batch_execute("COMMIT").await.unwrap();
     let run = run.await.unwrap();
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_writes(&writer, 50).await;
     let stats = writer.stop().await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
@@ -575,7 +575,7 @@ async fn a_frozen_cutover_releases_the_application() {
             .unwrap();
         started.elapsed()
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_lock_wait(&client, "INSERT INTO f (ts) VALUES (now())").await;
     reader.batch_execute("COMMIT").await.unwrap();
     let stalled = tokio::time::timeout(Duration::from_secs(30), write)
         .await

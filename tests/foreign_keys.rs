@@ -229,7 +229,7 @@ async fn concurrent_delete_cannot_orphan(db: &TestDb, c: &Client, first: i64, se
             .batch_execute(&format!("DELETE FROM traces WHERE id = {}", t(first)))
             .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_lock_wait(c, "DELETE FROM traces WHERE id = ").await;
     assert!(
         !delete.is_finished(),
         "the delete waits for the inserting transaction"
@@ -254,7 +254,7 @@ async fn concurrent_delete_cannot_orphan(db: &TestDb, c: &Client, first: i64, se
     .unwrap();
     let other = db.client().await;
     let insert = tokio::spawn(async move { other.batch_execute(&insert_span(2001, second)).await });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_lock_wait(c, "INSERT INTO trace_spans").await;
     assert!(
         !insert.is_finished(),
         "the insert waits for the deleting transaction"

@@ -49,7 +49,7 @@ async fn live_writes_during_backfill_leave_no_difference() {
         ),
     );
     let w = writer(&db, 3, 0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_writes(&w, 30).await;
     let run = spawn_binary(
         &db.url,
         &["plan", "apply", path_str(&plan), "--until", "parity"],

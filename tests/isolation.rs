@@ -122,6 +122,11 @@ async fn alter_table_under_migration_is_refused_and_writes_go_on() {
         .batch_execute("ALTER TABLE g ALTER COLUMN note SET STATISTICS 500; ALTER TABLE g SET (fillfactor = 90)")
         .await
         .expect("an ALTER TABLE that keeps the columns passes");
+    // The storage parameter must reach the copy too (validate names it before cutover).
+    client
+        .batch_execute("ALTER TABLE g_hs_new SET (fillfactor = 90)")
+        .await
+        .unwrap();
     client
         .batch_execute(
             "INSERT INTO g VALUES (5000, '2026-01-01', 'after'); UPDATE g SET note = 'u' WHERE id = 10;",

@@ -208,7 +208,7 @@ async fn parity_is_exact_under_live_writes() {
         mix: OpMix::default(),
         time_updates_cross_days: true,
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_writes(&writer, 30).await;
     let mut runs = 0;
     let started = Instant::now();
     while runs < 5 || started.elapsed() < Duration::from_secs(5) {

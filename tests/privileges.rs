@@ -160,7 +160,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
         mix: OpMix::default(),
         time_updates_cross_days: true,
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_writes(&writer, 30).await;
     let run = spawn_binary(
         &owner_url,
         &["plan", "apply", path_str(&plan), "--until", "parity"],

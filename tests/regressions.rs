@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 /// A key updated while a batch waited on the row's lock came back (after the lock's
@@ -40,7 +38,7 @@ async fn key_update_during_a_batch_wait_does_not_skip_rows() {
         &db.url,
         &["plan", "apply", path_str(&plan), "--until", "parity"],
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_tool_lock_wait(&db.client().await).await;
     app.batch_execute("COMMIT").await.unwrap();
     let run = run.await.unwrap();
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -552,14 +550,14 @@ async fn after_rollback_the_copy_refuses_direct_writes() {
         .await
         .unwrap();
     let rollback = spawn_binary(&db.url, &["rollback", path_str(&plan)]);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_tool_lock_wait(&client).await;
     let copier = db.client().await;
     let copy = tokio::spawn(async move {
         copier
             .batch_execute("COPY g (ts) FROM PROGRAM 'echo 2026-01-03 04:00+00'")
             .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_lock_wait(&client, "COPY g (ts) FROM PROGRAM").await;
     reader.batch_execute("COMMIT").await.unwrap();
     rollback.await.unwrap().ok();
     let copied = copy.await.unwrap();

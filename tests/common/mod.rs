@@ -215,3 +215,71 @@ pub async fn fingerprint(client: &Client) -> String {
         .unwrap();
     row.get(0)
 }
+
+/// Waits until `cond` holds, checking every 20 ms; panics naming `what` after 60 s. Tests
+/// wait on conditions, never for a fixed time.
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until a session of this database whose statement contains `needle` waits for a
+/// lock (queued behind another transaction).
+pub async fn wait_for_lock_wait(client: &Client, needle: &str) {
+    wait_until(
+        &format!("a statement like {needle:?} to wait for a lock"),
+        || async {
+            client
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                WHERE datname = current_database() AND wait_event_type = 'Lock'
+                                  AND strpos(query, $1) > 0)",
+                    &[&needle],
+                )
+                .await
+                .unwrap()
+                .get(0)
+        },
+    )
+    .await
+}
+
+/// Waits until a hyperswap session of this database waits for a lock.
+pub async fn wait_for_tool_lock_wait(client: &Client) {
+    wait_until("a hyperswap session to wait for a lock", || async {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                WHERE datname = current_database() AND wait_event_type = 'Lock'
+                                  AND application_name LIKE 'hyperswap %')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await
+}
+
+/// Waits until the workload writer has made `n` more statements (of every kind) than
+/// when called.
+pub async fn wait_for_writes(writer: &hyperswap_workload::WriterHandle, n: u64) {
+    let total = |s: hyperswap_workload::WriterStats| {
+        s.inserts + s.updates_value + s.updates_time + s.updates_key + s.deletes
+    };
+    let start = total(writer.stats());
+    wait_until(&format!("{n} more writes"), || async {
+        total(writer.stats()) >= start + n
+    })
+    .await
+}

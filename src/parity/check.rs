@@ -1,29 +1,28 @@
-//! Running a comparison: ranges, shared snapshots, journal records, narrowing down.
+//! Running a comparison: the run and its journal records, each table's report in range order, repairs. The lanes that read the ranges are in `lanes.rs`, the classification of differing rows in `diff.rs`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, IsolationLevel, Transaction};
+use tokio_postgres::Client;
 
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
 use crate::ident::hex;
-use crate::ident::QualifiedName;
 use crate::model::Job;
 use crate::phase::Phase;
 use crate::progress::Cancel;
-use crate::stmt::{self, SqlLog};
+use crate::stmt::SqlLog;
 
-use super::ranges::{self, KeyRange, KeyValue};
-use super::sql::{checksum_sql, pinpoint_sql, repair_statements, session_statements, RowText};
-use super::{pair, DiffKind, Difference, ParityReport, TableParity};
+use super::lanes::{Lanes, Work};
+use super::ranges::{self, KeyValue};
+use super::sql::{repair_statements, RowText};
+use super::{pair, ParityReport, TableParity};
 use crate::journal::RangeSums as Sums;
 
 /// Differences listed per table at most.
-const MAX_DIFFERENCES: usize = 1000;
+pub(super) const MAX_DIFFERENCES: usize = 1000;
 
 pub struct Checker<'a> {
     pub connect: &'a ConnectOptions,
@@ -41,60 +40,7 @@ pub struct Checker<'a> {
     pub progress: &'a dyn crate::progress::Progress,
 }
 
-/// Connections that each take the next range from a shared queue and read both sides
-/// of it in one REPEATABLE READ transaction: every lane is busy until the queue is
-/// empty, whatever the speed of each side.
-pub const LANES: usize = 2;
-
-struct Lanes {
-    conns: Vec<Client>,
-    stats: LaneStats,
-}
-
-/// What every lane records: the statements logged once, the longest transaction.
-struct LaneStats {
-    logged: Mutex<HashSet<String>>,
-    longest: Mutex<Duration>,
-}
-
-/// A read-only REPEATABLE READ transaction: one snapshot for both sides of a range.
-async fn snapshot(
-    conn: &mut Client,
-) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
-    conn.build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-}
-
-impl LaneStats {
-    fn log_once(&self, log: &SqlLog, sql: &str) {
-        if self
-            .logged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sql.to_string())
-        {
-            log.record(sql);
-        }
-    }
-
-    fn took(&self, d: Duration) {
-        let mut l = self.longest.lock().unwrap_or_else(|p| p.into_inner());
-        *l = (*l).max(d);
-    }
-}
-
-/// One range still to compare.
-struct Work {
-    job: usize,
-    range_no: usize,
-    range: KeyRange,
-    text: RowText,
-}
-
-type Results = HashMap<(i32, i32), (Sums, Sums)>;
+pub(super) type Results = HashMap<(i32, i32), (Sums, Sums)>;
 
 /// The parity run being recorded, and where.
 #[derive(Clone, Copy)]
@@ -108,15 +54,6 @@ struct Compared<'a> {
     job: &'a Job,
     bounds: &'a [KeyValue],
     text: RowText,
-}
-
-/// What the lanes of one comparison share.
-struct Shared<'a> {
-    journal: &'a Client,
-    stats: &'a LaneStats,
-    run_id: i64,
-    queue: &'a Mutex<VecDeque<Work>>,
-    results: &'a Mutex<Results>,
 }
 
 impl Checker<'_> {
@@ -160,31 +97,6 @@ impl Checker<'_> {
             .as_secs_f64()
             * 1000.0;
         Ok(report)
-    }
-
-    async fn open(&self) -> Result<Lanes> {
-        let name = format!("hyperswap parity {}", self.plan);
-        let mut conns = Vec::new();
-        for lane in 0..LANES {
-            let conn = self.connect.connect(&name).await?;
-            for s in session_statements() {
-                if lane == 0 {
-                    stmt::exec(&conn, self.log, &s).await?;
-                } else {
-                    conn.batch_execute(&s.sql)
-                        .await
-                        .context("setting up the parity session")?;
-                }
-            }
-            conns.push(conn);
-        }
-        Ok(Lanes {
-            conns,
-            stats: LaneStats {
-                logged: Mutex::new(HashSet::new()),
-                longest: Mutex::new(Duration::ZERO),
-            },
-        })
     }
 
     async fn compare(&self, journal: &Client, lanes: &mut Lanes) -> Result<ParityReport> {
@@ -246,60 +158,6 @@ impl Checker<'_> {
             repaired: vec![],
             tables,
         })
-    }
-
-    /// Every lane takes ranges from the queue until it is empty; each result is
-    /// recorded as soon as it is known, so an interrupted run keeps it.
-    async fn checksum_all(
-        &self,
-        journal: &Client,
-        lanes: &mut Lanes,
-        run_id: i64,
-        work: VecDeque<Work>,
-    ) -> Result<Results> {
-        let queue = Mutex::new(work);
-        let results = Mutex::new(Results::new());
-        let shared = Shared {
-            journal,
-            stats: &lanes.stats,
-            run_id,
-            queue: &queue,
-            results: &results,
-        };
-        futures_util::future::try_join_all(
-            lanes.conns.iter_mut().map(|conn| self.lane(conn, &shared)),
-        )
-        .await?;
-        Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    async fn lane(&self, conn: &mut Client, shared: &Shared<'_>) -> Result<()> {
-        loop {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
-            let Some(w) = shared
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front()
-            else {
-                return Ok(());
-            };
-            let job = &self.jobs[w.job];
-            let sums = self
-                .checksum(conn, shared.stats, job, &w.range, w.text)
-                .await?;
-            let key = (job.ord as i32, w.range_no as i32);
-            self.record(shared.journal, shared.run_id, key, &sums)
-                .await?;
-            shared
-                .results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, sums);
-            self.progress.parity_advance();
-        }
     }
 
     /// One table's report, in range order: differing ranges narrowed to their keys.
@@ -364,67 +222,12 @@ impl Checker<'_> {
         })
     }
 
-    /// Both sides of one range in one REPEATABLE READ snapshot, on one connection.
-    async fn checksum(
+    pub(super) async fn repair_keys(
         &self,
         conn: &mut Client,
-        stats: &LaneStats,
         job: &Job,
-        range: &KeyRange,
-        text: RowText,
-    ) -> Result<(Sums, Sums)> {
-        let ctx = || format!("checking parity of {}", job.source);
-        let (live, mirror) = pair(job, self.phase);
-        let (live_sql, params) = checksum_sql(job, live, range, text);
-        let (mirror_sql, _) = checksum_sql(job, mirror, range, text);
-        stats.log_once(self.log, &live_sql);
-        stats.log_once(self.log, &mirror_sql);
-        let params: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let started = Instant::now();
-        let tx = snapshot(conn).await.with_context(ctx)?;
-        let l = tx.query_one(&live_sql, &params).await.with_context(ctx)?;
-        let m = tx.query_one(&mirror_sql, &params).await.with_context(ctx)?;
-        tx.commit().await.with_context(ctx)?;
-        stats.took(started.elapsed());
-        let sums = |r: &tokio_postgres::Row| Sums {
-            rows: r.get(0),
-            sum: r.get(1),
-            xor: r.get(2),
-        };
-        Ok((sums(&l), sums(&m)))
-    }
-
-    /// The exact keys of a differing range, in a snapshot of their own.
-    async fn pinpoint(
-        &self,
-        conn: &mut Client,
-        stats: &LaneStats,
-        job: &Job,
-        live: &QualifiedName,
-        mirror: &QualifiedName,
-        range: &KeyRange,
-    ) -> Result<Vec<Difference>> {
-        let ctx = || format!("narrowing down the differences in {}", job.source);
-        let (sql, params) = pinpoint_sql(job, live, mirror, range);
-        stats.log_once(self.log, &sql);
-        let limit = (MAX_DIFFERENCES as i64 + 1) * 2;
-        let mut values: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        values.push(&limit);
-        let started = Instant::now();
-        let tx = snapshot(conn).await.with_context(ctx)?;
-        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
-        tx.commit().await.with_context(ctx)?;
-        stats.took(started.elapsed());
-        let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
-        Ok(classify(
-            &names,
-            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
-        ))
-    }
-
-    async fn repair_keys(&self, conn: &mut Client, job: &Job, keys: &[KeyValue]) -> Result<()> {
+        keys: &[KeyValue],
+    ) -> Result<()> {
         let (from, to) = pair(job, self.phase);
         let ctx = || format!("repairing {} keys of {}", keys.len(), job.source);
         // One text[] per key column: the keys, column by column.
@@ -452,7 +255,7 @@ impl Checker<'_> {
     }
 
     /// The unfinished run of the same comparison, or a new one with fresh bounds.
-    async fn find_or_start_run(
+    pub(super) async fn find_or_start_run(
         &self,
         journal: &Client,
         live: &Client,
@@ -476,7 +279,7 @@ impl Checker<'_> {
         Ok((id, bounds))
     }
 
-    async fn recorded(
+    pub(super) async fn recorded(
         &self,
         journal: &Client,
         run_id: i64,
@@ -484,7 +287,7 @@ impl Checker<'_> {
         crate::journal::parity_range_results(journal, run_id).await
     }
 
-    async fn record(
+    pub(super) async fn record(
         &self,
         journal: &Client,
         run_id: i64,
@@ -494,7 +297,7 @@ impl Checker<'_> {
         crate::journal::record_parity_range(journal, run_id, key, sums).await
     }
 
-    async fn record_again(
+    pub(super) async fn record_again(
         &self,
         journal: &Client,
         run_id: i64,
@@ -505,7 +308,7 @@ impl Checker<'_> {
         self.record(journal, run_id, key, sums).await
     }
 
-    async fn finish_run(
+    pub(super) async fn finish_run(
         &self,
         journal: &Client,
         run_id: i64,
@@ -540,86 +343,4 @@ pub async fn plan_bounds(
         bounds.insert(job.ord, ranges::bounds(client, job, range_rows).await?);
     }
     Ok(bounds)
-}
-
-/// One side's cells of a row, as text (None = NULL).
-type Cells = Vec<Option<String>>;
-
-/// Turns the unmatched rows of both sides into per-key differences. Rows come as
-/// (key, live cells, mirror cells), one side NULL.
-fn classify(
-    columns: &[&str],
-    rows: impl Iterator<
-        Item = (
-            KeyValue,
-            Option<Vec<Option<String>>>,
-            Option<Vec<Option<String>>>,
-        ),
-    >,
-) -> Vec<Difference> {
-    let mut by_key: Vec<(KeyValue, Vec<Cells>, Vec<Cells>)> = Vec::new();
-    for (key, live, mirror) in rows {
-        if by_key.last().map(|(k, _, _)| k != &key).unwrap_or(true) {
-            by_key.push((key, vec![], vec![]));
-        }
-        let entry = by_key.last_mut().expect("just pushed");
-        entry.1.extend(live);
-        entry.2.extend(mirror);
-    }
-    by_key
-        .into_iter()
-        .map(|(key, live, mirror)| {
-            let (kind, columns) = match (live.first(), mirror.first()) {
-                (Some(l), Some(m)) => (
-                    DiffKind::Different,
-                    columns
-                        .iter()
-                        .zip(l.iter().zip(m))
-                        .filter(|(_, (a, b))| a != b)
-                        .map(|(c, _)| c.to_string())
-                        .collect(),
-                ),
-                (Some(_), None) => (DiffKind::Missing, vec![]),
-                _ => (DiffKind::Extra, vec![]),
-            };
-            Difference {
-                key: crate::model::Key::display(&key),
-                key_values: key,
-                kind,
-                columns,
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cells(v: &[Option<&str>]) -> Option<Vec<Option<String>>> {
-        Some(v.iter().map(|c| c.map(String::from)).collect())
-    }
-
-    #[test]
-    fn classifies_missing_extra_and_changed_columns() {
-        let k = |s: &str| vec![s.to_string()];
-        let rows = vec![
-            (k("1"), cells(&[Some("1"), None]), None),
-            (k("1"), None, cells(&[Some("1"), Some("")])),
-            (k("2"), cells(&[Some("2"), Some("a")]), None),
-            (k("3"), None, cells(&[Some("3"), Some("b")])),
-        ];
-        let d = classify(&["id", "s"], rows.into_iter());
-        assert_eq!(
-            d[0],
-            Difference {
-                key: "1".into(),
-                key_values: vec!["1".into()],
-                kind: DiffKind::Different,
-                columns: vec!["s".into()]
-            }
-        );
-        assert_eq!(d[1].kind, DiffKind::Missing);
-        assert_eq!(d[2].kind, DiffKind::Extra);
-    }
 }

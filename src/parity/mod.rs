@@ -10,6 +10,8 @@
 //! columns. Per-range results go to the journal, so an interrupted run resumes.
 
 mod check;
+mod diff;
+mod lanes;
 pub mod ranges;
 pub mod sql;
 

@@ -1,0 +1,225 @@
+//! The lanes of a comparison: connections that each take the next range from a shared
+//! queue and read both sides of it in one read-only REPEATABLE READ transaction, and
+//! the narrowing of a differing range to its keys, in a snapshot of its own.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, Transaction};
+
+use crate::error::{Context, Error, Result};
+use crate::ident::QualifiedName;
+use crate::journal::RangeSums as Sums;
+use crate::model::Job;
+use crate::stmt::{self, SqlLog};
+
+use super::check::{Checker, Results, MAX_DIFFERENCES};
+use super::diff::classify;
+use super::ranges::KeyRange;
+use super::sql::{checksum_sql, pinpoint_sql, session_statements, RowText};
+use super::{pair, Difference};
+
+/// Connections that each take the next range from a shared queue and read both sides
+/// of it in one REPEATABLE READ transaction: every lane is busy until the queue is
+/// empty, whatever the speed of each side.
+pub const LANES: usize = 2;
+
+pub(super) struct Lanes {
+    pub(super) conns: Vec<Client>,
+    pub(super) stats: LaneStats,
+}
+
+/// What every lane records: the statements logged once, the longest transaction.
+pub(super) struct LaneStats {
+    logged: Mutex<HashSet<String>>,
+    pub(super) longest: Mutex<Duration>,
+}
+
+/// A read-only REPEATABLE READ transaction: one snapshot for both sides of a range.
+async fn snapshot(
+    conn: &mut Client,
+) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
+    conn.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
+impl LaneStats {
+    fn log_once(&self, log: &SqlLog, sql: &str) {
+        if self
+            .logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sql.to_string())
+        {
+            log.record(sql);
+        }
+    }
+
+    fn took(&self, d: Duration) {
+        let mut l = self.longest.lock().unwrap_or_else(|p| p.into_inner());
+        *l = (*l).max(d);
+    }
+}
+
+/// One range still to compare.
+pub(super) struct Work {
+    pub(super) job: usize,
+    pub(super) range_no: usize,
+    pub(super) range: KeyRange,
+    pub(super) text: RowText,
+}
+
+/// What the lanes of one comparison share.
+struct Shared<'a> {
+    journal: &'a Client,
+    stats: &'a LaneStats,
+    run_id: i64,
+    queue: &'a Mutex<VecDeque<Work>>,
+    results: &'a Mutex<Results>,
+}
+
+impl Checker<'_> {
+    pub(super) async fn open(&self) -> Result<Lanes> {
+        let name = format!("hyperswap parity {}", self.plan);
+        let mut conns = Vec::new();
+        for lane in 0..LANES {
+            let conn = self.connect.connect(&name).await?;
+            for s in session_statements() {
+                if lane == 0 {
+                    stmt::exec(&conn, self.log, &s).await?;
+                } else {
+                    conn.batch_execute(&s.sql)
+                        .await
+                        .context("setting up the parity session")?;
+                }
+            }
+            conns.push(conn);
+        }
+        Ok(Lanes {
+            conns,
+            stats: LaneStats {
+                logged: Mutex::new(HashSet::new()),
+                longest: Mutex::new(Duration::ZERO),
+            },
+        })
+    }
+
+    /// Every lane takes ranges from the queue until it is empty; each result is
+    /// recorded as soon as it is known, so an interrupted run keeps it.
+    pub(super) async fn checksum_all(
+        &self,
+        journal: &Client,
+        lanes: &mut Lanes,
+        run_id: i64,
+        work: VecDeque<Work>,
+    ) -> Result<Results> {
+        let queue = Mutex::new(work);
+        let results = Mutex::new(Results::new());
+        let shared = Shared {
+            journal,
+            stats: &lanes.stats,
+            run_id,
+            queue: &queue,
+            results: &results,
+        };
+        futures_util::future::try_join_all(
+            lanes.conns.iter_mut().map(|conn| self.lane(conn, &shared)),
+        )
+        .await?;
+        Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn lane(&self, conn: &mut Client, shared: &Shared<'_>) -> Result<()> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let Some(w) = shared
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            else {
+                return Ok(());
+            };
+            let job = &self.jobs[w.job];
+            let sums = self
+                .checksum(conn, shared.stats, job, &w.range, w.text)
+                .await?;
+            let key = (job.ord as i32, w.range_no as i32);
+            self.record(shared.journal, shared.run_id, key, &sums)
+                .await?;
+            shared
+                .results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, sums);
+            self.progress.parity_advance();
+        }
+    }
+
+    /// Both sides of one range in one REPEATABLE READ snapshot, on one connection.
+    pub(super) async fn checksum(
+        &self,
+        conn: &mut Client,
+        stats: &LaneStats,
+        job: &Job,
+        range: &KeyRange,
+        text: RowText,
+    ) -> Result<(Sums, Sums)> {
+        let ctx = || format!("checking parity of {}", job.source);
+        let (live, mirror) = pair(job, self.phase);
+        let (live_sql, params) = checksum_sql(job, live, range, text);
+        let (mirror_sql, _) = checksum_sql(job, mirror, range, text);
+        stats.log_once(self.log, &live_sql);
+        stats.log_once(self.log, &mirror_sql);
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let started = Instant::now();
+        let tx = snapshot(conn).await.with_context(ctx)?;
+        let l = tx.query_one(&live_sql, &params).await.with_context(ctx)?;
+        let m = tx.query_one(&mirror_sql, &params).await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        stats.took(started.elapsed());
+        let sums = |r: &tokio_postgres::Row| Sums {
+            rows: r.get(0),
+            sum: r.get(1),
+            xor: r.get(2),
+        };
+        Ok((sums(&l), sums(&m)))
+    }
+
+    /// The exact keys of a differing range, in a snapshot of their own.
+    pub(super) async fn pinpoint(
+        &self,
+        conn: &mut Client,
+        stats: &LaneStats,
+        job: &Job,
+        live: &QualifiedName,
+        mirror: &QualifiedName,
+        range: &KeyRange,
+    ) -> Result<Vec<Difference>> {
+        let ctx = || format!("narrowing down the differences in {}", job.source);
+        let (sql, params) = pinpoint_sql(job, live, mirror, range);
+        stats.log_once(self.log, &sql);
+        let limit = (MAX_DIFFERENCES as i64 + 1) * 2;
+        let mut values: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        values.push(&limit);
+        let started = Instant::now();
+        let tx = snapshot(conn).await.with_context(ctx)?;
+        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        stats.took(started.elapsed());
+        let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
+        Ok(classify(
+            &names,
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
+        ))
+    }
+}

@@ -1,4 +1,6 @@
-//! Running a comparison: the run and its journal records, each table's report in range order, repairs. The lanes that read the ranges are in `lanes.rs`, the classification of differing rows in `diff.rs`.
+//! Running a comparison: the run and its journal records, each table's report in range
+//! order, repairs. The lanes that read the ranges are in `lanes.rs`, the classification
+//! of differing rows in `diff.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;

@@ -424,7 +424,7 @@ fn identity_on_new(job: &Job) -> Vec<Stmt> {
         let Some(col) = job.table.column(&seq.column) else {
             continue;
         };
-        let kind = if col.identity == "a" {
+        let kind = if col.identity == crate::catalog::Identity::Always {
             "ALWAYS"
         } else {
             "BY DEFAULT"

@@ -24,10 +24,9 @@
 
 use tokio_postgres::Client;
 
-use crate::catalog::InboundFk;
+use crate::catalog::{FkAction, InboundFk};
 use crate::error::{Context, Result};
 use crate::ident::{dollar_quote, quote_ident, quote_literal, with_suffix, QualifiedName};
-use crate::inbound_fks;
 use crate::model::{Job, TOOL_SCHEMA};
 use crate::stmt::{self, LockPolicy, SqlLog, Stmt};
 use crate::template::render;
@@ -114,8 +113,8 @@ impl<'a> Emulation<'a> {
                 function_sql(&parent_fn, &self.parent_body()),
                 format!(
                     "inbound_foreign_keys: emulate: ON DELETE {}, ON UPDATE {} of {}",
-                    inbound_fks::action_name(&self.fk.on_delete),
-                    inbound_fks::action_name(&self.fk.on_update),
+                    self.fk.on_delete.sql(),
+                    self.fk.on_update.sql(),
                     self.fk.name
                 ),
             ),
@@ -184,7 +183,7 @@ impl<'a> Emulation<'a> {
     /// passes, some NULL fails.
     fn null_rule(&self) -> String {
         let any_null = is_null("NEW", &self.fk.columns, " OR ");
-        if self.fk.match_type != "f" {
+        if !self.fk.match_full {
             return format!("    IF {any_null} THEN\n        RETURN NULL;\n    END IF;");
         }
         let all_null = is_null("NEW", &self.fk.columns, " AND ");
@@ -199,13 +198,9 @@ impl<'a> Emulation<'a> {
     fn parent_body(&self) -> String {
         let fk = self.fk;
         let refs = &fk.referenced_columns;
-        let event = match (fk.on_delete.as_str(), fk.on_update.as_str()) {
-            (d, u) if d == u => format!("DELETE / ON UPDATE ({})", inbound_fks::action_name(d)),
-            (d, u) => format!(
-                "DELETE ({}) / ON UPDATE ({})",
-                inbound_fks::action_name(d),
-                inbound_fks::action_name(u)
-            ),
+        let event = match (fk.on_delete, fk.on_update) {
+            (d, u) if d == u => format!("DELETE / ON UPDATE ({})", d.sql()),
+            (d, u) => format!("DELETE ({}) / ON UPDATE ({})", d.sql(), u.sql()),
         };
         render(
             include_str!("../sql/fk_emulation_parent.sql"),
@@ -224,14 +219,14 @@ impl<'a> Emulation<'a> {
                     "parent_matches_old",
                     matches("p", refs, "OLD", refs, &fk.referenced_eq_ops),
                 ),
-                ("on_delete", self.action(&fk.on_delete, false)),
-                ("on_update", self.action(&fk.on_update, true)),
+                ("on_delete", self.action(fk.on_delete, false)),
+                ("on_update", self.action(fk.on_update, true)),
             ],
         )
     }
 
     /// What the key's action does to the children of the old key.
-    fn action(&self, kind: &str, update: bool) -> String {
+    fn action(&self, kind: FkAction, update: bool) -> String {
         let fk = self.fk;
         let child = self.child().quoted();
         let which = matches("OLD", &fk.referenced_columns, "c", &fk.columns, &fk.eq_ops);
@@ -248,14 +243,14 @@ impl<'a> Emulation<'a> {
             )
         };
         match kind {
-            "c" if update => format!(
+            FkAction::Cascade if update => format!(
                 "        UPDATE {child} AS c SET ({}) = ROW({}) WHERE {which};",
                 quote_list(&fk.columns),
                 prefixed("NEW", &fk.referenced_columns)
             ),
-            "c" => format!("        DELETE FROM {child} AS c WHERE {which};"),
-            "n" => set("NULL"),
-            "d" => set("DEFAULT"),
+            FkAction::Cascade => format!("        DELETE FROM {child} AS c WHERE {which};"),
+            FkAction::SetNull => set("NULL"),
+            FkAction::SetDefault => set("DEFAULT"),
             // NO ACTION and RESTRICT: refuse while a child still references the key.
             _ => format!(
                 "        PERFORM FROM {child} AS c WHERE {which} LIMIT 1 FOR KEY SHARE OF c;\n        IF FOUND THEN\n            RAISE EXCEPTION USING\n                ERRCODE = 'foreign_key_violation',\n                MESSAGE = pg_catalog.format('update or delete on table %s violates foreign key constraint %s on table %s (emulated by hyperswap)', {parent}, {con}, {child_text}),\n                DETAIL = pg_catalog.format('Key (%s)=(%s) is still referenced from table %s.', {cols}, pg_catalog.concat_ws(', ', {old}), {child_text}),\n                CONSTRAINT = {con},\n                SCHEMA = TG_TABLE_SCHEMA,\n                TABLE = TG_TABLE_NAME;\n        END IF;",
@@ -322,7 +317,7 @@ pub async fn roles_lacking_privileges(
             &[
                 &fk.table_name.quoted(),
                 &referenced.quoted(),
-                &if fk.on_delete == "c" { "DELETE" } else { "UPDATE" },
+                &if fk.on_delete == FkAction::Cascade { "DELETE" } else { "UPDATE" },
             ],
         )
         .await

@@ -4,7 +4,7 @@
 //! scans nothing under its locks), then validated right after it, each in a
 //! transaction of its own. [`crate::fk_emulation`] keeps their meaning in between.
 
-use crate::catalog::InboundFk;
+use crate::catalog::{FkAction, InboundFk};
 use crate::ident::{dollar_quote, quote_ident, quote_literal};
 use crate::model::Job;
 use crate::stmt::{LockPolicy, Stmt};
@@ -18,12 +18,14 @@ pub fn definition(job: &Job, fk: &InboundFk) -> String {
         job.source.quoted(),
         quote_list(&fk.referenced_columns)
     );
-    if fk.match_type == "f" {
+    if fk.match_full {
         def.push_str(" MATCH FULL");
     }
-    def.push_str(&format!(" ON UPDATE {}", action_name(&fk.on_update)));
-    def.push_str(&format!(" ON DELETE {}", action_name(&fk.on_delete)));
-    if matches!(fk.on_delete.as_str(), "n" | "d") && !fk.delete_set_columns.is_empty() {
+    def.push_str(&format!(" ON UPDATE {}", fk.on_update.sql()));
+    def.push_str(&format!(" ON DELETE {}", fk.on_delete.sql()));
+    if matches!(fk.on_delete, FkAction::SetNull | FkAction::SetDefault)
+        && !fk.delete_set_columns.is_empty()
+    {
         def.push_str(&format!(" ({})", quote_list(&fk.delete_set_columns)));
     }
     if fk.deferrable {
@@ -87,37 +89,23 @@ pub fn losses(fk: &InboundFk) -> String {
         "the check that each new or changed {} row's ({}) exists in the referenced table{}",
         fk.table_name,
         fk.columns.join(", "),
-        if fk.match_type == "f" {
-            " (MATCH FULL)"
-        } else {
-            ""
-        }
+        if fk.match_full { " (MATCH FULL)" } else { "" }
     )];
-    lost.push(match fk.on_delete.as_str() {
-        "c" => "ON DELETE CASCADE: deleting a referenced row no longer deletes its children".into(),
-        "n" => "ON DELETE SET NULL: deleting a referenced row no longer clears its children's reference".into(),
-        "d" => "ON DELETE SET DEFAULT: deleting a referenced row no longer resets its children's reference".into(),
-        "r" => "ON DELETE RESTRICT: a referenced row with children can be deleted, orphaning them".into(),
-        _ => "ON DELETE NO ACTION: a referenced row with children can be deleted, orphaning them".into(),
+    lost.push(match fk.on_delete {
+        FkAction::Cascade => "ON DELETE CASCADE: deleting a referenced row no longer deletes its children".into(),
+        FkAction::SetNull => "ON DELETE SET NULL: deleting a referenced row no longer clears its children's reference".into(),
+        FkAction::SetDefault => "ON DELETE SET DEFAULT: deleting a referenced row no longer resets its children's reference".into(),
+        FkAction::Restrict => "ON DELETE RESTRICT: a referenced row with children can be deleted, orphaning them".into(),
+        FkAction::NoAction => "ON DELETE NO ACTION: a referenced row with children can be deleted, orphaning them".into(),
     });
-    lost.push(match fk.on_update.as_str() {
-        "c" => "ON UPDATE CASCADE: changing a referenced key no longer changes its children".into(),
-        "n" => "ON UPDATE SET NULL: changing a referenced key no longer clears its children's reference".into(),
-        "d" => "ON UPDATE SET DEFAULT: changing a referenced key no longer resets its children's reference".into(),
-        "r" => "ON UPDATE RESTRICT: a referenced key with children can be changed, orphaning them".into(),
-        _ => "ON UPDATE NO ACTION: a referenced key with children can be changed, orphaning them".into(),
+    lost.push(match fk.on_update {
+        FkAction::Cascade => "ON UPDATE CASCADE: changing a referenced key no longer changes its children".into(),
+        FkAction::SetNull => "ON UPDATE SET NULL: changing a referenced key no longer clears its children's reference".into(),
+        FkAction::SetDefault => "ON UPDATE SET DEFAULT: changing a referenced key no longer resets its children's reference".into(),
+        FkAction::Restrict => "ON UPDATE RESTRICT: a referenced key with children can be changed, orphaning them".into(),
+        FkAction::NoAction => "ON UPDATE NO ACTION: a referenced key with children can be changed, orphaning them".into(),
     });
     lost.join("; ")
-}
-
-pub fn action_name(kind: &str) -> &'static str {
-    match kind {
-        "c" => "CASCADE",
-        "n" => "SET NULL",
-        "d" => "SET DEFAULT",
-        "r" => "RESTRICT",
-        _ => "NO ACTION",
-    }
 }
 
 fn quote_list(cols: &[String]) -> String {

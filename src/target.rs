@@ -152,7 +152,12 @@ fn create_table(job: &Job) -> Stmt {
             quote_ident(time)
         ));
     }
-    for c in job.table.columns.iter().filter(|c| !c.identity.is_empty()) {
+    for c in job
+        .table
+        .columns
+        .iter()
+        .filter(|c| c.identity != crate::catalog::Identity::None)
+    {
         notes.push(format!(
             "adjusted: identity column {} becomes an identity column of the new table at cutover, continuing its sequence",
             quote_ident(&c.name)
@@ -177,8 +182,8 @@ fn column_def(job: &Job, c: &Column) -> String {
     if let Some(coll) = &c.collation_sql {
         def.push_str(&format!(" COLLATE {coll}"));
     }
-    match (&c.default_sql, c.generated.as_str()) {
-        (Some(expr), "s") => def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
+    match (&c.default_sql, c.generated) {
+        (Some(expr), true) => def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
         (Some(expr), _) => def.push_str(&format!(" DEFAULT {expr}")),
         (None, _) => {}
     }

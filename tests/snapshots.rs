@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use hyperswap::backfill::{self, Conflicts, From};
 use hyperswap::catalog::{
-    Column, ColumnHash, Constraint, ConstraintKind, Grant, Index, OwnedSequence, Persistence, Table,
+    Column, ColumnHash, Constraint, ConstraintKind, Grant, Identity, Index, OwnedSequence,
+    Persistence, Table,
 };
 use hyperswap::ident::QualifiedName;
 use hyperswap::model::{ColumnRef, Job, Key, KeyColumn};
@@ -22,8 +23,8 @@ fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
         type_name: type_sql.into(),
         not_null,
         default_sql: None,
-        identity: String::new(),
-        generated: String::new(),
+        identity: Identity::None,
+        generated: false,
         collation_sql: None,
         comment: None,
         hash: match type_sql {
@@ -38,7 +39,7 @@ fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
 fn job() -> Job {
     let source = QualifiedName::new("public", "metrics");
     let mut id = column("id", "bigint", true);
-    id.identity = "d".into();
+    id.identity = Identity::ByDefault;
     let mut note = column("note", "text", false);
     note.comment = Some("free text".into());
     let table = Table {

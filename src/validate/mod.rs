@@ -168,7 +168,7 @@ async fn resolve_table(
                         fk.name,
                         table.name,
                         fk.table_name,
-                        if fk.on_delete == "c" { "DELETE" } else { "UPDATE" },
+                        if fk.on_delete == crate::catalog::FkAction::Cascade { "DELETE" } else { "UPDATE" },
                         fk.table_name,
                         table.name
                     );

@@ -61,8 +61,8 @@ fn inbound_fk_notes(job: &Job) -> Vec<String> {
                     fk.name,
                     fk.table_name,
                     fk.columns.join(", "),
-                    crate::inbound_fks::action_name(&fk.on_delete),
-                    crate::inbound_fks::action_name(&fk.on_update),
+                    fk.on_delete.sql(),
+                    fk.on_update.sql(),
                     job.source,
                     fk.table_name
                 )

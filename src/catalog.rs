@@ -12,8 +12,7 @@ use crate::ident::QualifiedName;
 pub struct Table {
     pub oid: Oid,
     pub name: QualifiedName,
-    /// 'r' plain table, 'p' partitioned, 'v' view, ...
-    pub relkind: String,
+    pub relkind: RelKind,
     pub persistence: Persistence,
     pub partitioned: bool,
     pub inherits: bool,
@@ -102,6 +101,31 @@ pub struct UserTrigger {
     /// `CREATE TRIGGER ... ON <table> ...`, naming the table by its current name.
     pub definition: String,
     pub state: TriggerState,
+}
+
+/// What a name in the plan turned out to be (`pg_class.relkind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelKind {
+    Table,
+    Partitioned,
+    View,
+    MaterializedView,
+    Foreign,
+    /// An index, a sequence, a composite type, ...
+    Other,
+}
+
+impl RelKind {
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "r" => Self::Table,
+            "p" => Self::Partitioned,
+            "v" => Self::View,
+            "m" => Self::MaterializedView,
+            "f" => Self::Foreign,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// An identity column's kind (`pg_attribute.attidentity`).
@@ -328,7 +352,7 @@ impl Table {
     }
 
     pub fn is_plain_table(&self) -> bool {
-        self.relkind == "r" && !self.partitioned
+        self.relkind == RelKind::Table && !self.partitioned
     }
 }
 
@@ -441,7 +465,7 @@ pub async fn load(client: &impl GenericClient, name: &QualifiedName) -> Result<O
     Ok(Some(Table {
         oid,
         name: name.clone(),
-        relkind: row.get(1),
+        relkind: RelKind::parse(row.get(1)),
         persistence: Persistence::parse(row.get(2)),
         partitioned: row.get(3),
         inherits: row.get(4),

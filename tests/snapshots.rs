@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyperswap::backfill::{self, Conflicts, From};
 use hyperswap::catalog::{
     Column, ColumnHash, Constraint, ConstraintKind, Grant, Identity, Index, OwnedSequence,
-    Persistence, Table,
+    Persistence, RelKind, Table,
 };
 use hyperswap::ident::QualifiedName;
 use hyperswap::model::{ColumnRef, Job, Key, KeyColumn};
@@ -45,7 +45,7 @@ fn job() -> Job {
     let table = Table {
         oid: 16384,
         name: source.clone(),
-        relkind: "r".into(),
+        relkind: RelKind::Table,
         persistence: Persistence::Permanent,
         partitioned: false,
         inherits: false,

@@ -371,7 +371,7 @@ mod tests {
         Table {
             oid: 1,
             name: QualifiedName::new("public", "t"),
-            relkind: "r".into(),
+            relkind: crate::catalog::RelKind::Table,
             persistence: Persistence::Permanent,
             partitioned: false,
             inherits: false,

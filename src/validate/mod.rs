@@ -10,7 +10,7 @@ pub use checks::plan_spelling;
 use checks::{check_constraints, check_key, check_no_keys_between, plan_spellings};
 pub use notes::cutover_notes;
 
-use crate::catalog::{self, ConstraintKind, Persistence, Table};
+use crate::catalog::{self, ConstraintKind, Persistence, RelKind, Table};
 use crate::error::{Context, Error, Problems, Result};
 use crate::ident::{display_ident, quote_ident, QualifiedName};
 use crate::model::{ColumnRef, Job, Key, KeyColumn};
@@ -546,12 +546,12 @@ async fn load_original(
 
 async fn check_plain_table(client: &impl GenericClient, table: &Table, field: &str) -> Result<()> {
     let name = &table.name;
-    let kind = match (table.relkind.as_str(), table.partitioned) {
-        (_, true) => Some("a partitioned table or a partition"),
-        ("r", false) => None,
-        ("v", _) | ("m", _) => Some("a view"),
-        ("f", _) => Some("a foreign table"),
-        _ => Some("not a table"),
+    let kind = match (table.relkind, table.partitioned) {
+        (RelKind::Partitioned, _) | (_, true) => Some("a partitioned table or a partition"),
+        (RelKind::Table, false) => None,
+        (RelKind::View | RelKind::MaterializedView, _) => Some("a view"),
+        (RelKind::Foreign, _) => Some("a foreign table"),
+        (RelKind::Other, _) => Some("not a table"),
     };
     if let Some(kind) = kind {
         return Err(Error::invalid(

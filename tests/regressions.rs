@@ -139,24 +139,22 @@ async fn long_names_do_not_share_copy_functions() {
 /// the new column's data and, after cutover, broke every write; now it is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_source_is_refused_before_cutover() {
-    let db = TestDb::new("drift").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
-             INSERT INTO m (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 1000) g;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("drift", "m", ""));
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
-        .ok();
+    let s = Scenario::new(
+        "drift",
+        "CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO m (ts, v) SELECT now() - g * interval '1 hour', g FROM generate_series(1, 1000) g;",
+        "drift",
+        "m",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("parity"));
     // Past the guard that refuses such an ALTER where the tool runs as a superuser (as
     // a run without the guard would be): the tool itself must still refuse.
     client.batch_execute("SET hyperswap.ddl = 'on'; ALTER TABLE m ADD COLUMN note text; RESET hyperswap.ddl; INSERT INTO m (ts, v, note) VALUES (now(), 1, 'x')").await.unwrap();
     for args in [&["plan", "apply"][..], &["parity"][..]] {
-        let args: Vec<&str> = args.iter().copied().chain([path_str(&plan)]).collect();
-        let run = db.hyperswap(&args);
+        let run = s.run(args);
         assert_eq!(run.code, 2, "{args:?}: {}\n{}", run.stdout, run.stderr);
         assert!(
             run.stderr
@@ -596,25 +594,25 @@ async fn after_rollback_the_copy_refuses_direct_writes() {
 /// its own. The table moves, and back, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_column_reading_another_moves() {
-    let db = TestDb::new("generated_reads").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE gen (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int,
-                               g int GENERATED ALWAYS AS (v * 2) STORED);
-             INSERT INTO gen (id, ts, v) SELECT x, now() - x * interval '1 hour', x FROM generate_series(1, 300) x;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("gen", "gen", ""));
-    db.hyperswap(&["plan", "validate", path_str(&plan)]).ok();
-    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let s = Scenario::new(
+        "generated_reads",
+        "CREATE TABLE gen (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int,
+                           g int GENERATED ALWAYS AS (v * 2) STORED);
+         INSERT INTO gen (id, ts, v) SELECT x, now() - x * interval '1 hour', x FROM generate_series(1, 300) x;",
+        "gen",
+        "gen",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.run(&["plan", "validate"]).ok();
+    s.apply(None);
     client
         .batch_execute("INSERT INTO gen (id, ts, v) VALUES (1000, now(), 21); UPDATE gen SET v = -1 WHERE id = 5;")
         .await
         .unwrap();
     assert_eq!(
-        except_both_ways(&client, "public.gen", "public.gen_hs_old").await,
+        except_both_ways(client, "public.gen", "public.gen_hs_old").await,
         0
     );
     let g: i32 = client
@@ -623,9 +621,9 @@ async fn a_generated_column_reading_another_moves() {
         .unwrap()
         .get(0);
     assert_eq!(g, -2);
-    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    s.run(&["rollback"]).ok();
     assert_eq!(
-        except_both_ways(&client, "public.gen", "public.gen_hs_new").await,
+        except_both_ways(client, "public.gen", "public.gen_hs_new").await,
         0
     );
 }
@@ -687,20 +685,20 @@ async fn a_tenant_sees_no_more_of_the_new_table_than_of_the_source() {
 /// back when the tool creates it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_others_may_write_is_not_trusted() {
-    let db = TestDb::new("journal_writers").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "DROP ROLE IF EXISTS hs_jw_app; CREATE ROLE hs_jw_app;
-             ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO hs_jw_app;
-             ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO hs_jw_app;
-             CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-             INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("writers", "t", ""));
-    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let s = Scenario::new(
+        "journal_writers",
+        "DROP ROLE IF EXISTS hs_jw_app; CREATE ROLE hs_jw_app;
+         ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO hs_jw_app;
+         ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO hs_jw_app;
+         CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 100) g;",
+        "writers",
+        "t",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    let run = s.apply(None);
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     let may_update: bool = client
         .query_one(
@@ -716,8 +714,8 @@ async fn a_journal_others_may_write_is_not_trusted() {
         .batch_execute("GRANT UPDATE ON hyperswap.plans TO hs_jw_app")
         .await
         .unwrap();
-    let before = fingerprint(&client).await;
-    let run = db.hyperswap(&["rollback", path_str(&plan)]);
+    let before = fingerprint(client).await;
+    let run = s.run(&["rollback"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -728,7 +726,7 @@ async fn a_journal_others_may_write_is_not_trusted() {
         "{}",
         run.stderr
     );
-    assert_eq!(fingerprint(&client).await, before);
+    assert_eq!(fingerprint(client).await, before);
 
     // A trigger on the journal could rewrite what the tool records: refused too.
     client
@@ -739,7 +737,7 @@ async fn a_journal_others_may_write_is_not_trusted() {
         )
         .await
         .unwrap();
-    let run = db.hyperswap(&["rollback", path_str(&plan)]);
+    let run = s.run(&["rollback"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -751,7 +749,7 @@ async fn a_journal_others_may_write_is_not_trusted() {
         .batch_execute("DROP TRIGGER sneaky ON hyperswap.plans")
         .await
         .unwrap();
-    let run = db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    let run = s.run(&["rollback"]).ok();
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     client
         .batch_execute(
@@ -760,7 +758,7 @@ async fn a_journal_others_may_write_is_not_trusted() {
         )
         .await
         .unwrap();
-    db.hyperswap(&["abort", path_str(&plan)]).ok();
+    s.run(&["abort"]).ok();
 }
 
 /// Issue 9: validate predicts apply. Storage parameters follow the table to the
@@ -771,18 +769,18 @@ async fn a_journal_others_may_write_is_not_trusted() {
 /// the same change on the copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_changed_mid_flight_are_named_before_cutover() {
-    let db = TestDb::new("definitions_drift").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE s (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int, note text)
-                 WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05, toast.autovacuum_enabled = false);
-             INSERT INTO s SELECT g, now() - g * interval '1 hour', g FROM generate_series(1, 500) g;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("defs", "s", ""));
-    let run = db.hyperswap(&["plan", "validate", path_str(&plan)]);
+    let sc = Scenario::new(
+        "definitions_drift",
+        "CREATE TABLE s (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int, note text)
+             WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05, toast.autovacuum_enabled = false);
+         INSERT INTO s SELECT g, now() - g * interval '1 hour', g FROM generate_series(1, 500) g;",
+        "defs",
+        "s",
+        "",
+    )
+    .await;
+    let client = &sc.client;
+    let run = sc.run(&["plan", "validate"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -795,21 +793,17 @@ async fn definitions_changed_mid_flight_are_named_before_cutover() {
         .batch_execute("ALTER TABLE s RESET (toast.autovacuum_enabled)")
         .await
         .unwrap();
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
-        .ok();
-    let options = |rel: &'static str| {
-        let client = &client;
-        async move {
-            client
-                .query_one(
-                    "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = to_regclass($1)",
-                    &[&rel],
-                )
-                .await
-                .unwrap()
-                .get::<_, Option<String>>(0)
-                .unwrap_or_default()
-        }
+    sc.apply(Some("parity"));
+    let options = |rel: &'static str| async move {
+        client
+            .query_one(
+                "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = to_regclass($1)",
+                &[&rel],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<String>>(0)
+            .unwrap_or_default()
     };
     assert_eq!(
         options("s_hs_new").await,
@@ -834,18 +828,18 @@ async fn definitions_changed_mid_flight_are_named_before_cutover() {
         ),
     ] {
         client.batch_execute(change).await.unwrap();
-        let before = fingerprint(&client).await;
-        let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+        let before = fingerprint(client).await;
+        let run = sc.run(&["plan", "apply"]);
         assert_eq!(run.code, 2, "{change}: {}", run.stderr);
         assert!(
             run.stderr.contains(named) && run.stderr.contains("make the same change on"),
             "{change}: {}",
             run.stderr
         );
-        assert_eq!(fingerprint(&client).await, before, "{change}");
+        assert_eq!(fingerprint(client).await, before, "{change}");
         client.batch_execute(same_on_copy).await.unwrap();
     }
-    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let run = sc.apply(None);
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     // The hypertable and its chunks have the source's storage parameters.
     let chunks_ok: bool = client
@@ -859,5 +853,5 @@ async fn definitions_changed_mid_flight_are_named_before_cutover() {
         .unwrap()
         .get(0);
     assert!(chunks_ok, "the chunks lack the storage parameters");
-    db.hyperswap(&["finalize", "--yes", path_str(&plan)]).ok();
+    sc.run(&["finalize", "--yes"]).ok();
 }

@@ -283,3 +283,50 @@ pub async fn wait_for_writes(writer: &hyperswap_workload::WriterHandle, n: u64) 
     })
     .await
 }
+
+/// The start most database tests share: a database of their own, seeded, and a one-table
+/// plan; then commands run on that plan by name.
+pub struct Scenario {
+    pub db: TestDb,
+    /// A connection as the superuser, for seeding, probing and changing things behind
+    /// the tool's back.
+    pub client: Client,
+    pub plan: PathBuf,
+}
+
+impl Scenario {
+    /// A database for `test`, seeded with `seed` (SQL), and the plan `name` moving
+    /// `table`, with `extra` YAML appended to it.
+    pub async fn new(test: &str, seed: &str, name: &str, table: &str, extra: &str) -> Scenario {
+        let db = TestDb::new(test).await;
+        let client = db.client().await;
+        client
+            .batch_execute(seed)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {test}: {e:?}"));
+        let plan = db.plan("p.yaml", &one_table_plan(name, table, extra));
+        Scenario { db, client, plan }
+    }
+
+    /// `hyperswap <command...> <plan> <flags...>`: the plan's path goes after the words
+    /// before the first flag.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let at = args
+            .iter()
+            .position(|a| a.starts_with('-'))
+            .unwrap_or(args.len());
+        let mut full: Vec<&str> = args[..at].to_vec();
+        full.push(path_str(&self.plan));
+        full.extend(&args[at..]);
+        self.db.hyperswap(&full)
+    }
+
+    /// `plan apply`, up to `until` (`None`: through cutover), which must succeed.
+    pub fn apply(&self, until: Option<&str>) -> Run {
+        match until {
+            Some(u) => self.run(&["plan", "apply", "--until", u]),
+            None => self.run(&["plan", "apply"]),
+        }
+        .ok()
+    }
+}

@@ -209,6 +209,7 @@ impl Apply<'_> {
             jobs,
             phase,
             range_rows: self.plan.parity.range_rows,
+            lanes: self.plan.parity.lanes,
             resume_within: self.plan.parity.resume_within,
             repair: false,
             cancel: self.cancel.clone(),

@@ -368,6 +368,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                 jobs: &jobs,
                 phase,
                 range_rows: plan.parity.range_rows,
+                lanes: plan.parity.lanes,
                 resume_within: plan.parity.resume_within,
                 repair,
                 cancel,

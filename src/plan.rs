@@ -176,6 +176,9 @@ pub struct ParityOptions {
         with = "humantime_serde_compat"
     )]
     pub resume_within: Duration,
+    /// Connections comparing ranges at once, each a busy backend while parity runs.
+    #[serde(default = "default_parity_lanes")]
+    pub lanes: usize,
 }
 
 impl Default for ParityOptions {
@@ -183,8 +186,13 @@ impl Default for ParityOptions {
         ParityOptions {
             range_rows: default_parity_range_rows(),
             resume_within: default_parity_resume_within(),
+            lanes: default_parity_lanes(),
         }
     }
+}
+
+fn default_parity_lanes() -> usize {
+    2
 }
 
 fn default_parity_range_rows() -> u64 {
@@ -433,6 +441,9 @@ impl Plan {
         }
         check_backfill(&file.backfill).map_err(|m| at(format!("backfill.{m}")))?;
         check_durations(&file.backfill, &file.cutover).map_err(at)?;
+        if !(1..=32).contains(&file.parity.lanes) {
+            return Err(at("parity.lanes: must be between 1 and 32".into()));
+        }
         if file.parity.range_rows == 0 {
             return Err(at("parity.range_rows: must be at least 1".into()));
         }
@@ -724,6 +735,24 @@ mod tests {
             .to_string();
         assert!(e.contains("backfill.lock_timeout"), "{e}");
         assert!(parse(&format!("{GOOD}cutover:\n  lock_timeout: 30s\n")).is_ok());
+    }
+
+    #[test]
+    fn parity_lanes_default_to_two_and_are_bounded() {
+        assert_eq!(parse(GOOD).unwrap().parity.lanes, 2);
+        assert_eq!(
+            parse(&format!("{GOOD}parity:\n  lanes: 4\n"))
+                .unwrap()
+                .parity
+                .lanes,
+            4
+        );
+        for bad in ["0", "33"] {
+            let e = parse(&format!("{GOOD}parity:\n  lanes: {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("parity.lanes: must be between 1 and 32"), "{e}");
+        }
     }
 
     #[test]

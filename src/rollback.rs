@@ -71,6 +71,7 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         jobs: &jobs,
         phase: Phase::RolledBack,
         range_rows: plan.parity.range_rows,
+        lanes: plan.parity.lanes,
         resume_within: plan.parity.resume_within,
         repair: false,
         cancel: Default::default(),

@@ -196,7 +196,11 @@ async fn parity_is_exact_under_live_writes() {
     .unwrap();
     let plan = db.plan(
         "p.yaml",
-        &one_table_plan("live", "public.metrics", "parity:\n  range_rows: 5000\n"),
+        &one_table_plan(
+            "live",
+            "public.metrics",
+            "parity:\n  range_rows: 5000\n  lanes: 4\n",
+        ),
     );
     db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
         .ok();

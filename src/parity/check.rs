@@ -34,6 +34,8 @@ pub struct Checker<'a> {
     pub phase: Phase,
     /// About how many rows one range (one short transaction) covers.
     pub range_rows: u64,
+    /// Connections comparing ranges at once.
+    pub lanes: usize,
     /// Range results of an interrupted run are reused only within this time of its start.
     pub resume_within: std::time::Duration,
     /// Re-copy differing keys from live to mirror, then check again.

@@ -21,11 +21,6 @@ use super::ranges::KeyRange;
 use super::sql::{checksum_sql, pinpoint_sql, session_statements, RowText};
 use super::{pair, Difference};
 
-/// Connections that each take the next range from a shared queue and read both sides
-/// of it in one REPEATABLE READ transaction: every lane is busy until the queue is
-/// empty, whatever the speed of each side.
-pub const LANES: usize = 2;
-
 pub(super) struct Lanes {
     pub(super) conns: Vec<Client>,
     pub(super) stats: LaneStats,
@@ -87,7 +82,7 @@ impl Checker<'_> {
     pub(super) async fn open(&self) -> Result<Lanes> {
         let name = format!("hyperswap parity {}", self.plan);
         let mut conns = Vec::new();
-        for lane in 0..LANES {
+        for lane in 0..self.lanes.max(1) {
             let conn = self.connect.connect(&name).await?;
             for s in session_statements() {
                 if lane == 0 {

@@ -22,7 +22,25 @@ SELECT a.attname::text,
            WHEN a.atttypid IN (16, 17, 18, 20, 21, 23, 25, 26, 1043, 1082, 1083, 1114, 1184, 2950)
                 AND coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true)
                THEN ''
-           WHEN t.typsend <> 0 THEN
+           -- (and every element, attribute, base type or subtype has one: an aclitem[]
+           -- has array_send, but aclitem no binary form)
+           WHEN t.typsend <> 0 AND NOT EXISTS (
+               WITH RECURSIVE parts(oid) AS (
+                   SELECT t.oid
+                   UNION
+                   SELECT x.sub
+                   FROM parts p
+                   JOIN pg_type pt ON pt.oid = p.oid
+                   CROSS JOIN LATERAL (
+                       SELECT pt.typelem WHERE pt.typelem <> 0 AND pt.typlen = -1
+                       UNION ALL SELECT pt.typbasetype WHERE pt.typbasetype <> 0
+                       UNION ALL SELECT pa.atttypid FROM pg_attribute pa
+                                 WHERE pt.typrelid <> 0 AND pa.attrelid = pt.typrelid AND pa.attnum > 0 AND NOT pa.attisdropped
+                       UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = pt.oid OR r.rngmultitypid = pt.oid
+                   ) AS x(sub)
+               )
+               SELECT FROM parts p JOIN pg_type pt ON pt.oid = p.oid WHERE pt.typsend = 0
+           ) THEN
                (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname)
                 FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
                 WHERE p.oid = t.typsend)

@@ -16,4 +16,5 @@ SELECT con.conname::text,
             WHERE c.oid = con.confrelid) END                                 AS references_table
 FROM pg_constraint con
 WHERE con.conrelid = $1
+  AND con.contype <> 'n' -- NOT NULL is a column property here (PostgreSQL 18 records it as a constraint)
 ORDER BY con.contype, con.conname

@@ -7,7 +7,8 @@
 -- in order), so a column renamed or added on the table by a role the DDL guard cannot
 -- stop does not break the application's writes; parity and cutover then refuse until
 -- the columns agree again. Dropping a column or changing its type is refused by the
--- database: a view of the tool's reads every column.
+-- database (a view of the tool's names every column; only an explicit CASCADE gets
+-- past it).
 BEGIN
     IF TG_TABLE_NAME OPERATOR(pg_catalog.<>) {{live_name}}
        OR TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) {{live_schema}} THEN

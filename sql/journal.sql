@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS hyperswap.tables (
 -- meet: the second one's INSERT waits for the first and then fails.
 CREATE UNIQUE INDEX IF NOT EXISTS tables_source_once ON hyperswap.tables (source);
 
+-- What each table carried besides columns and indexes when the new one was made
+-- (sql/definitions.sql), to tell later changes on one side apart.
+ALTER TABLE hyperswap.tables ADD COLUMN IF NOT EXISTS source_definitions text[];
+ALTER TABLE hyperswap.tables ADD COLUMN IF NOT EXISTS target_definitions text[];
+
 -- Backfill work, as key ranges: a key value is the text form of each key column, so any
 -- key type and composite keys fit. A batch and the advance of its range's cursor commit
 -- in one transaction.

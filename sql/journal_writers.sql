@@ -17,6 +17,21 @@ WHERE n.nspname OPERATOR(pg_catalog.=) $1
   AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE,TRUNCATE,TRIGGER}')
   AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
 UNION ALL
+-- Column-level grants (GRANT UPDATE (reverse_sql) ON hyperswap.plans TO ...).
+SELECT c.oid::pg_catalog.regclass::pg_catalog.text,
+       a.privilege_type::pg_catalog.text OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(att.attname::pg_catalog.text) OPERATOR(pg_catalog.||) ')',
+       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
+WHERE n.nspname OPERATOR(pg_catalog.=) $1
+  AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')
+  AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+  AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,REFERENCES}')
+  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
+UNION ALL
 SELECT 'schema ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname), a.privilege_type::pg_catalog.text,
        CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END

@@ -113,7 +113,7 @@ impl Apply<'_> {
                 // Nothing created yet: create every target in one transaction.
                 Phase::Planned => {
                     self.progress.step("creating the target hypertables");
-                    let stmts = create_phase(jobs, &lock);
+                    let stmts = create_phase(&self.plan.name, jobs, &lock);
                     tx.run(client, &stmts, Phase::TargetCreated, None).await?;
                     Phase::TargetCreated
                 }

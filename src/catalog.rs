@@ -356,6 +356,22 @@ impl Table {
     }
 }
 
+/// What `name` carries besides columns and indexes, one line per item (see
+/// sql/definitions.sql); empty when it does not exist.
+pub async fn definitions(client: &impl GenericClient, name: &QualifiedName) -> Result<Vec<String>> {
+    let sql = crate::template::render(
+        include_str!("../sql/definitions.sql"),
+        &[("relation", crate::ident::quote_literal(&name.quoted()))],
+    );
+    Ok(client
+        .query_one(&sql, &[])
+        .await
+        .with_context(|| {
+            format!("reading the constraints, policies and storage parameters of {name}")
+        })?
+        .get(0))
+}
+
 /// A relation's columns as its whole-row text form sees them (names, types, order), or
 /// `None` when it does not exist: two tables with the same signature print the same row
 /// as the same text.

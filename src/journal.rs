@@ -6,10 +6,11 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Context, Error, Result};
-use crate::ident::{quote_ident, QualifiedName};
+use crate::ident::{quote_ident, quote_literal, QualifiedName};
 use crate::model::{Job, TOOL_SCHEMA};
 use crate::phase::Phase;
 use crate::plan::Plan;
+use crate::stmt::Stmt;
 
 /// First key of every hyperswap advisory lock: "hyps" in ASCII.
 const LOCK_CLASS: i32 = 0x6879_7073;
@@ -93,14 +94,23 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
         .await
         .context("creating the hyperswap journal")?;
-    let created = create_schema(&tx).await?;
+    create_schema(&tx).await?;
     check_owner(&tx).await?;
+    let created: bool = tx
+        .query_one(
+            "SELECT pg_catalog.to_regclass('hyperswap.plans') IS NULL",
+            &[],
+        )
+        .await
+        .context("creating the hyperswap journal")?
+        .get(0);
     tx.batch_execute(include_str!("../sql/journal.sql"))
         .await
         .context("creating the hyperswap journal")?;
     if created {
         // Default privileges (ALTER DEFAULT PRIVILEGES ... GRANT ... ON TABLES TO app)
-        // may have handed the brand-new journal to other roles: it is the tool's alone.
+        // may have handed the journal's brand-new tables to other roles (in a schema
+        // created now or before): they are the tool's alone.
         revoke_writers(&tx).await?;
     }
     check_writers(&tx).await?;
@@ -663,10 +673,19 @@ async fn drop_journal(tx: &impl GenericClient) -> Result<()> {
 /// still in the journal), and the journal once nothing is left in it. Returns how many
 /// events went.
 pub async fn drop_history(client: &mut Client, plan: &str) -> Result<Option<u64>> {
+    let nothing = || {
+        Error::WrongPhase {
+        plan: plan.to_string(),
+        phase: None,
+        problem: "the journal holds no history of it to drop".into(),
+        fix: "check the plan file and the database the connection points at (`SELECT DISTINCT plan_name FROM hyperswap.events` lists the histories kept)".into(),
+    }
+    };
     if !exists(client).await? {
-        return Ok(Some(0));
+        return Err(nothing());
     }
     check_owner(client).await?;
+    check_writers(client).await?;
     let ctx = "dropping the plan's events from the journal";
     let tx = client.transaction().await.context(ctx)?;
     let r = tx
@@ -686,6 +705,9 @@ pub async fn drop_history(client: &mut Client, plan: &str) -> Result<Option<u64>
         )
         .await
         .context(ctx)?;
+    if dropped == 0 {
+        return Err(nothing());
+    }
     let r = tx
         .query_one(
             "SELECT NOT EXISTS (SELECT FROM hyperswap.plans) AND NOT EXISTS (SELECT FROM hyperswap.events)",
@@ -932,4 +954,45 @@ pub async fn finish_parity_run(
             .context(ctx)?;
     }
     Ok(())
+}
+
+/// The statement of phase 1 that records what both tables carry besides columns and
+/// indexes (sql/definitions.sql), in the transaction that makes the new table.
+pub fn record_definitions(plan: &str, job: &Job) -> Stmt {
+    let of = |t: &crate::ident::QualifiedName| {
+        crate::template::render(
+            include_str!("../sql/definitions.sql"),
+            &[("relation", quote_literal(&t.quoted()))],
+        )
+    };
+    Stmt::noted(
+        format!(
+            "UPDATE hyperswap.tables SET source_definitions = ({}), target_definitions = ({})\nWHERE plan_name = {} AND ord = {}",
+            of(&job.source),
+            of(&job.target),
+            quote_literal(plan),
+            job.ord
+        ),
+        "the journal records the constraints, policies and storage parameters of both tables as they are now: a later change to one side only is named before cutover",
+    )
+}
+
+/// What phase 1 recorded of both tables (source, target); `None` for a plan started by
+/// a version that did not record it.
+pub async fn recorded_definitions(
+    client: &impl GenericClient,
+    plan: &str,
+    ord: usize,
+) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let row = client
+        .query_opt(
+            "SELECT source_definitions, target_definitions FROM hyperswap.tables WHERE plan_name = $1 AND ord = $2",
+            &[&plan, &(ord as i32)],
+        )
+        .await
+        .context("reading what the journal recorded of the tables")?;
+    Ok(row.and_then(|r| {
+        let (a, b): (Option<Vec<String>>, Option<Vec<String>>) = (r.get(0), r.get(1));
+        a.zip(b)
+    }))
 }

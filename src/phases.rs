@@ -9,9 +9,13 @@ use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 use crate::{target, trigger};
 
 /// Phase 1's statements: every target, in one transaction.
-pub fn create_phase(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+pub fn create_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(target::statements))
+        .chain(jobs.iter().flat_map(|j| {
+            let mut s = target::statements(j);
+            s.push(crate::journal::record_definitions(plan, j));
+            s
+        }))
         .collect()
 }
 

@@ -178,6 +178,13 @@ pub async fn end_fk_emulation(
             .await?;
     }
     let ended = fk_emulation::end(&mut client, &plan.name, log, &lock_policy(plan)).await?;
+    if !started && !keep_history {
+        // Finalized earlier with its history kept: drop that too, if there is one.
+        match journal::drop_history(&mut client, &plan.name).await {
+            Ok(_) | Err(Error::WrongPhase { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     if ended.is_empty() && !started {
         return Err(Error::invalid(
             format!("plan `{}` has no foreign-key emulation in this database (and is not in the journal)", plan.name),

@@ -86,7 +86,7 @@ fn write_phases(
         out,
         "phase 1, create target: one transaction, with the journal's phase change",
     );
-    stmts(out, &create_phase(jobs, &lock));
+    stmts(out, &create_phase(&plan.name, jobs, &lock));
     section(
         out,
         "phase 2, copy trigger: one transaction, with the journal's phase change",

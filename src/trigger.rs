@@ -106,12 +106,7 @@ fn columns_view_sql(job: &Job) -> Stmt {
     let view = job.columns_view();
     Stmt::noted(
         format!(
-            "CREATE OR REPLACE VIEW {} AS
-SELECT {all} FROM {}
-UNION ALL
-SELECT {all} FROM {};
-REVOKE ALL ON {} FROM PUBLIC;
-COMMENT ON VIEW {} IS {}",
+            "CREATE OR REPLACE VIEW {} WITH (security_invoker = true) AS\nSELECT {all} FROM {} WHERE false\nUNION ALL\nSELECT {all} FROM {} WHERE false;\nREVOKE ALL ON {} FROM PUBLIC;\nCOMMENT ON VIEW {} IS {}",
             view.quoted(),
             job.source.quoted(),
             job.target.quoted(),
@@ -122,7 +117,7 @@ COMMENT ON VIEW {} IS {}",
                 job.source, job.target
             ))
         ),
-        "never read: while it exists the database itself refuses DROP COLUMN and ALTER COLUMN TYPE on either table, for any role (the DDL guard needs a superuser)",
+        "never read (it returns no row, and reads with the reader's rights): while it exists the database itself refuses DROP COLUMN and ALTER COLUMN TYPE on either table, for any role (the DDL guard needs a superuser); only an explicit CASCADE gets past it",
     )
 }
 

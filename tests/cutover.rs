@@ -156,6 +156,8 @@ async fn application_objects_follow_cutover_and_rollback() {
         "",
         "the history outlived --drop-history"
     );
+    let run = db.hyperswap(&["finalize", "--yes", "--drop-history", path_str(&plan)]);
+    assert_eq!(run.code, 2, "nothing left to drop: {}", run.stdout);
     app_checks(&db, &admin, "after finalize", true).await;
 }
 

@@ -737,6 +737,18 @@ async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
         let msg = format!("{:?}", e.as_db_error().unwrap());
         assert!(msg.contains("hyperswap"), "{ddl}: {msg}");
     }
+    // The view that pins the columns shows nothing, whoever reads it.
+    let pinned: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM hyperswap.columns__public__metrics",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pinned, 0);
     // Parity and cutover refuse while the columns differ, and say why.
     let run = run_binary(&owner_url, &["parity", path_str(&plan)]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);

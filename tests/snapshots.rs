@@ -168,7 +168,11 @@ fn script(stmts: &[Stmt]) -> String {
 #[test]
 fn phase_1_create_the_target() {
     let jobs = [job()];
-    insta::assert_snapshot!(script(&hyperswap::phases::create_phase(&jobs, &lock())));
+    insta::assert_snapshot!(script(&hyperswap::phases::create_phase(
+        "demo",
+        &jobs,
+        &lock()
+    )));
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub use checks::plan_spelling;
 use checks::{check_constraints, check_key, check_no_keys_between, plan_spellings};
 pub use notes::cutover_notes;
 
-use crate::catalog::{self, ConstraintKind, Persistence, RelKind, Table};
+use crate::catalog::{self, Persistence, RelKind, Table};
 use crate::error::{Context, Error, Problems, Result};
 use crate::ident::{display_ident, quote_ident, QualifiedName};
 use crate::model::{ColumnRef, Job, Key, KeyColumn};
@@ -143,7 +143,8 @@ async fn resolve_table(
         }
         if let Some(p) = phase.filter(|p| p.source_is_live() && p.target_created()) {
             problems.check(check_indexes_followed(client, &table, t, field, p).await)?;
-            problems.check(check_definitions_followed(client, &table, t, field, p).await)?;
+            problems
+                .check(check_definitions_followed(client, plan, &table, t, ord, field).await)?;
         }
     }
     if let Some((a, b)) = copy_pair(t, phase) {
@@ -419,111 +420,63 @@ async fn check_indexes_followed(
     ))
 }
 
-/// Once the target exists, what the source carries besides columns and indexes must
-/// still be on the target as it was made: constraints, row-level security and its
-/// policies, storage parameters. One changed on the source since (added, dropped,
-/// altered) would be lost at cutover, or enforced by the new table alone.
+/// Once the target exists, what both tables carry besides columns and indexes
+/// (constraints, row-level security and its policies, storage parameters) may change
+/// only alike on both sides: a change to one side only (added, dropped, altered) would
+/// be lost at cutover, or enforced by the new table alone. Each side is compared with
+/// what phase 1 recorded of it, so the way PostgreSQL prints a definition again on the
+/// other table cannot make a difference.
 async fn check_definitions_followed(
     client: &impl GenericClient,
+    plan: &Plan,
     table: &Table,
     t: &TablePlan,
+    ord: usize,
     field: &str,
-    phase: Phase,
 ) -> Result<()> {
-    let Some(target) = catalog::load(client, &t.target).await? else {
-        return Ok(()); // its absence is reported with the columns
+    let Some((source_then, target_then)) =
+        crate::journal::recorded_definitions(client, &plan.name, ord).await?
+    else {
+        return Ok(()); // started by a version that did not record them
     };
-    let mut differ: Vec<String> = Vec::new();
-    // Constraints, by the name each has on the target and its definition (a unique
-    // key's gains the time column there: its name is enough).
-    let expected: Vec<(String, Option<String>)> = table
-        .constraints
-        .iter()
-        .filter_map(|c| match c.kind {
-            ConstraintKind::PrimaryKey | ConstraintKind::Unique => Some((
-                crate::ident::with_suffix(&c.name, crate::model::NEW_SUFFIX),
-                None,
-            )),
-            ConstraintKind::Check | ConstraintKind::ForeignKey => {
-                Some((c.name.clone(), Some(c.definition.clone())))
-            }
-            _ => None,
-        })
-        .collect();
-    for (name, definition) in &expected {
-        match target.constraints.iter().find(|c| &c.name == name) {
-            None => differ.push(format!(
-                "constraint {} is not on the target",
-                quote_ident(name)
-            )),
-            Some(c) if definition.as_ref().is_some_and(|d| d != &c.definition) => {
-                differ.push(format!(
-                    "constraint {} differs ({} on the source)",
-                    quote_ident(name),
-                    definition.as_deref().unwrap_or_default()
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    for c in &target.constraints {
-        if !expected.iter().any(|(n, _)| n == &c.name) {
-            differ.push(format!(
-                "constraint {} is on the target only (dropped from the source?)",
-                quote_ident(&c.name)
-            ));
-        }
-    }
-    // Row-level security and its policies.
-    if table.row_security != target.row_security {
-        differ.push("row-level security is enabled on one table only".to_string());
-    }
-    let policy = |p: &crate::catalog::Policy| {
-        format!(
-            "{} {} {} {:?} {:?} {:?}",
-            p.name, p.permissive, p.command, p.roles, p.using_expr, p.check_expr
-        )
-    };
-    let mut a: Vec<String> = table.policies.iter().map(policy).collect();
-    let mut b: Vec<String> = target.policies.iter().map(policy).collect();
-    a.sort();
-    b.sort();
-    if a != b {
-        differ.push("the row-level security policies differ".to_string());
-    }
-    // Storage parameters (autovacuum is off on the target until the backfill is done).
-    let settled = phase.backfill_done();
-    let options = |t: &Table| {
-        let mut o: Vec<String> = t
-            .reloptions
+    let source_now = catalog::definitions(client, &table.name).await?;
+    let target_now = catalog::definitions(client, &t.target).await?;
+    let changes = |then: &[String], now: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = now
             .iter()
-            .filter(|o| settled || !o.starts_with("autovacuum_enabled="))
-            .cloned()
+            .filter(|l| !then.contains(l))
+            .map(|l| format!("+ {l}"))
             .collect();
-        o.sort();
-        o
+        out.extend(
+            then.iter()
+                .filter(|l| !now.contains(l))
+                .map(|l| format!("- {l}")),
+        );
+        out
     };
-    if options(table) != options(&target) {
-        differ.push(format!(
-            "the storage parameters differ ({:?} on the source, {:?} on the target)",
-            options(table),
-            options(&target)
-        ));
-    }
-    if differ.is_empty() {
+    let on_source = changes(&source_then, &source_now);
+    let on_target = changes(&target_then, &target_now);
+    if on_source == on_target {
         return Ok(());
     }
+    let list = |c: &[String]| {
+        if c.is_empty() {
+            "nothing".to_string()
+        } else {
+            c.join("; ")
+        }
+    };
     Err(Error::invalid(
         format!(
-            "{} was changed after hyperswap made its copy {} ({field}): {}; the change would be lost at cutover, or enforced by the new table alone",
+            "{} and its copy {} ({field}) were changed differently since the copy was made: on {}: {}; on {}: {}. A change to one side only would be lost at cutover, or enforced by the new table alone",
             table.name,
             t.target,
-            differ.join("; ")
+            table.name,
+            list(&on_source),
+            t.target,
+            list(&on_target)
         ),
-        format!(
-            "make the same change on {} (or undo it on {}), then run the command again; or run `hyperswap abort` and start over",
-            t.target, table.name
-        ),
+        "make the same change on the other table (same names, same definitions), or undo it, then run the command again; or run `hyperswap abort` and start over",
     ))
 }
 

@@ -48,6 +48,14 @@ pub enum Error {
     #[error("{}", numbered(.0))]
     Problems(Vec<Error>),
 
+    /// No host of the connection answered (refused, unreachable, or silent past
+    /// `connect_timeout`): resumable once the database is reachable.
+    #[error("cannot connect to {target}: no host answered:\n    {}\n  fix: check the hosts, ports and network (a silent server is given up on after connect_timeout, 30 s by default); the run resumes where it stopped once the database is reachable", .failures.join("\n    "))]
+    Unreachable {
+        target: String,
+        failures: Vec<String>,
+    },
+
     /// The run was interrupted (Ctrl-C) at a safe point.
     #[error("interrupted at a safe point; run the same command again to resume")]
     Interrupted,
@@ -71,6 +79,7 @@ impl Error {
             Error::Busy { .. } | Error::RetryLater { .. } => 3,
             Error::Interrupted => 130,
             Error::Db { source, .. } if is_connection_failure(source) => 4,
+            Error::Unreachable { .. } => 4,
             Error::Problems(many) if many.iter().all(|e| e.exit_code() == 4) => 4,
             _ => 2,
         }

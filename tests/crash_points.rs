@@ -226,3 +226,67 @@ async fn killed_inside_each_transaction_the_same_command_finishes_the_job() {
     assert_eq!(left, 0);
     assert!(count(&client, "public.metrics").await > before / 2);
 }
+
+/// Issue 9: right after a `kill -9` of `plan apply` inside its cutover, running it again
+/// was refused as "a second orchestrator" while the dead run's server session still
+/// finished its statement. Now the new run waits for such a holder (bounded, saying
+/// so) and then finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_right_after_a_kill_waits_for_the_dead_runs_session() {
+    let db = TestDb::new("crash_rerun").await;
+    let client = db.client().await;
+    create_sample_table(&client, &QualifiedName::new("public", "metrics"), 5_000)
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "crash",
+            "public.metrics",
+            "cutover:\n  lock_timeout: 10s\n  attempts: 1\n",
+        ),
+    );
+    let plan = path_str(&plan);
+    db.hyperswap(&["plan", "apply", plan, "--until", "parity"])
+        .ok();
+    let blocker = db.client().await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM public.metrics_hs_new")
+        .await
+        .unwrap();
+    let mut child = db.command(&["plan", "apply", plan]).spawn().unwrap();
+    wait_for_tool_lock_wait(&client).await;
+    child.kill().unwrap(); // SIGKILL: its session goes on waiting for the lock
+    child.wait().unwrap();
+    // Again at once: the dead run's session still holds the plan while it waits.
+    let again = spawn_binary(&db.url, &["plan", "apply", plan]);
+    wait_until(
+        "the new run to say it waits for the old session",
+        || async {
+            client
+                .query_one(
+                    "SELECT count(*) >= 2 FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'hyperswap apply%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0)
+        },
+    )
+    .await;
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let run = again.await.unwrap();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("which is running a statement; waiting up to"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_hypertable(&client, "metrics").await);
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
+        0
+    );
+}

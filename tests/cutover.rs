@@ -606,3 +606,66 @@ async fn a_frozen_cutover_releases_the_application() {
         0
     );
 }
+
+/// Issue 9: the lock-blocker report named innocent sessions when the real blocker was an
+/// idle transaction that had called nextval() on the table's sequence (the cutover
+/// moves the sequence to the new table). It must name that session, and not a session
+/// idle in a transaction on another table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocker_report_names_the_session_holding_the_sequence() {
+    let db = TestDb::new("blocker_sequence").await;
+    let admin = db.client().await;
+    create_sample_table(&admin, &QualifiedName::new("public", "metrics"), 2_000)
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CREATE TABLE elsewhere (x int); INSERT INTO elsewhere VALUES (1)")
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "seq",
+            "public.metrics",
+            "cutover:\n  lock_timeout: 1s\n  attempts: 1\n",
+        ),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "parity"])
+        .ok();
+    let culprit = db.client().await;
+    culprit
+        .batch_execute("BEGIN; SELECT nextval('public.metrics_id_seq')")
+        .await
+        .unwrap();
+    let culprit_pid: i32 = culprit
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let innocent = db.client().await;
+    innocent
+        .batch_execute("BEGIN; SELECT count(*) FROM elsewhere")
+        .await
+        .unwrap();
+    let innocent_pid: i32 = innocent
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!("pid {culprit_pid} ")),
+        "the culprit (pid {culprit_pid}) is not named:\n{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(&format!("pid {innocent_pid} ")),
+        "an innocent session (pid {innocent_pid}) is named:\n{}",
+        run.stderr
+    );
+    culprit.batch_execute("ROLLBACK").await.unwrap();
+    innocent.batch_execute("ROLLBACK").await.unwrap();
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+}

@@ -92,6 +92,8 @@ impl ConnectOptions {
         };
         let mut failures: Vec<String> = Vec::new();
         let mut last = None;
+        // Whether every host failed to answer at all (as opposed to refusing us).
+        let mut unreachable = true;
         for want in passes {
             for target in &order {
                 let place = describe_target(target);
@@ -108,7 +110,10 @@ impl ConnectOptions {
                 match attempt {
                     Ok(client) => match session_fits(&client, want).await {
                         Ok(()) => return pin_settings(client).await,
-                        Err(why) => failures.push(format!("{place}: {why}")),
+                        Err(why) => {
+                            unreachable = false;
+                            failures.push(format!("{place}: {why}"));
+                        }
                     },
                     Err(source) => {
                         // Rendered as every database error is, with its causes.
@@ -116,6 +121,7 @@ impl ConnectOptions {
                             context: place,
                             source,
                         };
+                        unreachable &= err.exit_code() == 4;
                         failures.push(err.to_string());
                         last = Some(err);
                     }
@@ -125,6 +131,10 @@ impl ConnectOptions {
         let context = format!("cannot connect to {}", self.describe());
         match (last, failures.len()) {
             (Some(Error::Db { source, .. }), 1) => Err(Error::Db { context, source }),
+            _ if unreachable => Err(Error::Unreachable {
+                target: self.describe(),
+                failures,
+            }),
             _ => Err(Error::invalid(
                 format!(
                     "{context}: every host failed:\n    {}",

@@ -81,14 +81,14 @@ async fn set_based_triggers_keep_every_kind_of_write_exact() {
         "after parity"
     );
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    writer.wait_for(100).await;
     assert_eq!(
         except_both_ways(&client, "public.mix", "public.mix_hs_old").await,
         0,
         "after cutover, with the writer on the hypertable"
     );
     db.hyperswap(&["rollback", path_str(&plan)]).ok();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    writer.wait_for(100).await;
     let counts = writer.stop().await;
     // Errors that belong to the renames, not to the copy, each failing its statement
     // whole (nothing diverges): a COPY or a move of a row to another chunk that waited

@@ -60,7 +60,7 @@ async fn repeatable_read_and_serializable_writers_leave_no_difference() {
         "after parity"
     );
     db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    writer.wait_for(50).await;
     let counts = writer.stop().await;
     assert!(
         counts.errors.is_empty(),

@@ -4,12 +4,14 @@
 //! A statement `COPY ... FROM STDIN` followed by a newline and its data lines is run as a
 //! COPY with that data.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SqlWriter {
     stop: Arc<AtomicBool>,
+    /// Statements (or transactions) finished so far, over every connection.
+    done: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<WriterCounts>>,
 }
 
@@ -26,14 +28,31 @@ pub struct WriterCounts {
 impl SqlWriter {
     pub fn start(url: &str, connections: usize, statements: &[&str], pause: Duration) -> SqlWriter {
         let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
         let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
         let tasks = (0..connections)
             .map(|lane| {
-                let (url, stop, statements) = (url.to_string(), stop.clone(), statements.clone());
-                tokio::spawn(async move { write(url, lane as u64, stop, statements, pause).await })
+                let (url, stop, done, statements) = (
+                    url.to_string(),
+                    stop.clone(),
+                    done.clone(),
+                    statements.clone(),
+                );
+                tokio::spawn(
+                    async move { write(url, lane as u64, stop, done, statements, pause).await },
+                )
             })
             .collect();
-        SqlWriter { stop, tasks }
+        SqlWriter { stop, done, tasks }
+    }
+
+    /// Waits until the writer has finished `n` more statements than when called.
+    pub async fn wait_for(&self, n: u64) {
+        let start = self.done.load(Ordering::SeqCst);
+        super::wait_until(&format!("{n} more statements of the writer"), || async {
+            self.done.load(Ordering::SeqCst) >= start + n
+        })
+        .await
     }
 
     pub async fn stop(self) -> WriterCounts {
@@ -56,6 +75,7 @@ async fn write(
     url: String,
     lane: u64,
     stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
     statements: Vec<String>,
     pause: Duration,
 ) -> WriterCounts {
@@ -101,6 +121,7 @@ async fn write(
                     }
                 }
             }
+            done.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(pause).await;
             continue;
         }
@@ -109,6 +130,7 @@ async fn write(
                 Ok(n) => counts.rows[i] += n,
                 Err(e) => counts.errors.push(format!("{} {copy}: {e}", now())),
             }
+            done.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(pause).await;
             continue;
         }
@@ -122,6 +144,7 @@ async fn write(
                 counts.errors.push(format!("{} {sql}: {msg}", now()));
             }
         }
+        done.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(pause).await;
     }
     counts

@@ -71,7 +71,7 @@ struct Cli {
     /// No progress bars, warnings and errors only.
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// More log: -v adds each step's details (debug), -vv everything (trace).
+    /// More log: -v adds every statement as it runs (debug), -vv everything (trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Log lines as text (default) or as JSON objects, one per line (for log shippers).
@@ -135,9 +135,9 @@ enum Command {
         /// triggers and functions; the referencing tables are then checked by nothing.
         #[arg(long)]
         end_fk_emulation: bool,
-        /// Also drop the plan's events from the journal (kept by default, with a last
-        /// `finalized` event, in `hyperswap.events`); the journal goes with the last of
-        /// them.
+        /// Also (or, after finalize, only) drop the plan's events from the journal (kept
+        /// by default, with a last `finalized` event, in `hyperswap.events`); the
+        /// journal goes with the last of them.
         #[arg(long)]
         drop_history: bool,
     },

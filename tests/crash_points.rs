@@ -260,20 +260,21 @@ async fn a_run_right_after_a_kill_waits_for_the_dead_runs_session() {
     child.wait().unwrap();
     // Again at once: the dead run's session still holds the plan while it waits.
     let again = spawn_binary(&db.url, &["plan", "apply", plan]);
-    wait_until(
-        "the new run to say it waits for the old session",
-        || async {
-            client
-                .query_one(
-                    "SELECT count(*) >= 2 FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name LIKE 'hyperswap apply%'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0)
-        },
-    )
+    // The new run has looked up the holder of the plan's lock (and said that it waits):
+    // its session's last statement is that lookup, finished.
+    wait_until("the new run to find the old session holding the plan", || async {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                                  AND application_name LIKE 'hyperswap apply%' AND state = 'idle'
+                                  AND strpos(query, 'JOIN pg_stat_activity a ON a.pid = l.pid') > 0)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
     .await;
     blocker.batch_execute("ROLLBACK").await.unwrap();
     let run = again.await.unwrap();

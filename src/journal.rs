@@ -678,7 +678,7 @@ pub async fn drop_history(client: &mut Client, plan: &str) -> Result<Option<u64>
         plan: plan.to_string(),
         phase: None,
         problem: "the journal holds no history of it to drop".into(),
-        fix: "check the plan file and the database the connection points at (`SELECT DISTINCT plan_name FROM hyperswap.events` lists the histories kept)".into(),
+        fix: "check the plan file and the database the connection points at (while the journal exists, `SELECT DISTINCT plan_name FROM hyperswap.events` lists the histories kept)".into(),
     }
     };
     if !exists(client).await? {

@@ -177,11 +177,15 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
             } else {
                 0.0
             };
+            // After cutover the copy carries the source's name: say what was copied.
+            let copy = if cut_over {
+                format!("backfill of {} (the hypertable now)", t.source)
+            } else {
+                format!("{} -> {}", t.source, t.target)
+            };
             let _ = writeln!(
                 out,
-                "  {} -> {}: {} of ~{} rows copied ({:.0}%), {} batches, {:.0} rows/s",
-                t.source,
-                t.target,
+                "  {copy}: {} of ~{} rows copied ({:.0}%), {} batches, {:.0} rows/s",
                 t.rows_copied,
                 t.rows_total,
                 pct.min(100.0),

@@ -668,4 +668,19 @@ async fn the_blocker_report_names_the_session_holding_the_sequence() {
     innocent.batch_execute("ROLLBACK").await.unwrap();
     let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    // The notices of the tool's own idempotent DROP ... IF EXISTS are not shown by
+    // default (they puzzled a first-time user).
+    assert!(
+        !run.stderr.contains("does not exist, skipping"),
+        "{}",
+        run.stderr
+    );
+    let status = db.hyperswap(&["status", path_str(&plan)]).ok();
+    assert!(
+        status
+            .stdout
+            .contains("backfill of public.metrics (the hypertable now)"),
+        "{}",
+        status.stdout
+    );
 }

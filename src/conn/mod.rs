@@ -228,13 +228,34 @@ where
     T::TlsConnect: Send,
     <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
 {
-    let (client, connection) = config.connect(tls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("connection closed: {e}");
+        use futures_util::StreamExt;
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notice(n)) => log_notice(&n),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("connection closed: {e}");
+                    break;
+                }
+            }
         }
     });
     Ok(client)
+}
+
+/// The server's notices and warnings, at info; the ones the tool's idempotent
+/// `DROP ... IF EXISTS` provokes ("... does not exist, skipping") only at debug (-v).
+fn log_notice(n: &tokio_postgres::error::DbError) {
+    let expected = n.code() == &tokio_postgres::error::SqlState::SUCCESSFUL_COMPLETION
+        && n.message().ends_with("does not exist, skipping");
+    if expected {
+        tracing::debug!("{}: {}", n.severity(), n.message());
+    } else {
+        tracing::info!("{}: {}", n.severity(), n.message());
+    }
 }
 
 /// The settings every session of the tool runs with (see `stmt::SESSION_SETTINGS`).

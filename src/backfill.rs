@@ -413,6 +413,29 @@ impl<'a> Backfill<'a> {
         self.build_indexes().await?;
         let ctx = "finishing the backfill";
         let tx = self.client.transaction().await.context(ctx)?;
+        // The NOT VALID constraints, now that the old rows are in (see
+        // target::not_valid_constraints), and what the target carries now.
+        let later: Vec<Stmt> = self
+            .jobs
+            .iter()
+            .flat_map(|j| {
+                let mut s = crate::target::not_valid_constraints(j);
+                if !s.is_empty() {
+                    s.push(journal::record_target_definitions(self.plan, j));
+                }
+                s
+            })
+            .collect();
+        if !later.is_empty() {
+            let timeout = Stmt::new(format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                self.opts.lock_timeout.as_millis().max(1)
+            ));
+            crate::stmt::exec(&tx, self.log, &timeout).await?;
+            for s in &later {
+                crate::stmt::exec(&tx, self.log, s).await?;
+            }
+        }
         if let Some(summary) = &summary {
             tracing::info!("backfill of plan `{}`: {summary}", self.plan);
             journal::event(

@@ -996,3 +996,20 @@ pub async fn recorded_definitions(
         a.zip(b)
     }))
 }
+
+/// Records again what the target carries (after the backfill added its NOT VALID
+/// constraints), leaving the source's record as phase 1 made it.
+pub fn record_target_definitions(plan: &str, job: &Job) -> Stmt {
+    Stmt::noted(
+        format!(
+            "UPDATE hyperswap.tables SET target_definitions = ({})\nWHERE plan_name = {} AND ord = {}",
+            crate::template::render(
+                include_str!("../sql/definitions.sql"),
+                &[("relation", quote_literal(&job.target.quoted()))],
+            ),
+            quote_literal(plan),
+            job.ord
+        ),
+        "the journal records what the new table carries now that its NOT VALID constraints are added",
+    )
+}

@@ -166,6 +166,23 @@ fn write_phases(
             })
             .collect::<Vec<_>>(),
     );
+    let later: Vec<Stmt> = jobs
+        .iter()
+        .flat_map(|j| {
+            let mut s = crate::target::not_valid_constraints(j);
+            if !s.is_empty() {
+                s.push(crate::journal::record_target_definitions(&plan.name, j));
+            }
+            s
+        })
+        .collect();
+    if !later.is_empty() {
+        section(
+            out,
+            "phase 3, end of the backfill: the source's NOT VALID constraints, in the transaction that records the end of the backfill",
+        );
+        stmts(out, &later);
+    }
     section(out, "phase 4, parity: ANALYZE the targets");
     stmts(
         out,

@@ -25,7 +25,6 @@ pub fn statements(job: &Job) -> Vec<Stmt> {
             .filter(|i| !i.backs_constraint && !deferred(i))
             .map(|i| create_index(job, i)),
     );
-    out.extend(not_valid_checks(job));
     out.push(Stmt::noted(
         format!(
             "ALTER TABLE {} OWNER TO {}",
@@ -201,7 +200,9 @@ fn constraint_def(job: &Job, con: &Constraint) -> Option<(String, Option<String>
         ConstraintKind::Check if !con.definition.ends_with("NOT VALID") => {
             Some((format!("CONSTRAINT {name} {}", con.definition), None))
         }
-        ConstraintKind::ForeignKey => Some((format!("CONSTRAINT {name} {}", con.definition), None)),
+        ConstraintKind::ForeignKey if !con.definition.ends_with("NOT VALID") => {
+            Some((format!("CONSTRAINT {name} {}", con.definition), None))
+        }
         _ => None,
     }
 }
@@ -337,20 +338,32 @@ fn matching_paren(s: &str, open: usize) -> Option<usize> {
     None
 }
 
-fn not_valid_checks(job: &Job) -> Vec<Stmt> {
+/// The source's NOT VALID checks and foreign keys, added to the target once the
+/// backfill is done, in the transaction that records its end: the old rows the source
+/// never checked are copied first (a constraint checks every row inserted, so on the
+/// target from the start it would fail the backfill); every row the copy trigger wrote
+/// meanwhile passed the source's check. Each is added only if missing (a plan started
+/// by an earlier version has its checks already).
+pub fn not_valid_constraints(job: &Job) -> Vec<Stmt> {
     job.table
         .constraints
         .iter()
-        .filter(|c| c.kind == ConstraintKind::Check && c.definition.ends_with("NOT VALID"))
+        .filter(|c| {
+            matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey)
+                && c.definition.ends_with("NOT VALID")
+        })
         .map(|c| {
+            let body = format!(
+                "\nBEGIN\n    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid OPERATOR(pg_catalog.=) {}::pg_catalog.regclass AND conname OPERATOR(pg_catalog.=) {}) THEN\n        ALTER TABLE {} ADD CONSTRAINT {} {};\n    END IF;\nEND\n",
+                quote_literal(&job.target.quoted()),
+                quote_literal(&c.name),
+                job.target.quoted(),
+                quote_ident(&c.name),
+                c.definition
+            );
             Stmt::noted(
-                format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                    job.target.quoted(),
-                    quote_ident(&c.name),
-                    c.definition
-                ),
-                "NOT VALID on the source too: checked for new rows only",
+                format!("DO {}", crate::ident::dollar_quote(&body)),
+                "NOT VALID on the source too: checked for new rows only; added after the copy of the old rows, which the source never checked",
             )
         })
         .collect()

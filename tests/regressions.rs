@@ -904,3 +904,60 @@ async fn a_column_without_a_binary_form_is_compared_by_its_text() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("\"key\": \"7\""), "{}", run.stdout);
 }
+
+/// A NOT VALID check or foreign key on the source, with old rows that break it: the
+/// backfill failed on the first such row ("violates check constraint"), as the target
+/// had the constraint from the start. Now the target gets it NOT VALID once the old
+/// rows are in; it holds for new rows from then on, and survives cutover and rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_valid_constraints_with_old_rows_that_break_them_move() {
+    let s = Scenario::new(
+        "not_valid_old_rows",
+        "CREATE TABLE k (k int PRIMARY KEY); INSERT INTO k VALUES (1);
+         CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int, kk int);
+         INSERT INTO t SELECT g, now() - g * interval '1 hour', g - 5, g FROM generate_series(1, 300) g;
+         ALTER TABLE t ADD CONSTRAINT v_positive CHECK (v > 0) NOT VALID;
+         ALTER TABLE t ADD CONSTRAINT t_kind FOREIGN KEY (kk) REFERENCES k NOT VALID;",
+        "notvalid",
+        "t",
+        "",
+    )
+    .await;
+    let run = s.apply(None);
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    let kept: Vec<(String, bool)> = s
+        .client
+        .query(
+            "SELECT conname::text, convalidated FROM pg_constraint
+             WHERE conrelid = 'public.t'::regclass AND contype IN ('c', 'f') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            ("t_kind".to_string(), false),
+            ("v_positive".to_string(), false)
+        ]
+    );
+    // They hold for new rows on the hypertable.
+    let e = s
+        .client
+        .batch_execute("INSERT INTO t VALUES (1000, now(), -1, 1)")
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_db_error().unwrap().message().contains("v_positive"),
+        "{e:?}"
+    );
+    let run = s.run(&["rollback"]).ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert_eq!(
+        except_both_ways(&s.client, "public.t", "public.t_hs_new").await,
+        0
+    );
+}

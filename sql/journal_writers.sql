@@ -1,54 +1,53 @@
 -- Who besides the journal's owner (and superusers, who can do anything anyway) could
 -- change what the journal says, and so what the tool runs later (rollback's reverse
 -- SQL) or trusts (phases, parity results): write privileges on its tables and
--- sequences, CREATE on its schema, triggers and rules on its tables. $1 = the schema.
--- One row per finding: the object, what is held or attached, by whom ('' for a
--- trigger or rule, PUBLIC for grantee 0).
-SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS object,
-       a.privilege_type::pg_catalog.text AS what,
-       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
-            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS who
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
-WHERE n.nspname OPERATOR(pg_catalog.=) $1
-  AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S}')
-  AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
-  AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE,TRUNCATE,TRIGGER}')
-  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
+-- sequences (on a table or on a column), CREATE on its schema, triggers and rules on
+-- its tables. $1 = the schema. One row per finding: the object, what is held or
+-- attached, by whom ('' for a trigger or rule, PUBLIC for grantee 0).
+WITH granted (object, what, grantee, owner) AS (
+    SELECT c.oid::pg_catalog.regclass::pg_catalog.text, a.privilege_type::pg_catalog.text, a.grantee, c.relowner
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+    WHERE n.nspname OPERATOR(pg_catalog.=) $1
+      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S}')
+      AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE,TRUNCATE,TRIGGER}')
+    UNION ALL
+    -- Column-level grants (GRANT UPDATE (reverse_sql) ON hyperswap.plans TO ...).
+    SELECT c.oid::pg_catalog.regclass::pg_catalog.text,
+           a.privilege_type::pg_catalog.text OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||)
+               pg_catalog.quote_ident(att.attname::pg_catalog.text) OPERATOR(pg_catalog.||) ')',
+           a.grantee, c.relowner
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) c.oid
+         AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+    CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
+    WHERE n.nspname OPERATOR(pg_catalog.=) $1
+      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')
+      AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,REFERENCES}')
+    UNION ALL
+    SELECT 'schema ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname::pg_catalog.text),
+           a.privilege_type::pg_catalog.text, a.grantee, n.nspowner
+    FROM pg_catalog.pg_namespace n
+    CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
+    WHERE n.nspname OPERATOR(pg_catalog.=) $1
+      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+)
+SELECT g.object, g.what,
+       CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END
+FROM granted g
+WHERE g.grantee OPERATOR(pg_catalog.<>) g.owner
+  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) g.grantee), false)
 UNION ALL
--- Column-level grants (GRANT UPDATE (reverse_sql) ON hyperswap.plans TO ...).
-SELECT c.oid::pg_catalog.regclass::pg_catalog.text,
-       a.privilege_type::pg_catalog.text OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(att.attname::pg_catalog.text) OPERATOR(pg_catalog.||) ')',
-       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
-            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
-WHERE n.nspname OPERATOR(pg_catalog.=) $1
-  AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')
-  AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
-  AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,REFERENCES}')
-  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
-UNION ALL
-SELECT 'schema ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname), a.privilege_type::pg_catalog.text,
-       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
-            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
-FROM pg_catalog.pg_namespace n
-CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
-WHERE n.nspname OPERATOR(pg_catalog.=) $1
-  AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
-  AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
-  AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)
-UNION ALL
-SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text, 'trigger ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.tgname), ''
+SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text, 'trigger ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.tgname::pg_catalog.text), ''
 FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}') AND NOT t.tgisinternal
 UNION ALL
-SELECT r.ev_class::pg_catalog.regclass::pg_catalog.text, 'rule ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.rulename), ''
+SELECT r.ev_class::pg_catalog.regclass::pg_catalog.text, 'rule ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.rulename::pg_catalog.text), ''
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.ev_class
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace

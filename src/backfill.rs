@@ -415,17 +415,7 @@ impl<'a> Backfill<'a> {
         let tx = self.client.transaction().await.context(ctx)?;
         // The NOT VALID constraints, now that the old rows are in (see
         // target::not_valid_constraints), and what the target carries now.
-        let later: Vec<Stmt> = self
-            .jobs
-            .iter()
-            .flat_map(|j| {
-                let mut s = crate::target::not_valid_constraints(j);
-                if !s.is_empty() {
-                    s.push(journal::record_target_definitions(self.plan, j));
-                }
-                s
-            })
-            .collect();
+        let later = crate::phases::end_of_backfill(self.plan, self.jobs);
         if !later.is_empty() {
             let timeout = Stmt::new(format!(
                 "SET LOCAL lock_timeout = '{}ms'",

@@ -356,13 +356,18 @@ impl Table {
     }
 }
 
+/// The query of sql/definitions.sql for `name`: one `text[]`, sorted.
+pub fn definitions_sql(name: &QualifiedName) -> String {
+    crate::template::render(
+        include_str!("../sql/definitions.sql"),
+        &[("relation", crate::ident::quote_literal(&name.quoted()))],
+    )
+}
+
 /// What `name` carries besides columns and indexes, one line per item (see
 /// sql/definitions.sql); empty when it does not exist.
 pub async fn definitions(client: &impl GenericClient, name: &QualifiedName) -> Result<Vec<String>> {
-    let sql = crate::template::render(
-        include_str!("../sql/definitions.sql"),
-        &[("relation", crate::ident::quote_literal(&name.quoted()))],
-    );
+    let sql = definitions_sql(name);
     Ok(client
         .query_one(&sql, &[])
         .await

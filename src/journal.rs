@@ -959,17 +959,11 @@ pub async fn finish_parity_run(
 /// The statement of phase 1 that records what both tables carry besides columns and
 /// indexes (sql/definitions.sql), in the transaction that makes the new table.
 pub fn record_definitions(plan: &str, job: &Job) -> Stmt {
-    let of = |t: &crate::ident::QualifiedName| {
-        crate::template::render(
-            include_str!("../sql/definitions.sql"),
-            &[("relation", quote_literal(&t.quoted()))],
-        )
-    };
     Stmt::noted(
         format!(
             "UPDATE hyperswap.tables SET source_definitions = ({}), target_definitions = ({})\nWHERE plan_name = {} AND ord = {}",
-            of(&job.source),
-            of(&job.target),
+            crate::catalog::definitions_sql(&job.source),
+            crate::catalog::definitions_sql(&job.target),
             quote_literal(plan),
             job.ord
         ),
@@ -1003,10 +997,7 @@ pub fn record_target_definitions(plan: &str, job: &Job) -> Stmt {
     Stmt::noted(
         format!(
             "UPDATE hyperswap.tables SET target_definitions = ({})\nWHERE plan_name = {} AND ord = {}",
-            crate::template::render(
-                include_str!("../sql/definitions.sql"),
-                &[("relation", quote_literal(&job.target.quoted()))],
-            ),
+            crate::catalog::definitions_sql(&job.target),
             quote_literal(plan),
             job.ord
         ),

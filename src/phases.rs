@@ -26,6 +26,21 @@ pub fn trigger_phase(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         .collect()
 }
 
+/// The end of the backfill, in the transaction that records it: the source's NOT VALID
+/// constraints (see [`target::not_valid_constraints`]) and the target's new record of
+/// definitions. Empty when there are none.
+pub fn end_of_backfill(plan: &str, jobs: &[Job]) -> Vec<Stmt> {
+    jobs.iter()
+        .flat_map(|j| {
+            let mut s = target::not_valid_constraints(j);
+            if !s.is_empty() {
+                s.push(crate::journal::record_target_definitions(plan, j));
+            }
+            s
+        })
+        .collect()
+}
+
 pub fn lock_policy(plan: &Plan) -> LockPolicy {
     LockPolicy {
         lock_timeout: plan.cutover.lock_timeout,

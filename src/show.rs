@@ -166,16 +166,7 @@ fn write_phases(
             })
             .collect::<Vec<_>>(),
     );
-    let later: Vec<Stmt> = jobs
-        .iter()
-        .flat_map(|j| {
-            let mut s = crate::target::not_valid_constraints(j);
-            if !s.is_empty() {
-                s.push(crate::journal::record_target_definitions(&plan.name, j));
-            }
-            s
-        })
-        .collect();
+    let later = crate::phases::end_of_backfill(&plan.name, jobs);
     if !later.is_empty() {
         section(
             out,

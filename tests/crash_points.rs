@@ -13,8 +13,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use hyperswap::ident::QualifiedName;
 use hyperswap_workload::{create_sample_table, spawn_writer, OpMix, WriterConfig, WriterHandle};
@@ -39,50 +37,11 @@ async fn kill_inside_transaction(db: &TestDb, args: &[&str], blocker: &Client, b
     let client = db.client().await;
     blocker.batch_execute(block_sql).await.unwrap();
     let mut child = db.command(args).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT FROM pg_stat_activity
-                                WHERE datname = current_database() AND application_name LIKE 'hyperswap %'
-                                  AND wait_event_type = 'Lock')",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{args:?} never waited for the blocker's lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_tool_lock_wait(&client).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     blocker.batch_execute("ROLLBACK").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name LIKE 'hyperswap %'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if left == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the killed run's session did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_no_tool_session(&client).await;
 }
 
 async fn phase(client: &Client) -> String {
@@ -101,18 +60,6 @@ async fn copy_triggers_on(client: &Client, table: &str) -> i64 {
         .query_one(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname LIKE 'hyperswap_copy_%'",
             &[&table],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn is_hypertable(client: &Client, name: &str) -> bool {
-    client
-        .query_one(
-            "SELECT EXISTS (SELECT FROM timescaledb_information.hypertables
-                            WHERE hypertable_schema = 'public' AND hypertable_name = $1)",
-            &[&name],
         )
         .await
         .unwrap()

@@ -637,21 +637,13 @@ async fn the_blocker_report_names_the_session_holding_the_sequence() {
         .batch_execute("BEGIN; SELECT nextval('public.metrics_id_seq')")
         .await
         .unwrap();
-    let culprit_pid: i32 = culprit
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let culprit_pid = backend_pid(&culprit).await;
     let innocent = db.client().await;
     innocent
         .batch_execute("BEGIN; SELECT count(*) FROM elsewhere")
         .await
         .unwrap();
-    let innocent_pid: i32 = innocent
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let innocent_pid = backend_pid(&innocent).await;
     let run = db.hyperswap(&["plan", "apply", path_str(&plan)]);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(

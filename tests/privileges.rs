@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
+use tokio_postgres::Client;
 
 use common::*;
 use hyperswap::ident::QualifiedName;
@@ -59,23 +59,35 @@ fn printed_fixes(stderr: &str) -> Vec<&str> {
 /// Waits until no hyperswap session is left in `db`: a run that failed has exited, but
 /// its backend may still hold the plan's advisory lock for a moment.
 async fn settle(db: &TestDb) {
-    let client = db.client().await;
-    for _ in 0..200 {
-        let left: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name LIKE 'hyperswap %'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if left == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("hyperswap sessions did not end");
+    wait_for_no_tool_session(&db.client().await).await;
+}
+
+/// `owner` (may create in the database and in `public`) with a sample table of `rows`
+/// rows it owns, and `app`, an application role that may write it. Returns the owner's
+/// URL and a connection as the owner.
+async fn owner_and_app(db: &TestDb, owner: &str, app: &str, rows: u64) -> (String, Client) {
+    fresh_roles(db, &[&format!("{owner} LOGIN"), &format!("{app} LOGIN")]).await;
+    admin(
+        db,
+        &format!(
+            "GRANT CREATE ON DATABASE \"{}\" TO {owner}; GRANT CREATE ON SCHEMA public TO {owner};",
+            db.name
+        ),
+    )
+    .await;
+    let owner_url = url_as(db, owner);
+    let as_owner = connect(&owner_url).await;
+    create_sample_table(&as_owner, &QualifiedName::new("public", "metrics"), rows)
+        .await
+        .unwrap();
+    as_owner
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.metrics TO {app};
+             GRANT USAGE ON SEQUENCE public.metrics_id_seq TO {app};"
+        ))
+        .await
+        .unwrap();
+    (owner_url, as_owner)
 }
 
 async fn relation_owner(db: &TestDb, relation: &str) -> String {
@@ -90,19 +102,6 @@ async fn relation_owner(db: &TestDb, relation: &str) -> String {
         .get(0)
 }
 
-async fn is_hypertable(db: &TestDb, name: &str) -> bool {
-    db.client()
-        .await
-        .query_one(
-            "SELECT EXISTS (SELECT FROM timescaledb_information.hypertables
-                            WHERE hypertable_schema = 'public' AND hypertable_name = $1)",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// (a) The whole path as the table's owner holding only the documented privileges (CREATE
 /// on the database and on the table's schema): apply with a live writer through cutover,
 /// rollback, apply again, finalize. The writer is an application role of its own, so the
@@ -111,28 +110,8 @@ async fn is_hypertable(db: &TestDb, name: &str) -> bool {
 async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
     let db = TestDb::new("priv_whole_path").await;
     let (owner, app) = ("hs_priv_path_owner", "hs_priv_path_app");
-    fresh_roles(&db, &[&format!("{owner} LOGIN"), &format!("{app} LOGIN")]).await;
-    admin(
-        &db,
-        &format!(
-            "GRANT CREATE ON DATABASE \"{}\" TO {owner}; GRANT CREATE ON SCHEMA public TO {owner};",
-            db.name
-        ),
-    )
-    .await;
-    let owner_url = url_as(&db, owner);
+    let (owner_url, as_owner) = owner_and_app(&db, owner, app, 30_000).await;
     let table = QualifiedName::new("public", "metrics");
-    let as_owner = connect(&owner_url).await;
-    create_sample_table(&as_owner, &table, 30_000)
-        .await
-        .unwrap();
-    as_owner
-        .batch_execute(&format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.metrics TO {app};
-             GRANT USAGE ON SEQUENCE public.metrics_id_seq TO {app};"
-        ))
-        .await
-        .unwrap();
     let is_super: bool = as_owner
         .query_one(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -180,7 +159,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
     run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
 
     let client = db.client().await;
-    assert!(is_hypertable(&db, "metrics").await);
+    assert!(is_hypertable(&db.client().await, "metrics").await);
     assert_eq!(relation_owner(&db, "public.metrics").await, owner);
     assert_eq!(
         except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
@@ -200,7 +179,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
 
     let rb = run_binary(&owner_url, &["rollback", path_str(&plan)]).ok();
     assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
-    assert!(!is_hypertable(&db, "metrics").await);
+    assert!(!is_hypertable(&db.client().await, "metrics").await);
     assert_eq!(
         except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
         0
@@ -208,7 +187,7 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
     assert_eq!(count(&client, "public.metrics WHERE value = -7").await, 1);
 
     run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
-    assert!(is_hypertable(&db, "metrics").await);
+    assert!(is_hypertable(&db.client().await, "metrics").await);
     run_binary(
         &owner_url,
         &["finalize", "--yes", "--drop-history", path_str(&plan)],
@@ -346,7 +325,7 @@ async fn every_missing_privilege_is_listed_in_one_run_and_its_fixes_suffice() {
     }
     run_binary(&url, &["plan", "validate", path_str(&plan)]).ok();
     run_binary(&url, &["plan", "apply", path_str(&plan)]).ok();
-    assert!(is_hypertable(&db, "metrics").await);
+    assert!(is_hypertable(&db.client().await, "metrics").await);
     assert_eq!(relation_owner(&db, "public.metrics").await, owner);
     assert_eq!(
         except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
@@ -675,27 +654,7 @@ async fn row_security_forced_on_the_owner_is_refused_until_it_cannot_hide_rows()
 async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
     let db = TestDb::new("priv_ddl").await;
     let (owner, app) = ("hs_priv_ddl_owner", "hs_priv_ddl_app");
-    fresh_roles(&db, &[&format!("{owner} LOGIN"), &format!("{app} LOGIN")]).await;
-    admin(
-        &db,
-        &format!(
-            "GRANT CREATE ON DATABASE \"{}\" TO {owner}; GRANT CREATE ON SCHEMA public TO {owner};",
-            db.name
-        ),
-    )
-    .await;
-    let owner_url = url_as(&db, owner);
-    let as_owner = connect(&owner_url).await;
-    create_sample_table(&as_owner, &QualifiedName::new("public", "metrics"), 5_000)
-        .await
-        .unwrap();
-    as_owner
-        .batch_execute(&format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.metrics TO {app};
-             GRANT USAGE ON SEQUENCE public.metrics_id_seq TO {app};"
-        ))
-        .await
-        .unwrap();
+    let (owner_url, as_owner) = owner_and_app(&db, owner, app, 5_000).await;
     let plan = db.plan("p.yaml", &one_table_plan("ddl", "public.metrics", ""));
     run_binary(
         &owner_url,
@@ -755,7 +714,7 @@ async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
     assert!(run.stderr.contains("differ"), "{}", run.stderr);
     let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(!is_hypertable(&db, "metrics").await);
+    assert!(!is_hypertable(&db.client().await, "metrics").await);
 
     // The DBA undoes the change: every write made meanwhile is in the copy.
     as_owner
@@ -772,7 +731,7 @@ async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
     );
     let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
-    assert!(is_hypertable(&db, "metrics").await);
+    assert!(is_hypertable(&db.client().await, "metrics").await);
     run_binary(
         &owner_url,
         &["finalize", "--yes", "--drop-history", path_str(&plan)],

@@ -330,3 +330,42 @@ impl Scenario {
         .ok()
     }
 }
+
+/// Whether `public.<name>` is a hypertable.
+pub async fn is_hypertable(client: &Client, name: &str) -> bool {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM timescaledb_information.hypertables
+                            WHERE hypertable_schema = 'public' AND hypertable_name = $1)",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The server process of `client`'s session.
+pub async fn backend_pid(client: &Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits until no session of hyperswap's is left in this database (a killed or failed
+/// run's server session may outlive its process for a moment).
+pub async fn wait_for_no_tool_session(client: &Client) {
+    wait_until("hyperswap's sessions to end", || async {
+        client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT FROM pg_stat_activity
+                                    WHERE datname = current_database() AND application_name LIKE 'hyperswap %')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await
+}

@@ -279,6 +279,98 @@ async fn parity_runs_no_function_planted_on_the_search_path() {
     assert_eq!(calls, 0, "parity ran the planted public.hashtextextended");
 }
 
+/// The copy functions run with the caller's `search_path` (a SET clause on them cost 8%
+/// of a single-row INSERT): an application whose search_path puts a schema of planted
+/// operators, functions and look-alike transition tables before `pg_catalog` must reach
+/// none of them, in any branch of the trigger (INSERT, a REPEATABLE READ UPDATE of key
+/// and time, DELETE, TRUNCATE), and the copy stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
+    let db = TestDb::new("hostile_path").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 500) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("hostile", "m", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    client
+        .batch_execute(
+            "CREATE SCHEMA evil;
+             CREATE TABLE evil.calls (what text);
+             CREATE FUNCTION evil.eq(bigint, bigint) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('=(bigint)'); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR evil.= (FUNCTION = evil.eq, LEFTARG = bigint, RIGHTARG = bigint);
+             CREATE FUNCTION evil.eq(timestamptz, timestamptz) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('=(timestamptz)'); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR evil.= (FUNCTION = evil.eq, LEFTARG = timestamptz, RIGHTARG = timestamptz);
+             CREATE FUNCTION evil.ne(name, name) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('<>(name)'); SELECT $1 OPERATOR(pg_catalog.<>) $2 $$;
+             CREATE OPERATOR evil.<> (FUNCTION = evil.ne, LEFTARG = name, RIGHTARG = name);
+             CREATE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('current_setting'); SELECT 'read committed' $$;
+             CREATE TABLE evil.hyperswap_new (id bigint, ts timestamptz, v int);
+             CREATE TABLE evil.hyperswap_old (id bigint, ts timestamptz, v int);
+             INSERT INTO evil.hyperswap_new VALUES (-1, '2026-01-01', -1);",
+        )
+        .await
+        .unwrap();
+    // The planted operator is what an unqualified `=` resolves to on this path.
+    client
+        .batch_execute("SET search_path = evil, pg_catalog, public; SELECT 1::bigint = 1::bigint")
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "evil.calls").await, 1, "the plant works");
+    client.batch_execute("TRUNCATE evil.calls").await.unwrap();
+
+    client
+        .batch_execute(
+            "INSERT INTO public.m VALUES (1001, '2026-02-01', 1), (1002, '2026-02-02', 2)",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ;
+             UPDATE public.m SET id = id + 5000, ts = ts + interval '40 days' WHERE id <= 20;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "DELETE FROM public.m WHERE id BETWEEN 100 AND 120;
+             UPDATE public.m SET v = v * 2 WHERE id > 400;",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("SET search_path = public")
+        .await
+        .unwrap();
+    let calls: Vec<String> = client
+        .query("SELECT DISTINCT what FROM evil.calls", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(calls.is_empty(), "the copy trigger reached {calls:?}");
+    assert_eq!(except_both_ways(&client, "m", "m_hs_new").await, 0);
+    assert_eq!(count(&client, "m_hs_new").await, 481);
+
+    client
+        .batch_execute("SET search_path = evil, pg_catalog, public; TRUNCATE public.m; SET search_path = public")
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "evil.calls").await, 0);
+    assert_eq!(count(&client, "m_hs_new").await, 0);
+}
+
 /// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser
 /// (here the database's owner) is refused when a superuser runs the tool: that role
 /// could edit the reverse SQL that rollback runs. The database is left as it was.

@@ -279,11 +279,14 @@ async fn parity_runs_no_function_planted_on_the_search_path() {
     assert_eq!(calls, 0, "parity ran the planted public.hashtextextended");
 }
 
-/// The copy functions run with the caller's `search_path` (a SET clause on them cost 8%
-/// of a single-row INSERT): an application whose search_path puts a schema of planted
-/// operators, functions and look-alike transition tables before `pg_catalog` must reach
-/// none of them, in any branch of the trigger (INSERT, a REPEATABLE READ UPDATE of key
-/// and time, DELETE, TRUNCATE), and the copy stays exact.
+/// The copy functions run as the table's owner, fired by the application's writes under
+/// the application's `search_path`: a path that puts a schema of planted operators,
+/// functions and look-alike transition tables before `pg_catalog` must reach none of
+/// them, in any branch of the trigger (INSERT, a REPEATABLE READ UPDATE of key and time,
+/// DELETE, TRUNCATE), nor in what the copy's write runs beneath it as the owner (here a
+/// CHECK on the new table calling the owner's function, which names `length` bare), and
+/// the copy stays exact. Without `SET search_path` on the copy function the CHECK's
+/// `length` resolves to the planted one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
     let db = TestDb::new("hostile_path").await;
@@ -311,6 +314,17 @@ async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
              CREATE FUNCTION evil.ne(name, name) RETURNS boolean LANGUAGE sql VOLATILE AS
                $$ INSERT INTO evil.calls VALUES ('<>(name)'); SELECT $1 OPERATOR(pg_catalog.<>) $2 $$;
              CREATE OPERATOR evil.<> (FUNCTION = evil.ne, LEFTARG = name, RIGHTARG = name);
+             CREATE FUNCTION evil.teq(text, text) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('=(text)'); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR evil.= (FUNCTION = evil.teq, LEFTARG = text, RIGHTARG = text);
+             CREATE FUNCTION evil.tne(text, text) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('<>(text)'); SELECT $1 OPERATOR(pg_catalog.<>) $2 $$;
+             CREATE OPERATOR evil.<> (FUNCTION = evil.tne, LEFTARG = text, RIGHTARG = text);
+             CREATE FUNCTION evil.length(text) RETURNS integer LANGUAGE sql VOLATILE AS
+               $$ INSERT INTO evil.calls VALUES ('length'); SELECT 1 $$;
+             CREATE FUNCTION public.owner_check(v int) RETURNS boolean LANGUAGE sql VOLATILE AS
+               $$ SELECT length(v::text) OPERATOR(pg_catalog.>=) 0 $$;
+             ALTER TABLE public.m_hs_new ADD CONSTRAINT owner_check CHECK (public.owner_check(v));
              CREATE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE sql VOLATILE AS
                $$ INSERT INTO evil.calls VALUES ('current_setting'); SELECT 'read committed' $$;
              CREATE TABLE evil.hyperswap_new (id bigint, ts timestamptz, v int);
@@ -462,8 +476,9 @@ async fn copy_functions_run_as_the_table_owner_and_are_not_public() {
 /// other is refused naming the conflict, and the first one's triggers stay in place
 /// (aborting the refused one cannot touch them: it was never recorded).
 /// The two runs are lined up: a session of the test holds the table in ACCESS EXCLUSIVE
-/// mode while both read its catalog, after each has looked in the journal for another
-/// plan on it (and found none); when it lets go, both go on to record themselves.
+/// mode, so both wait in validation's scan of the table for infinite times, after each
+/// has looked in the journal for another plan on it (and found none); when it lets go,
+/// both go on to record themselves.
 /// Without the unique index on `hyperswap.tables (source)` both are recorded (checked by
 /// dropping it from the journal's SQL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,7 +507,9 @@ async fn two_plans_on_one_table_at_once_record_only_one() {
     wait_until("both runs to wait for the table", || async {
         let waiting: i64 = observer
             .query_one(
-                "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND NOT granted",
+                "SELECT count(*) FROM pg_locks
+                 WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND relation = 't'::regclass AND NOT granted",
                 &[],
             )
             .await

@@ -26,7 +26,20 @@ SELECT ic.relname::text                                                        A
              LEFT JOIN pg_collation ixc ON ixc.oid = i.indcollation[k.pos - 1]
              LEFT JOIN pg_namespace cn ON cn.oid = ixc.collnamespace
              WHERE k.pos <= i.indnkeyatts
-             ORDER BY k.pos)                                                   AS key_collates
+             ORDER BY k.pos)                                                   AS key_collates,
+       -- Per key column: the equality operator of the index's operator class, as
+       -- `OPERATOR(schema.=)` (a key of an extension's type, such as citext or ltree,
+       -- compares with its own operator, which the index can use).
+       ARRAY(SELECT coalesce(pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, o.oprname),
+                             'OPERATOR(pg_catalog.=)')
+             FROM unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opclass, pos)
+             LEFT JOIN pg_opclass oc ON oc.oid = k.opclass
+             LEFT JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3
+                                 AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
+             LEFT JOIN pg_operator o ON o.oid = ao.amopopr
+             LEFT JOIN pg_namespace opn ON opn.oid = o.oprnamespace
+             WHERE k.pos <= i.indnkeyatts
+             ORDER BY k.pos)                                                   AS key_eq_ops
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid

@@ -320,6 +320,8 @@ pub struct Index {
     pub comment: Option<String>,
     /// Per key column: ` COLLATE ...` where the index's collation is not the column's.
     pub key_collates: Vec<String>,
+    /// Per key column: its operator class's equality, `OPERATOR(schema.=)`.
+    pub key_eq_ops: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -582,6 +584,7 @@ fn index(r: &Row) -> Index {
         partial: r.get(7),
         comment: r.get(8),
         key_collates: r.get(9),
+        key_eq_ops: r.get(10),
     }
 }
 

@@ -81,6 +81,10 @@ pub struct KeyColumn {
     /// ` COLLATE "schema"."name"` when the unique index orders this column by another
     /// collation than the column's own, else "": comparisons must match the index.
     pub collate: String,
+    /// The unique index's equality operator for this column, `OPERATOR(schema.=)`: a key
+    /// of an extension's type (citext, ltree) has no `=` in pg_catalog, or one the index
+    /// cannot use.
+    pub eq_op: String,
 }
 
 /// The unique NOT NULL key, one or several columns in the unique index's order. Key

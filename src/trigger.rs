@@ -213,17 +213,30 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
         .map(|c| position(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    // The row in the other table: its key and time (the hypertable's unique key).
-    let mut matched: Vec<&str> = job.key.columns.iter().map(|c| c.name.as_str()).collect();
+    // The row in the other table: its key and time (the hypertable's unique key), each
+    // compared by its unique index's equality (a citext or ltree key has none in
+    // pg_catalog that the index could use, or none at all); the time column's types
+    // (integers, date, timestamps) are pg_catalog's.
+    let mut matched: Vec<(&str, &str)> = job
+        .key
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.eq_op.as_str()))
+        .collect();
     if !job.key.contains(&job.time.name) {
-        matched.push(&job.time.name);
+        matched.push((&job.time.name, ""));
     }
     let old_row = matched
         .iter()
-        .map(|c| {
+        .map(|(c, op)| {
             format!(
-                "hyperswap_t.{} OPERATOR(pg_catalog.=) hyperswap_o.{}",
+                "hyperswap_t.{} {} hyperswap_o.{}",
                 quote_ident(c),
+                if op.is_empty() {
+                    "OPERATOR(pg_catalog.=)"
+                } else {
+                    op
+                },
                 position(c)
             )
         })

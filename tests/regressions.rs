@@ -385,6 +385,51 @@ async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
     assert_eq!(count(&client, "m_hs_new").await, 0);
 }
 
+/// A key of an extension's type passed validation, the backfill and parity, and then
+/// every UPDATE and DELETE of the application failed: the copy trigger matched old rows
+/// with pg_catalog's `=`, which ltree does not have ("operator does not exist: public.ltree
+/// pg_catalog.= public.ltree"; citext fell back to text's, which its index cannot use).
+/// The key is now matched by its unique index's own equality, in both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
+    let db = TestDb::new("extension_key").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION ltree;
+             CREATE TABLE l (path ltree PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO l SELECT ('top.n' || g)::ltree, '2026-01-01'::timestamptz + g * interval '1 minute', g
+             FROM generate_series(1, 2000) g;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("extkey", "l", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    client
+        .batch_execute(
+            "UPDATE l SET v = -v WHERE path OPERATOR(public.<@) 'top.n5';
+             UPDATE l SET path = 'top.moved.n7', ts = ts + interval '3 days' WHERE path = 'top.n7';
+             DELETE FROM l WHERE path IN ('top.n8', 'top.n9');
+             INSERT INTO l VALUES ('top.new', '2026-01-05', 1);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(except_both_ways(&client, "l", "l_hs_new").await, 0);
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    // After cutover the reverse trigger keeps the retired table in step the same way.
+    client
+        .batch_execute(
+            "UPDATE l SET v = v + 1 WHERE path = 'top.n10';
+             DELETE FROM l WHERE path = 'top.n11';",
+        )
+        .await
+        .unwrap();
+    assert_eq!(except_both_ways(&client, "l", "l_hs_old").await, 0);
+    assert_eq!(count(&client, "l").await, 1998);
+}
+
 /// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser
 /// (here the database's owner) is refused when a superuser runs the tool: that role
 /// could edit the reverse SQL that rollback runs. The database is left as it was.

@@ -104,12 +104,14 @@ pub(super) fn check_key(table: &Table, key: Option<&[String]>, field: &str) -> R
         .key_columns
         .iter()
         .zip(&index.key_collates)
-        .map(|(c, collate)| {
+        .zip(&index.key_eq_ops)
+        .map(|((c, collate), eq_op)| {
             let col = table.column(c).expect("checked above");
             KeyColumn {
                 name: col.name.clone(),
                 type_sql: col.type_sql.clone(),
                 collate: collate.clone(),
+                eq_op: eq_op.clone(),
             }
         })
         .collect();
@@ -347,6 +349,7 @@ mod tests {
             partial: false,
             comment: None,
             key_collates: vec![String::new(); columns.len()],
+            key_eq_ops: vec!["OPERATOR(pg_catalog.=)".to_string(); columns.len()],
         }
     }
 

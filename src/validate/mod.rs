@@ -254,6 +254,7 @@ pub async fn resolve_for_removal(
                     name,
                     type_sql: String::new(),
                     collate: String::new(),
+                    eq_op: String::new(),
                 })
                 .collect(),
         };

@@ -7,7 +7,7 @@
 WITH batch AS (
     SELECT {{columns}}
     FROM {{source}}
-    WHERE {{key}} {{after}} {{from}} AND {{key}} <= {{upto}}
+    WHERE {{key}} {{after}} {{from}} AND {{key}} {{at_most}} {{upto}}
     FOR SHARE
 ), copied AS (
     INSERT INTO {{target}} ({{columns}}) OVERRIDING SYSTEM VALUE
@@ -15,7 +15,7 @@ WITH batch AS (
     WHERE NOT EXISTS (
         SELECT FROM {{target}} AS hyperswap_t
         WHERE {{same_key}}
-          AND {{key_t}} {{after}} {{from}} AND {{key_t}} <= {{upto}}
+          AND {{key_t}} {{after}} {{from}} AND {{key_t}} {{at_most}} {{upto}}
     ){{on_conflict}}
     RETURNING 1
 )

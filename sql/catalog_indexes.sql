@@ -27,19 +27,24 @@ SELECT ic.relname::text                                                        A
              LEFT JOIN pg_namespace cn ON cn.oid = ixc.collnamespace
              WHERE k.pos <= i.indnkeyatts
              ORDER BY k.pos)                                                   AS key_collates,
-       -- Per key column: the equality operator of the index's operator class, as
-       -- `OPERATOR(schema.=)` (a key of an extension's type, such as citext or ltree,
-       -- compares with its own operator, which the index can use).
-       ARRAY(SELECT coalesce(pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, o.oprname),
-                             'OPERATOR(pg_catalog.=)')
+       -- Per key column: the schema (quoted) of its operator class's btree operators, when
+       -- all five are there and named <, <=, =, >=, > (pg_catalog for built-in types,
+       -- the extension's schema for citext or ltree), else ''. The tool's SQL compares
+       -- keys with OPERATOR(schema.op), so no operator on a search_path can stand in.
+       ARRAY(SELECT coalesce((SELECT pg_catalog.quote_ident(opn.nspname)
+                              FROM pg_amop ao
+                              JOIN pg_operator o ON o.oid = ao.amopopr
+                              JOIN pg_namespace opn ON opn.oid = o.oprnamespace
+                              WHERE ao.amopfamily = oc.opcfamily AND ao.amopstrategy BETWEEN 1 AND 5
+                                AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
+                              GROUP BY opn.nspname
+                              HAVING count(*) = 5
+                                 AND bool_and(o.oprname = (ARRAY['<', '<=', '=', '>=', '>'])[ao.amopstrategy])),
+                             '')
              FROM unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opclass, pos)
              LEFT JOIN pg_opclass oc ON oc.oid = k.opclass
-             LEFT JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3
-                                 AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
-             LEFT JOIN pg_operator o ON o.oid = ao.amopopr
-             LEFT JOIN pg_namespace opn ON opn.oid = o.oprnamespace
              WHERE k.pos <= i.indnkeyatts
-             ORDER BY k.pos)                                                   AS key_eq_ops
+             ORDER BY k.pos)                                                   AS key_op_schemas
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid

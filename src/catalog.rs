@@ -320,8 +320,9 @@ pub struct Index {
     pub comment: Option<String>,
     /// Per key column: ` COLLATE ...` where the index's collation is not the column's.
     pub key_collates: Vec<String>,
-    /// Per key column: its operator class's equality, `OPERATOR(schema.=)`.
-    pub key_eq_ops: Vec<String>,
+    /// Per key column: the quoted schema of its operator class's `<`, `<=`, `=`, `>=`,
+    /// `>`, or "" when they are not all there under those names in one schema.
+    pub key_op_schemas: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -584,7 +585,7 @@ fn index(r: &Row) -> Index {
         partial: r.get(7),
         comment: r.get(8),
         key_collates: r.get(9),
-        key_eq_ops: r.get(10),
+        key_op_schemas: r.get(10),
     }
 }
 

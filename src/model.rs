@@ -81,10 +81,23 @@ pub struct KeyColumn {
     /// ` COLLATE "schema"."name"` when the unique index orders this column by another
     /// collation than the column's own, else "": comparisons must match the index.
     pub collate: String,
-    /// The unique index's equality operator for this column, `OPERATOR(schema.=)`: a key
-    /// of an extension's type (citext, ltree) has no `=` in pg_catalog, or one the index
-    /// cannot use.
-    pub eq_op: String,
+    /// The quoted schema of the unique index's btree operators for this column
+    /// (`pg_catalog`, or an extension's for citext or ltree): keys are compared with
+    /// `OPERATOR(schema.op)`, which no operator on a search_path can stand in for, and
+    /// which the index serves.
+    pub op_schema: String,
+}
+
+impl KeyColumn {
+    /// `OPERATOR(schema.op)` for this column's type.
+    pub fn op(&self, op: &str) -> String {
+        let schema = if self.op_schema.is_empty() {
+            "pg_catalog"
+        } else {
+            &self.op_schema
+        };
+        format!("OPERATOR({schema}.{op})")
+    }
 }
 
 /// The unique NOT NULL key, one or several columns in the unique index's order. Key
@@ -142,11 +155,27 @@ impl Key {
         )
     }
 
+    /// `OPERATOR(schema.op)` between key rows (`<`, `<=`, `=`, `>=`, `>`): validation
+    /// makes sure every key column's operators are in one schema.
+    pub fn op(&self, op: &str) -> String {
+        match self.columns.first() {
+            Some(c) => c.op(op),
+            None => format!("OPERATOR(pg_catalog.{op})"),
+        }
+    }
+
     /// `"a" = OLD."a" AND "b" = OLD."b"`: the key of `left` equals the key of `right`.
     pub fn equals(&self, left: Option<&str>, right: &str) -> String {
         self.columns
             .iter()
-            .map(|c| format!("{} = {}", col(left, &c.name), col(Some(right), &c.name)))
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    col(left, &c.name),
+                    c.op("="),
+                    col(Some(right), &c.name)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     }

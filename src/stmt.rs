@@ -14,7 +14,12 @@ use crate::error::{Context, Error, Result};
 /// Settings every session of the tool runs with: the text form of values (key bounds
 /// kept in the journal, parity's row text) must not depend on the user's defaults.
 /// `hyperswap.ddl` lets the tool's own ALTER TABLEs past the guard (sql/ddl_guard.sql).
-pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+/// `search_path` is pinned so that no function or operator another role creates (a
+/// `public.unnest(smallint[])`, a better match than pg_catalog's for the catalog's
+/// queries) runs with the tool's rights; the catalog then prints every name outside
+/// pg_catalog schema-qualified, and the tool compares keys with `OPERATOR(schema.op)`.
+pub const SESSION_SETTINGS: &str = "SET search_path = pg_catalog, pg_temp; \
+SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
 SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET hyperswap.ddl = 'on'";
 
 /// One SQL statement, with an optional note for the reader of `plan show`.

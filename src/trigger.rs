@@ -217,26 +217,21 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
     // compared by its unique index's equality (a citext or ltree key has none in
     // pg_catalog that the index could use, or none at all); the time column's types
     // (integers, date, timestamps) are pg_catalog's.
-    let mut matched: Vec<(&str, &str)> = job
+    let mut matched: Vec<(&str, String)> = job
         .key
         .columns
         .iter()
-        .map(|c| (c.name.as_str(), c.eq_op.as_str()))
+        .map(|c| (c.name.as_str(), c.op("=")))
         .collect();
     if !job.key.contains(&job.time.name) {
-        matched.push((&job.time.name, ""));
+        matched.push((&job.time.name, "OPERATOR(pg_catalog.=)".to_string()));
     }
     let old_row = matched
         .iter()
         .map(|(c, op)| {
             format!(
-                "hyperswap_t.{} {} hyperswap_o.{}",
+                "hyperswap_t.{} {op} hyperswap_o.{}",
                 quote_ident(c),
-                if op.is_empty() {
-                    "OPERATOR(pg_catalog.=)"
-                } else {
-                    op
-                },
                 position(c)
             )
         })

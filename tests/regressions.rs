@@ -430,6 +430,66 @@ async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
     assert_eq!(count(&client, "l").await, 1998);
 }
 
+/// Issue 9's class of finding, in the catalog's queries: `unnest(i.indkey::int2[])` and
+/// friends were called with the session's search_path, so a database owner's
+/// `public.unnest(smallint[])` (an exact match, which beats pg_catalog's polymorphic
+/// one) ran with the rights of whoever ran hyperswap, three times in `plan validate`.
+/// Every session of the tool now pins `search_path = pg_catalog, pg_temp`, and keys are
+/// compared with `OPERATOR(schema.op)`, so a citext key still moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_function_planted_for_the_catalog_queries_runs() {
+    let db = TestDb::new("planted_catalog").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION citext;
+             CREATE TABLE m (code citext PRIMARY KEY, ts timestamptz NOT NULL, v int);
+             INSERT INTO m SELECT 'Code-' || g, '2026-01-01'::timestamptz + g * interval '1 minute', g
+             FROM generate_series(1, 3000) g;
+             CREATE TABLE public.planted_calls (what text);
+             CREATE FUNCTION public.unnest(smallint[]) RETURNS SETOF smallint LANGUAGE sql AS
+               $$ INSERT INTO public.planted_calls VALUES ('unnest(smallint[])'); SELECT x FROM pg_catalog.unnest($1) x $$;
+             CREATE FUNCTION public.unnest(oid[]) RETURNS SETOF oid LANGUAGE sql AS
+               $$ INSERT INTO public.planted_calls VALUES ('unnest(oid[])'); SELECT x FROM pg_catalog.unnest($1) x $$;
+             CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE sql AS
+               $$ INSERT INTO public.planted_calls VALUES ('quote_ident(name)'); SELECT pg_catalog.quote_ident($1::text) $$;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan("planted", "m", "backfill:\n  batch_rows: 500\n"),
+    );
+    db.hyperswap(&["plan", "validate", path_str(&plan)]).ok();
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    client
+        .batch_execute(
+            "UPDATE m SET v = -v WHERE code = 'code-7';
+             DELETE FROM m WHERE code = 'CODE-8';
+             UPDATE m_hs_new SET v = 0 WHERE code = 'Code-9';",
+        )
+        .await
+        .unwrap();
+    // The difference planted in the copy is found by key, and repaired.
+    let run = db.hyperswap(&["parity", path_str(&plan)]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Code-9"), "{}", run.stdout);
+    db.hyperswap(&["parity", path_str(&plan), "--repair"]).ok();
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    assert_eq!(except_both_ways(&client, "m", "m_hs_new").await, 0);
+    let calls: Vec<String> = client
+        .query("SELECT DISTINCT what FROM public.planted_calls", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(calls.is_empty(), "hyperswap ran {calls:?}");
+}
+
 /// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser
 /// (here the database's owner) is refused when a superuser runs the tool: that role
 /// could edit the reverse SQL that rollback runs. The database is left as it was.

@@ -89,7 +89,7 @@ fn job() -> Job {
                 partial: false,
                 comment: None,
                 key_collates: vec![String::new()],
-                key_eq_ops: vec!["OPERATOR(pg_catalog.=)".into()],
+                key_op_schemas: vec!["pg_catalog".into()],
             },
             Index {
                 name: "metrics_device_ts".into(),
@@ -104,7 +104,7 @@ fn job() -> Job {
                 partial: false,
                 comment: Some("by device".into()),
                 key_collates: vec![String::new(), String::new()],
-                key_eq_ops: vec!["OPERATOR(pg_catalog.=)".into(); 2],
+                key_op_schemas: vec!["pg_catalog".into(); 2],
             },
         ],
         sequences: vec![OwnedSequence {
@@ -133,7 +133,7 @@ fn job() -> Job {
                 name: "id".into(),
                 type_sql: "bigint".into(),
                 collate: String::new(),
-                eq_op: "OPERATOR(pg_catalog.=)".into(),
+                op_schema: "pg_catalog".into(),
             }],
         },
         time: ColumnRef {

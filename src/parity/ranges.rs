@@ -25,14 +25,16 @@ impl KeyRange {
         let mut params = Vec::new();
         if let Some(lo) = &self.lo {
             parts.push(format!(
-                "{key} >= {}",
+                "{key} {} {}",
+                job.key.op(">="),
                 job.key.param_row(first + params.len())
             ));
             params.push(lo.clone());
         }
         if let Some(hi) = &self.hi {
             parts.push(format!(
-                "{key} < {}",
+                "{key} {} {}",
+                job.key.op("<"),
                 job.key.param_row(first + params.len())
             ));
             params.push(hi.clone());

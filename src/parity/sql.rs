@@ -153,7 +153,10 @@ pub fn pinpoint_sql(
             ),
             (
                 "key_equal",
-                join(&|a, _| format!("live.{a} = mirror.{a}"), " AND "),
+                join(
+                    &|a, c| format!("live.{a} {} mirror.{a}", c.op("=")),
+                    " AND ",
+                ),
             ),
             (
                 "key_order",
@@ -186,8 +189,9 @@ pub fn repair_statements(job: &Job, live: &QualifiedName, mirror: &QualifiedName
         .collect::<Vec<_>>()
         .join(", ");
     let any = format!(
-        "{} IN (SELECT * FROM ROWS FROM ({arrays}))",
-        job.key.row(None)
+        "{} {} ANY (SELECT * FROM ROWS FROM ({arrays}))",
+        job.key.row(None),
+        job.key.op("=")
     );
     let cols = job.column_list();
     vec![

@@ -104,17 +104,49 @@ pub(super) fn check_key(table: &Table, key: Option<&[String]>, field: &str) -> R
         .key_columns
         .iter()
         .zip(&index.key_collates)
-        .zip(&index.key_eq_ops)
-        .map(|((c, collate), eq_op)| {
+        .zip(&index.key_op_schemas)
+        .map(|((c, collate), op_schema)| {
             let col = table.column(c).expect("checked above");
             KeyColumn {
                 name: col.name.clone(),
                 type_sql: col.type_sql.clone(),
                 collate: collate.clone(),
-                eq_op: eq_op.clone(),
+                op_schema: op_schema.clone(),
             }
         })
-        .collect();
+        .collect::<Vec<KeyColumn>>();
+    // The backfill and parity compare the key as one row with OPERATOR(schema.op): its
+    // columns' btree operators must be there under the usual names, in one schema.
+    if let Some(c) = columns.iter().find(|c| c.op_schema.is_empty()) {
+        return Err(Error::invalid(
+            format!(
+                "key column {} of {name} is of type {}, whose btree operator class has no operators named <, <=, =, >=, > in one schema; hyperswap compares keys with them",
+                display_ident(&c.name),
+                c.type_sql
+            ),
+            format!(
+                "name another unique key with `key:` under {field}{}",
+                candidates_hint(table)
+            ),
+        ));
+    }
+    if columns.iter().any(|c| c.op_schema != columns[0].op_schema) {
+        return Err(Error::invalid(
+            format!(
+                "the key ({}) of {name} mixes types whose operators live in different schemas ({}); hyperswap compares the key as one row with one schema's operators",
+                quote_cols(&wanted),
+                columns
+                    .iter()
+                    .map(|c| format!("{}: {}", display_ident(&c.name), c.op_schema))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "name a unique key whose columns' types share their operators' schema with `key:` under {field}{}",
+                candidates_hint(table)
+            ),
+        ));
+    }
     Ok(Key { columns })
 }
 
@@ -349,7 +381,7 @@ mod tests {
             partial: false,
             comment: None,
             key_collates: vec![String::new(); columns.len()],
-            key_eq_ops: vec!["OPERATOR(pg_catalog.=)".to_string(); columns.len()],
+            key_op_schemas: vec!["pg_catalog".to_string(); columns.len()],
         }
     }
 
@@ -425,6 +457,28 @@ mod tests {
         let p = problem(check_key(&t, Some(&["ts".into()]), "tables[0]"));
         assert!(p.contains("is not unique"), "{p}");
         assert!(p.contains("CREATE UNIQUE INDEX CONCURRENTLY"), "{p}");
+    }
+
+    #[test]
+    fn a_key_needs_its_comparison_operators_in_one_schema() {
+        let mut t = table();
+        t.indexes[2].key_op_schemas = vec!["public".into(), "public".into()];
+        let key = check_key(&t, Some(&["id".into(), "ts".into()]), "tables[0]").unwrap();
+        assert_eq!(key.op(">"), "OPERATOR(public.>)");
+        t.indexes[2].key_op_schemas = vec!["public".into(), "pg_catalog".into()];
+        let p = problem(check_key(
+            &t,
+            Some(&["id".into(), "ts".into()]),
+            "tables[0]",
+        ));
+        assert!(
+            p.contains("mixes types whose operators live in different schemas"),
+            "{p}"
+        );
+        assert!(p.contains("ts: public, id: pg_catalog"), "{p}");
+        t.indexes[0].key_op_schemas = vec![String::new()];
+        let p = problem(check_key(&t, None, "tables[0]"));
+        assert!(p.contains("no operators named <, <=, =, >=, >"), "{p}");
     }
 
     #[test]

@@ -254,7 +254,7 @@ pub async fn resolve_for_removal(
                     name,
                     type_sql: String::new(),
                     collate: String::new(),
-                    eq_op: String::new(),
+                    op_schema: String::new(),
                 })
                 .collect(),
         };

@@ -54,9 +54,10 @@ enum Bench {
         compare: Option<PathBuf>,
     },
     /// INSERT throughput (single-row from 4 clients, 1,000-row from 2 clients) on a
-    /// table under migration (copy triggers installed, backfilled) against an identical
-    /// twin without triggers, and against a bare statement trigger that only runs
-    /// `INSERT INTO hyper SELECT * FROM new_rows` (the limit to approach).
+    /// table under migration against an identical twin without triggers, and against a
+    /// bare statement trigger that only runs `INSERT INTO hyper SELECT * FROM new_rows`
+    /// (the limit to approach): during the backfill (the copy carrying its unique keys
+    /// only), after it (all indexes), and after cutover (the reverse trigger).
     Writes {
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
@@ -697,6 +698,45 @@ async fn writes(
             .await?;
     }
     create_sample_table(client, &QualifiedName::new("public", "bench_w"), rows).await?;
+    // Two stages of the migration window. During the backfill (its longest part) the
+    // copy carries its unique keys only: its plain indexes are built after the copy
+    // (`target::deferred`). After the backfill, until cutover, it carries them all.
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &[
+            "plan",
+            "apply",
+            plan.to_str().unwrap(),
+            "--until",
+            "trigger",
+            "-q",
+        ],
+    )?;
+    client
+        .batch_execute(
+            "CREATE TABLE bench_w_twin (LIKE bench_w INCLUDING ALL);
+             INSERT INTO bench_w_twin SELECT * FROM bench_w;
+             CREATE TABLE bench_w_bare (LIKE bench_w INCLUDING ALL);
+             INSERT INTO bench_w_bare SELECT * FROM bench_w;
+             CREATE TABLE bench_w_bare_hyper (LIKE bench_w_hs_new INCLUDING ALL);
+             SELECT create_hypertable('bench_w_bare_hyper', by_range('ts', INTERVAL '1 day'), create_default_indexes => false);
+             CREATE OR REPLACE FUNCTION bench_w_bare_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$BEGIN INSERT INTO bench_w_bare_hyper SELECT * FROM new_rows; RETURN NULL; END$$;
+             CREATE TRIGGER bench_w_bare_copy AFTER INSERT ON bench_w_bare
+                 REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_w_bare_copy();",
+        )
+        .await?;
+    for t in ["bench_w", "bench_w_twin", "bench_w_bare"] {
+        client.batch_execute(&format!("VACUUM ANALYZE {t}")).await?;
+    }
+    measure_writes(
+        cli,
+        rounds,
+        seconds,
+        "during the backfill (the copy with its unique keys only)",
+    )
+    .await?;
     run_tool(
         &cli.hyperswap,
         &cli.database_url,
@@ -709,68 +749,30 @@ async fn writes(
             "-q",
         ],
     )?;
+    // The bare trigger's hypertable catches up the same way: the rows, then the indexes.
     client
         .batch_execute(
-            "CREATE TABLE bench_w_twin (LIKE bench_w INCLUDING ALL);
-             INSERT INTO bench_w_twin SELECT * FROM bench_w;
-             CREATE TABLE bench_w_bare (LIKE bench_w INCLUDING ALL);
-             INSERT INTO bench_w_bare SELECT * FROM bench_w;
-             CREATE TABLE bench_w_bare_hyper (LIKE bench_w_hs_new INCLUDING ALL);
-             SELECT create_hypertable('bench_w_bare_hyper', by_range('ts', INTERVAL '1 day'), create_default_indexes => false);
-             INSERT INTO bench_w_bare_hyper SELECT * FROM bench_w_hs_new;
-             CREATE OR REPLACE FUNCTION bench_w_bare_copy() RETURNS trigger LANGUAGE plpgsql AS
-                 $$BEGIN INSERT INTO bench_w_bare_hyper SELECT * FROM new_rows; RETURN NULL; END$$;
-             CREATE TRIGGER bench_w_bare_copy AFTER INSERT ON bench_w_bare
-                 REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_w_bare_copy();",
+            "INSERT INTO bench_w_bare_hyper SELECT * FROM bench_w_bare ON CONFLICT DO NOTHING;
+             CREATE INDEX ON bench_w_bare_hyper (device_id, ts);
+             CREATE INDEX ON bench_w_bare_hyper (ts);",
         )
         .await?;
-    for t in ["bench_w", "bench_w_twin", "bench_w_bare"] {
+    for t in [
+        "bench_w",
+        "bench_w_twin",
+        "bench_w_bare",
+        "bench_w_hs_new",
+        "bench_w_bare_hyper",
+    ] {
         client.batch_execute(&format!("VACUUM ANALYZE {t}")).await?;
     }
-    for (label, batch, clients) in [
-        ("single-row INSERT", 1u32, 4usize),
-        ("1,000-row INSERT", 1000, 2),
-    ] {
-        // statements per second, per table, per round
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); WRITE_TABLES.len()];
-        for round in 0..rounds {
-            let mut order: Vec<usize> = (0..WRITE_TABLES.len()).collect();
-            let n = order.len();
-            order.rotate_left(round % n);
-            for i in order {
-                let r = insert_rate(
-                    &cli.database_url,
-                    WRITE_TABLES[i].1,
-                    batch,
-                    clients,
-                    seconds,
-                )
-                .await?;
-                rates[i].push(r);
-            }
-            eprintln!(
-                "{label}, round {}: {}",
-                round + 1,
-                WRITE_TABLES
-                    .iter()
-                    .zip(&rates)
-                    .map(|((name, _), r)| format!("{name} {:.0}/s", r[round]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        for i in 1..WRITE_TABLES.len() {
-            let mut ratios: Vec<f64> = rates[i].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
-            println!(
-                "| {label}, {clients} clients, {rounds} rounds of {seconds} s: {} | twin table without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
-                WRITE_TABLES[i].0,
-                median_f(&mut rates[0].clone()),
-                median_f(&mut rates[i].clone()),
-                median_f(&mut ratios),
-                ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
-            );
-        }
-    }
+    measure_writes(
+        cli,
+        rounds,
+        seconds,
+        "after the backfill (the copy with all its indexes)",
+    )
+    .await?;
     // After cutover: the hypertable under the application's name, its reverse triggers
     // keeping the retired table in step, against a hypertable twin without triggers.
     run_tool(
@@ -823,6 +825,56 @@ async fn writes(
         &cli.database_url,
         &["abort", plan.to_str().unwrap(), "-q"],
     )?;
+    Ok(())
+}
+
+/// Single-row and 1,000-row INSERT rates of the table under migration and the bare
+/// trigger's table against the twin, rounds alternated, printed as table rows.
+async fn measure_writes(cli: &Cli, rounds: usize, seconds: u64, stage: &str) -> anyhow::Result<()> {
+    for (label, batch, clients) in [
+        ("single-row INSERT", 1u32, 4usize),
+        ("1,000-row INSERT", 1000, 2),
+    ] {
+        // statements per second, per table, per round
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); WRITE_TABLES.len()];
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..WRITE_TABLES.len()).collect();
+            let n = order.len();
+            order.rotate_left(round % n);
+            for i in order {
+                let r = insert_rate(
+                    &cli.database_url,
+                    WRITE_TABLES[i].1,
+                    batch,
+                    clients,
+                    seconds,
+                )
+                .await?;
+                rates[i].push(r);
+            }
+            eprintln!(
+                "{label} {stage}, round {}: {}",
+                round + 1,
+                WRITE_TABLES
+                    .iter()
+                    .zip(&rates)
+                    .map(|((name, _), r)| format!("{name} {:.0}/s", r[round]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for i in 1..WRITE_TABLES.len() {
+            let mut ratios: Vec<f64> = rates[i].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
+            println!(
+                "| {label}, {clients} clients, {rounds} rounds of {seconds} s, {stage}: {} | twin table without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
+                WRITE_TABLES[i].0,
+                median_f(&mut rates[0].clone()),
+                median_f(&mut rates[i].clone()),
+                median_f(&mut ratios),
+                ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -38,6 +38,11 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
             .map(|p| p.to_string())
             .unwrap_or_else(|| "not started".into())
     );
+    let _ = writeln!(
+        out,
+        "-- every session of hyperswap first runs: {}",
+        crate::stmt::SESSION_SETTINGS
+    );
     if phase == Some(Phase::CutOver) {
         let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
         let (main, after) = cutover::split_reverse(&reverse);

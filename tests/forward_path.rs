@@ -460,6 +460,13 @@ async fn plan_show_is_the_sql_apply_runs() {
     ])
     .ok();
     let ran = std::fs::read_to_string(&log).unwrap();
+    // The settings every session runs with are shown too, the pinned search_path first.
+    assert!(
+        shown.contains(
+            "-- every session of hyperswap first runs: SET search_path = pg_catalog, pg_temp;"
+        ),
+        "{shown}"
+    );
 
     let (forward, rollback) = shown
         .split_once("\n-- ==== rollback")

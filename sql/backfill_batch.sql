@@ -7,7 +7,7 @@
 WITH batch AS (
     SELECT {{columns}}
     FROM {{source}}
-    WHERE {{key}} {{after}} {{from}} AND {{key}} {{at_most}} {{upto}}
+    WHERE {{in_range}}
     FOR SHARE
 ), copied AS (
     INSERT INTO {{target}} ({{columns}}) OVERRIDING SYSTEM VALUE
@@ -15,7 +15,7 @@ WITH batch AS (
     WHERE NOT EXISTS (
         SELECT FROM {{target}} AS hyperswap_t
         WHERE {{same_key}}
-          AND {{key_t}} {{after}} {{from}} AND {{key_t}} {{at_most}} {{upto}}
+          AND {{in_range_t}}
     ){{on_conflict}}
     RETURNING 1
 )

@@ -3,6 +3,6 @@
 -- range's end $2. No row: the rest of the range fits in one batch.
 SELECT {{key_text}}
 FROM {{source}}
-WHERE {{key}} {{after}} {{from}} AND {{key}} {{at_most}} {{upto}}
+WHERE {{in_range}}
 ORDER BY {{order}}
 OFFSET $3 LIMIT 1

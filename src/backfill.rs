@@ -81,6 +81,16 @@ pub enum Conflicts {
     Skip,
 }
 
+/// The key (under `alias`) after the cursor or from the range's start ($1) and at most
+/// the range's end ($2).
+fn in_range(job: &Job, alias: Option<&str>, from: From) -> String {
+    format!(
+        "{} AND {}",
+        job.key.compare(alias, from.op(), &job.key.param_values(1)),
+        job.key.compare(alias, "<=", &job.key.param_values(2))
+    )
+}
+
 /// The statement that finds a batch's last key. $1 = range start or cursor, $2 = the
 /// range's end, $3 = batch rows - 1.
 pub fn next_sql(job: &Job, from: From) -> String {
@@ -89,11 +99,7 @@ pub fn next_sql(job: &Job, from: From) -> String {
         &[
             ("key_text", job.key.text_array(None)),
             ("source", job.source.quoted()),
-            ("key", job.key.row(None)),
-            ("after", job.key.op(from.op())),
-            ("at_most", job.key.op("<=")),
-            ("from", job.key.param_row(1)),
-            ("upto", job.key.param_row(2)),
+            ("in_range", in_range(job, None, from)),
             ("order", job.key.order_by(None, false)),
         ],
     )
@@ -118,16 +124,12 @@ pub fn batch_sql(job: &Job, from: From, conflicts: Conflicts) -> String {
             ("columns", job.column_list()),
             ("source", job.source.quoted()),
             ("target", job.target.quoted()),
-            ("key", job.key.row(None)),
-            ("key_t", job.key.row(Some("hyperswap_t"))),
+            ("in_range", in_range(job, None, from)),
+            ("in_range_t", in_range(job, Some("hyperswap_t"), from)),
             (
                 "same_key",
                 job.key.equals(Some("hyperswap_t"), "hyperswap_b"),
             ),
-            ("after", job.key.op(from.op())),
-            ("at_most", job.key.op("<=")),
-            ("from", job.key.param_row(1)),
-            ("upto", job.key.param_row(2)),
             ("on_conflict", on_conflict.into()),
         ],
     )

@@ -39,7 +39,11 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
 
 /// The rollback transaction's statements, recorded in the journal at cutover.
 pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    let mut out = lock_all(jobs, lock, |j| [&j.source, &j.retired]);
+    let mut out = vec![Stmt::noted(
+        PINNED_PATH,
+        "what follows was written under this search_path (view definitions name what is outside pg_catalog with its schema), and runs under it",
+    )];
+    out.extend(lock_all(jobs, lock, |j| [&j.source, &j.retired]));
     for job in jobs {
         out.push(columns_guard(&job.source, &job.retired));
         out.extend(end_emulation(job));
@@ -95,6 +99,24 @@ fn join_reverse(main: &str, after: &[String]) -> String {
         out.push_str(&format!("{separator}\n{a}"));
     }
     out
+}
+
+/// The first statement of a reverse script recorded by a build that pins every session's
+/// search_path (see `stmt::SESSION_SETTINGS`).
+const PINNED_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+
+/// The rollback transaction of a recorded reverse script, as it must run: a script
+/// recorded by an earlier build (without [`PINNED_PATH`]) named objects outside
+/// pg_catalog as the session's search_path showed them (a view's definition: `FROM
+/// orders`), so it runs under the role's default search_path, as it was written. The
+/// second value says which.
+pub fn rollback_transaction(reverse: &str) -> (String, bool) {
+    let (main, _) = split_reverse(reverse);
+    if main.contains(PINNED_PATH) {
+        (main, true)
+    } else {
+        (format!("SET LOCAL search_path TO DEFAULT;\n{main}"), false)
+    }
 }
 
 const SEPARATOR_HEAD: &str =

@@ -132,19 +132,20 @@ impl Key {
         self.each(|c| format!("{}{}{dir}", col(alias, &c.name), c.collate))
     }
 
-    /// The key value bound as parameter `$n` (a `text[]`), as a row of typed values.
-    pub fn param_row(&self, n: usize) -> String {
-        let mut i = 0;
-        format!(
-            "({})",
-            self.each(|c| {
-                i += 1;
+    /// The key value bound as parameter `$n` (a `text[]`), as typed values in key order.
+    pub fn param_values(&self, n: usize) -> Vec<String> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
                 format!(
-                    "(${n}::pg_catalog.text[])[{i}]::{}{}",
-                    c.type_sql, c.collate
+                    "(${n}::pg_catalog.text[])[{}]::{}{}",
+                    i + 1,
+                    c.type_sql,
+                    c.collate
                 )
             })
-        )
+            .collect()
     }
 
     /// `ARRAY["a"::text, "b"::text]`: the key value as the journal keeps it.
@@ -155,13 +156,69 @@ impl Key {
         )
     }
 
-    /// `OPERATOR(schema.op)` between key rows (`<`, `<=`, `=`, `>=`, `>`): validation
-    /// makes sure every key column's operators are in one schema.
-    pub fn op(&self, op: &str) -> String {
-        match self.columns.first() {
-            Some(c) => c.op(op),
-            None => format!("OPERATOR(pg_catalog.{op})"),
+    /// Whether every key column's operators live in one schema: the key then compares
+    /// as one row, `(a, b) OPERATOR(schema.>) (x, y)`, which the index serves as one range.
+    fn one_schema(&self) -> bool {
+        self.columns
+            .windows(2)
+            .all(|w| w[0].op_schema == w[1].op_schema)
+    }
+
+    /// The key (its columns under `alias`) compared with a row of values in key order,
+    /// `op` one of `<`, `<=`, `=`, `>=`, `>`, each column by its own operator class's
+    /// operators (`OPERATOR(schema.op)`). A key mixing schemas (a citext column beside a
+    /// timestamptz) is compared column by column, with the first column's bound in front
+    /// for the index: `a >= x AND (a > x OR (a = x AND b > y))`.
+    pub fn compare(&self, alias: Option<&str>, op: &str, values: &[String]) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{}{}", col(alias, &c.name), c.collate))
+            .collect();
+        if self.one_schema() {
+            let first = self.columns.first().map(|c| c.op(op));
+            return format!(
+                "({}) {} ({})",
+                cols.join(", "),
+                first.unwrap_or_else(|| format!("OPERATOR(pg_catalog.{op})")),
+                values.join(", ")
+            );
         }
+        let cmp =
+            |i: usize, o: &str| format!("{} {} {}", cols[i], self.columns[i].op(o), values[i]);
+        if op == "=" {
+            let all: Vec<String> = (0..cols.len()).map(|i| cmp(i, "=")).collect();
+            return format!("({})", all.join(" AND "));
+        }
+        let strict = op.trim_end_matches('=');
+        let last = cols.len() - 1;
+        let mut expr = cmp(last, op);
+        for i in (0..last).rev() {
+            expr = format!("({} OR ({} AND {expr}))", cmp(i, strict), cmp(i, "="));
+        }
+        format!("({} AND {expr})", cmp(0, &format!("{strict}=")))
+    }
+
+    /// The key is one of the rows `source` gives (a set-returning FROM item whose
+    /// columns are the key's, in order).
+    pub fn any_of(&self, source: &str) -> String {
+        if self.one_schema() {
+            let op = self
+                .columns
+                .first()
+                .map(|c| c.op("="))
+                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
+            return format!("{} {op} ANY (SELECT * FROM {source})", self.row(None));
+        }
+        let names: Vec<String> = (1..=self.columns.len())
+            .map(|i| format!("hyperswap_v{i}"))
+            .collect();
+        let values: Vec<String> = names.iter().map(|n| format!("hyperswap_v.{n}")).collect();
+        format!(
+            "EXISTS (SELECT FROM {source} AS hyperswap_v ({}) WHERE {})",
+            names.join(", "),
+            self.compare(None, "=", &values)
+        )
     }
 
     /// `"a" = OLD."a" AND "b" = OLD."b"`: the key of `left` equals the key of `right`.

@@ -43,7 +43,13 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         )
     })?;
     if record.phase == Phase::CutOver {
-        let (main, _) = cutover::split_reverse(&reverse);
+        let (main, pinned) = cutover::rollback_transaction(&reverse);
+        if !pinned {
+            tracing::warn!(
+                "plan `{}` was cut over by an earlier hyperswap, whose reverse SQL names objects as the search_path of its session showed them: it runs under the role's default search_path",
+                plan.name
+            );
+        }
         let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
         privileges::check(&client, &jobs, privileges::Scope::Rollback).await?;
         let stmt = Stmt::new(main.trim_end().trim_end_matches(';').to_string());

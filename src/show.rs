@@ -45,7 +45,8 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
     );
     if phase == Some(Phase::CutOver) {
         let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
-        let (main, after) = cutover::split_reverse(&reverse);
+        let (_, after) = cutover::split_reverse(&reverse);
+        let (main, _) = cutover::rollback_transaction(&reverse);
         section(
             &mut out,
             "rollback: the reverse SQL recorded at cutover (one transaction; `hyperswap rollback`)",

@@ -490,6 +490,93 @@ async fn no_function_planted_for_the_catalog_queries_runs() {
     assert!(calls.is_empty(), "hyperswap ran {calls:?}");
 }
 
+/// A composite key whose columns compare with operators of different schemas (a citext
+/// beside a timestamptz): the backfill's batches, parity's ranges, the pinpointing of a
+/// difference and `--repair` compare it column by column, each with its own operators,
+/// and it moves exactly (under the pinned search_path, citext's `<` is not found by name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_key_of_mixed_operator_schemas_moves() {
+    let db = TestDb::new("mixed_key").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION citext;
+             CREATE TABLE mk (code citext NOT NULL, ts timestamptz NOT NULL, v int, PRIMARY KEY (code, ts));
+             INSERT INTO mk SELECT 'Dev-' || (g % 97), '2026-01-01'::timestamptz + g * interval '1 second', g
+             FROM generate_series(1, 120000) g;
+             ANALYZE mk;",
+        )
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "mixed",
+            "mk",
+            "backfill:\n  batch_rows: 5000\nparity:\n  range_rows: 50000\n",
+        ),
+    );
+    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
+        .ok();
+    client
+        .batch_execute(
+            "UPDATE mk SET v = -v WHERE code = 'dev-5';
+             DELETE FROM mk WHERE code = 'DEV-7' AND ts < '2026-01-01 06:00+00';
+             UPDATE mk_hs_new SET v = 0 WHERE code = 'Dev-9' AND ts = '2026-01-01 00:00:09+00';",
+        )
+        .await
+        .unwrap();
+    let run = db.hyperswap(&["parity", path_str(&plan)]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Dev-9"), "{}", run.stdout);
+    assert!(run.stdout.contains("ranges"), "{}", run.stdout);
+    db.hyperswap(&["parity", path_str(&plan), "--repair"]).ok();
+    assert_eq!(except_both_ways(&client, "mk", "mk_hs_new").await, 0);
+    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    assert_eq!(except_both_ways(&client, "mk", "mk_hs_new").await, 0);
+    assert_eq!(count(&client, "mk").await, 120000 - 223);
+}
+
+/// A plan cut over by a build that did not pin the session's search_path recorded view
+/// definitions as that session showed them (`FROM t`); run under the pinned path they
+/// failed ("relation t does not exist") and the rollback with them. Such a script (no
+/// `SET LOCAL search_path` of its own) runs under the role's default search_path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_recorded_by_an_earlier_build_still_runs() {
+    let db = TestDb::new("legacy_reverse").await;
+    let client = db.client().await;
+    small_table(&client, 200, "1 hour").await;
+    client
+        .batch_execute("CREATE VIEW recent AS SELECT id FROM t WHERE id > 10")
+        .await
+        .unwrap();
+    let plan = db.plan("p.yaml", &one_table_plan("legacy", "t", ""));
+    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    // The script as the earlier build wrote it.
+    let changed = client
+        .execute(
+            "UPDATE hyperswap.plans
+             SET reverse_sql = replace(replace(reverse_sql, 'SET LOCAL search_path = pg_catalog, pg_temp;', ''),
+                                       'FROM public.t', 'FROM t')
+             WHERE reverse_sql LIKE '%FROM public.t%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1, "the recorded view definition names public.t");
+    let run = db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    assert!(
+        run.stderr.contains("cut over by an earlier hyperswap"),
+        "{}",
+        run.stderr
+    );
+    assert!(!is_hypertable(&client, "t").await);
+    assert_eq!(count(&client, "recent").await, 190);
+    assert_eq!(except_both_ways(&client, "t", "t_hs_new").await, 0);
+}
+
 /// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser
 /// (here the database's owner) is refused when a superuser runs the tool: that role
 /// could edit the reverse SQL that rollback runs. The database is left as it was.

@@ -291,8 +291,16 @@ async fn session_fits(client: &Client, want: SessionAttrs) -> std::result::Resul
         SessionAttrs::Any | SessionAttrs::PreferStandby => return Ok(()),
         SessionAttrs::ReadWrite => ("SHOW transaction_read_only", "off", "read-only"),
         SessionAttrs::ReadOnly => ("SHOW transaction_read_only", "on", "not read-only"),
-        SessionAttrs::Primary => ("SELECT pg_is_in_recovery()::text", "false", "a standby"),
-        SessionAttrs::Standby => ("SELECT pg_is_in_recovery()::text", "true", "not a standby"),
+        SessionAttrs::Primary => (
+            "SELECT pg_catalog.pg_is_in_recovery()::pg_catalog.text",
+            "false",
+            "a standby",
+        ),
+        SessionAttrs::Standby => (
+            "SELECT pg_catalog.pg_is_in_recovery()::pg_catalog.text",
+            "true",
+            "not a standby",
+        ),
     };
     let row = client
         .query_one(sql, &[])

@@ -20,23 +20,20 @@ impl KeyRange {
     /// The WHERE clause for this range, numbering its parameters from `$first`, and
     /// the values to bind (each a `text[]`).
     pub fn clause(&self, job: &Job, first: usize) -> (String, Vec<KeyValue>) {
-        let key = job.key.row(None);
         let mut parts = Vec::new();
         let mut params = Vec::new();
         if let Some(lo) = &self.lo {
-            parts.push(format!(
-                "{key} {} {}",
-                job.key.op(">="),
-                job.key.param_row(first + params.len())
-            ));
+            parts.push(
+                job.key
+                    .compare(None, ">=", &job.key.param_values(first + params.len())),
+            );
             params.push(lo.clone());
         }
         if let Some(hi) = &self.hi {
-            parts.push(format!(
-                "{key} {} {}",
-                job.key.op("<"),
-                job.key.param_row(first + params.len())
-            ));
+            parts.push(
+                job.key
+                    .compare(None, "<", &job.key.param_values(first + params.len())),
+            );
             params.push(hi.clone());
         }
         let clause = if parts.is_empty() {

@@ -188,11 +188,7 @@ pub fn repair_statements(job: &Job, live: &QualifiedName, mirror: &QualifiedName
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let any = format!(
-        "{} {} ANY (SELECT * FROM ROWS FROM ({arrays}))",
-        job.key.row(None),
-        job.key.op("=")
-    );
+    let any = job.key.any_of(&format!("ROWS FROM ({arrays})"));
     let cols = job.column_list();
     vec![
         Stmt::noted(

@@ -115,8 +115,8 @@ pub(super) fn check_key(table: &Table, key: Option<&[String]>, field: &str) -> R
             }
         })
         .collect::<Vec<KeyColumn>>();
-    // The backfill and parity compare the key as one row with OPERATOR(schema.op): its
-    // columns' btree operators must be there under the usual names, in one schema.
+    // The backfill and parity compare the key with OPERATOR(schema.op): each column's
+    // btree operators must be there under the usual names, in one schema.
     if let Some(c) = columns.iter().find(|c| c.op_schema.is_empty()) {
         return Err(Error::invalid(
             format!(
@@ -126,23 +126,6 @@ pub(super) fn check_key(table: &Table, key: Option<&[String]>, field: &str) -> R
             ),
             format!(
                 "name another unique key with `key:` under {field}{}",
-                candidates_hint(table)
-            ),
-        ));
-    }
-    if columns.iter().any(|c| c.op_schema != columns[0].op_schema) {
-        return Err(Error::invalid(
-            format!(
-                "the key ({}) of {name} mixes types whose operators live in different schemas ({}); hyperswap compares the key as one row with one schema's operators",
-                quote_cols(&wanted),
-                columns
-                    .iter()
-                    .map(|c| format!("{}: {}", display_ident(&c.name), c.op_schema))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            format!(
-                "name a unique key whose columns' types share their operators' schema with `key:` under {field}{}",
                 candidates_hint(table)
             ),
         ));
@@ -460,22 +443,30 @@ mod tests {
     }
 
     #[test]
-    fn a_key_needs_its_comparison_operators_in_one_schema() {
+    fn a_key_is_compared_with_its_own_operators() {
         let mut t = table();
-        t.indexes[2].key_op_schemas = vec!["public".into(), "public".into()];
         let key = check_key(&t, Some(&["id".into(), "ts".into()]), "tables[0]").unwrap();
-        assert_eq!(key.op(">"), "OPERATOR(public.>)");
-        t.indexes[2].key_op_schemas = vec!["public".into(), "pg_catalog".into()];
-        let p = problem(check_key(
-            &t,
-            Some(&["id".into(), "ts".into()]),
-            "tables[0]",
-        ));
-        assert!(
-            p.contains("mixes types whose operators live in different schemas"),
-            "{p}"
+        let v = vec!["$x".to_string(), "$y".to_string()];
+        // One schema: one row comparison, which the index serves as one range.
+        assert_eq!(
+            key.compare(None, ">", &v),
+            "(\"ts\", \"id\") OPERATOR(pg_catalog.>) ($x, $y)"
         );
-        assert!(p.contains("ts: public, id: pg_catalog"), "{p}");
+        // Operators of two schemas (a citext beside a timestamptz): column by column.
+        t.indexes[2].key_op_schemas = vec!["public".into(), "pg_catalog".into()];
+        let key = check_key(&t, Some(&["id".into(), "ts".into()]), "tables[0]").unwrap();
+        assert_eq!(
+            key.compare(Some("a"), ">", &v),
+            "(a.\"ts\" OPERATOR(public.>=) $x AND (a.\"ts\" OPERATOR(public.>) $x OR (a.\"ts\" OPERATOR(public.=) $x AND a.\"id\" OPERATOR(pg_catalog.>) $y)))"
+        );
+        assert_eq!(
+            key.compare(None, "=", &v),
+            "(\"ts\" OPERATOR(public.=) $x AND \"id\" OPERATOR(pg_catalog.=) $y)"
+        );
+        assert!(key.any_of("s").starts_with(
+            "EXISTS (SELECT FROM s AS hyperswap_v (hyperswap_v1, hyperswap_v2) WHERE"
+        ));
+        // No btree operators under the usual names: refused with the alternatives.
         t.indexes[0].key_op_schemas = vec![String::new()];
         let p = problem(check_key(&t, None, "tables[0]"));
         assert!(p.contains("no operators named <, <=, =, >=, >"), "{p}");

@@ -294,18 +294,7 @@ async fn prepare_raw_pair(
              INSERT INTO {RAW_TABLE} SELECT * FROM {TABLE};"
         ))
         .await?;
-    run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "parity",
-            "-q",
-        ],
-    )?;
+    apply_plan(&cli.hyperswap, &cli.database_url, plan, Some("parity"))?;
     let analysed: bool = client
         .query_one(
             "SELECT EXISTS (SELECT FROM pg_statistic WHERE starelid = to_regclass($1::text))",
@@ -508,18 +497,7 @@ async fn prepare_fill_source(
     client
         .batch_execute(&format!("VACUUM ANALYZE {FILL_TABLE}"))
         .await?;
-    run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "target",
-            "-q",
-        ],
-    )?;
+    apply_plan(&cli.hyperswap, &cli.database_url, plan, Some("target"))?;
     client
         .batch_execute(&format!(
             "CREATE TABLE bench_fill_template (LIKE {FILL_TABLE}_hs_new INCLUDING ALL)"
@@ -531,6 +509,20 @@ async fn prepare_fill_source(
         &["abort", plan.to_str().unwrap(), "-q"],
     )?;
     Ok(())
+}
+
+/// `plan apply PLAN [--until STEP] -q` with the hyperswap binary `bin`, which must succeed.
+fn apply_plan(
+    bin: &std::path::Path,
+    url: &str,
+    plan: &std::path::Path,
+    until: Option<&str>,
+) -> anyhow::Result<()> {
+    let plan = plan.to_str().unwrap();
+    match until {
+        Some(step) => run_tool(bin, url, &["plan", "apply", plan, "--until", step, "-q"]),
+        None => run_tool(bin, url, &["plan", "apply", plan, "-q"]),
+    }
 }
 
 fn run_tool(bin: &std::path::Path, url: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -612,33 +604,11 @@ async fn apply_backfill(
     url: &str,
     plan: &std::path::Path,
 ) -> anyhow::Result<Measured> {
-    run_tool(
-        bin,
-        url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "trigger",
-            "-q",
-        ],
-    )?;
+    apply_plan(bin, url, plan, Some("trigger"))?;
     client.batch_execute("CHECKPOINT").await?;
     let wal = wal_lsn(client).await?;
     let started = Instant::now();
-    run_tool(
-        bin,
-        url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "backfill",
-            "-q",
-        ],
-    )?;
+    apply_plan(bin, url, plan, Some("backfill"))?;
     let took = started.elapsed();
     let wal = wal_lsn(client).await? - wal;
     // This build records its batch transactions' durations in the journal's events.
@@ -701,18 +671,7 @@ async fn writes(
     // Two stages of the migration window. During the backfill (its longest part) the
     // copy carries its unique keys only: its plain indexes are built after the copy
     // (`target::deferred`). After the backfill, until cutover, it carries them all.
-    run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "trigger",
-            "-q",
-        ],
-    )?;
+    apply_plan(&cli.hyperswap, &cli.database_url, &plan, Some("trigger"))?;
     client
         .batch_execute(
             "CREATE TABLE bench_w_twin (LIKE bench_w INCLUDING ALL);
@@ -735,20 +694,11 @@ async fn writes(
         rounds,
         seconds,
         "during the backfill (the copy with its unique keys only)",
+        "twin table without triggers",
+        &WRITE_TABLES,
     )
     .await?;
-    run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &[
-            "plan",
-            "apply",
-            plan.to_str().unwrap(),
-            "--until",
-            "backfill",
-            "-q",
-        ],
-    )?;
+    apply_plan(&cli.hyperswap, &cli.database_url, &plan, Some("backfill"))?;
     // The bare trigger's hypertable catches up the same way: the rows, then the indexes.
     client
         .batch_execute(
@@ -771,50 +721,28 @@ async fn writes(
         rounds,
         seconds,
         "after the backfill (the copy with all its indexes)",
+        "twin table without triggers",
+        &WRITE_TABLES,
     )
     .await?;
     // After cutover: the hypertable under the application's name, its reverse triggers
     // keeping the retired table in step, against a hypertable twin without triggers.
-    run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &["plan", "apply", plan.to_str().unwrap(), "-q"],
-    )?;
+    apply_plan(&cli.hyperswap, &cli.database_url, &plan, None)?;
     client
         .batch_execute("VACUUM ANALYZE bench_w_bare_hyper")
         .await?;
-    let after: [(&str, &str); 2] = [
-        ("hypertable twin (no trigger)", "bench_w_bare_hyper"),
-        ("after cutover (reverse trigger)", "bench_w"),
-    ];
-    for (label, batch, clients) in [
-        ("single-row INSERT", 1u32, 4usize),
-        ("1,000-row INSERT", 1000, 2),
-    ] {
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 2];
-        for round in 0..rounds {
-            for i in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
-                rates[i].push(
-                    insert_rate(&cli.database_url, after[i].1, batch, clients, seconds).await?,
-                );
-            }
-            eprintln!(
-                "{label} after cutover, round {}: twin {:.0}/s, reverse trigger {:.0}/s",
-                round + 1,
-                rates[0][round],
-                rates[1][round]
-            );
-        }
-        let mut ratios: Vec<f64> = rates[1].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
-        println!(
-            "| {label}, {clients} clients, {rounds} rounds of {seconds} s: {} | hypertable twin without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
-            after[1].0,
-            median_f(&mut rates[0].clone()),
-            median_f(&mut rates[1].clone()),
-            median_f(&mut ratios),
-            ratios.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
-        );
-    }
+    measure_writes(
+        cli,
+        rounds,
+        seconds,
+        "after cutover",
+        "hypertable twin without triggers",
+        &[
+            ("hypertable twin (no trigger)", "bench_w_bare_hyper"),
+            ("reverse trigger", "bench_w"),
+        ],
+    )
+    .await?;
     run_tool(
         &cli.hyperswap,
         &cli.database_url,
@@ -828,34 +756,36 @@ async fn writes(
     Ok(())
 }
 
-/// Single-row and 1,000-row INSERT rates of the table under migration and the bare
-/// trigger's table against the twin, rounds alternated, printed as table rows.
-async fn measure_writes(cli: &Cli, rounds: usize, seconds: u64, stage: &str) -> anyhow::Result<()> {
+/// Single-row and 1,000-row INSERT rates of each of `tables` but the first against the
+/// first (the baseline, `baseline` in the output), rounds alternated, printed as rows of
+/// the README's table.
+async fn measure_writes(
+    cli: &Cli,
+    rounds: usize,
+    seconds: u64,
+    stage: &str,
+    baseline: &str,
+    tables: &[(&str, &str)],
+) -> anyhow::Result<()> {
     for (label, batch, clients) in [
         ("single-row INSERT", 1u32, 4usize),
         ("1,000-row INSERT", 1000, 2),
     ] {
         // statements per second, per table, per round
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); WRITE_TABLES.len()];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tables.len()];
         for round in 0..rounds {
-            let mut order: Vec<usize> = (0..WRITE_TABLES.len()).collect();
+            let mut order: Vec<usize> = (0..tables.len()).collect();
             let n = order.len();
             order.rotate_left(round % n);
             for i in order {
-                let r = insert_rate(
-                    &cli.database_url,
-                    WRITE_TABLES[i].1,
-                    batch,
-                    clients,
-                    seconds,
-                )
-                .await?;
+                let r =
+                    insert_rate(&cli.database_url, tables[i].1, batch, clients, seconds).await?;
                 rates[i].push(r);
             }
             eprintln!(
                 "{label} {stage}, round {}: {}",
                 round + 1,
-                WRITE_TABLES
+                tables
                     .iter()
                     .zip(&rates)
                     .map(|((name, _), r)| format!("{name} {:.0}/s", r[round]))
@@ -863,11 +793,11 @@ async fn measure_writes(cli: &Cli, rounds: usize, seconds: u64, stage: &str) -> 
                     .join(", ")
             );
         }
-        for i in 1..WRITE_TABLES.len() {
+        for i in 1..tables.len() {
             let mut ratios: Vec<f64> = rates[i].iter().zip(&rates[0]).map(|(t, b)| t / b).collect();
             println!(
-                "| {label}, {clients} clients, {rounds} rounds of {seconds} s, {stage}: {} | twin table without triggers | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
-                WRITE_TABLES[i].0,
+                "| {label}, {clients} clients, {rounds} rounds of {seconds} s, {stage}: {} | {baseline} | {:.0} statements/s | {:.0} statements/s | {:.2}x (rounds {}) |",
+                tables[i].0,
                 median_f(&mut rates[0].clone()),
                 median_f(&mut rates[i].clone()),
                 median_f(&mut ratios),

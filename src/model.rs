@@ -164,6 +164,14 @@ impl Key {
             .all(|w| w[0].op_schema == w[1].op_schema)
     }
 
+    /// `OPERATOR(schema.op)` between key rows whose columns share their operators' schema.
+    fn row_op(&self, op: &str) -> String {
+        match self.columns.first() {
+            Some(c) => c.op(op),
+            None => format!("OPERATOR(pg_catalog.{op})"),
+        }
+    }
+
     /// The key (its columns under `alias`) compared with a row of values in key order,
     /// `op` one of `<`, `<=`, `=`, `>=`, `>`, each column by its own operator class's
     /// operators (`OPERATOR(schema.op)`). A key mixing schemas (a citext column beside a
@@ -176,11 +184,10 @@ impl Key {
             .map(|c| format!("{}{}", col(alias, &c.name), c.collate))
             .collect();
         if self.one_schema() {
-            let first = self.columns.first().map(|c| c.op(op));
             return format!(
                 "({}) {} ({})",
                 cols.join(", "),
-                first.unwrap_or_else(|| format!("OPERATOR(pg_catalog.{op})")),
+                self.row_op(op),
                 values.join(", ")
             );
         }
@@ -203,12 +210,11 @@ impl Key {
     /// columns are the key's, in order).
     pub fn any_of(&self, source: &str) -> String {
         if self.one_schema() {
-            let op = self
-                .columns
-                .first()
-                .map(|c| c.op("="))
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".into());
-            return format!("{} {op} ANY (SELECT * FROM {source})", self.row(None));
+            return format!(
+                "{} {} ANY (SELECT * FROM {source})",
+                self.row(None),
+                self.row_op("=")
+            );
         }
         let names: Vec<String> = (1..=self.columns.len())
             .map(|i| format!("hyperswap_v{i}"))

@@ -289,18 +289,17 @@ async fn parity_runs_no_function_planted_on_the_search_path() {
 /// `length` resolves to the planted one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
-    let db = TestDb::new("hostile_path").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+    let s = Scenario::new(
+        "hostile_path",
+        "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
              INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 500) g;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("hostile", "m", ""));
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
-        .ok();
+        "hostile",
+        "m",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("backfill"));
     client
         .batch_execute(
             "CREATE SCHEMA evil;
@@ -338,7 +337,7 @@ async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
         .batch_execute("SET search_path = evil, pg_catalog, public; SELECT 1::bigint = 1::bigint")
         .await
         .unwrap();
-    assert_eq!(count(&client, "evil.calls").await, 1, "the plant works");
+    assert_eq!(count(client, "evil.calls").await, 1, "the plant works");
     client.batch_execute("TRUNCATE evil.calls").await.unwrap();
 
     client
@@ -366,23 +365,17 @@ async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
         .batch_execute("SET search_path = public")
         .await
         .unwrap();
-    let calls: Vec<String> = client
-        .query("SELECT DISTINCT what FROM evil.calls", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let calls = planted_calls(client, "evil.calls").await;
     assert!(calls.is_empty(), "the copy trigger reached {calls:?}");
-    assert_eq!(except_both_ways(&client, "m", "m_hs_new").await, 0);
-    assert_eq!(count(&client, "m_hs_new").await, 481);
+    assert_eq!(except_both_ways(client, "m", "m_hs_new").await, 0);
+    assert_eq!(count(client, "m_hs_new").await, 481);
 
     client
         .batch_execute("SET search_path = evil, pg_catalog, public; TRUNCATE public.m; SET search_path = public")
         .await
         .unwrap();
-    assert_eq!(count(&client, "evil.calls").await, 0);
-    assert_eq!(count(&client, "m_hs_new").await, 0);
+    assert_eq!(count(client, "evil.calls").await, 0);
+    assert_eq!(count(client, "m_hs_new").await, 0);
 }
 
 /// A key of an extension's type passed validation, the backfill and parity, and then
@@ -392,20 +385,19 @@ async fn a_hostile_search_path_reaches_nothing_in_the_copy_trigger() {
 /// The key is now matched by its unique index's own equality, in both directions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
-    let db = TestDb::new("extension_key").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE EXTENSION ltree;
+    let s = Scenario::new(
+        "extension_key",
+        "CREATE EXTENSION ltree;
              CREATE TABLE l (path ltree PRIMARY KEY, ts timestamptz NOT NULL, v int);
              INSERT INTO l SELECT ('top.n' || g)::ltree, '2026-01-01'::timestamptz + g * interval '1 minute', g
              FROM generate_series(1, 2000) g;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("extkey", "l", ""));
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
-        .ok();
+        "extkey",
+        "l",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("backfill"));
     client
         .batch_execute(
             "UPDATE l SET v = -v WHERE path OPERATOR(public.<@) 'top.n5';
@@ -415,9 +407,8 @@ async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
         )
         .await
         .unwrap();
-    assert_eq!(except_both_ways(&client, "l", "l_hs_new").await, 0);
-    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    assert_eq!(except_both_ways(client, "l", "l_hs_new").await, 0);
+    assert!(s.apply(None).stdout.contains("cut over"));
     // After cutover the reverse trigger keeps the retired table in step the same way.
     client
         .batch_execute(
@@ -426,8 +417,8 @@ async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
         )
         .await
         .unwrap();
-    assert_eq!(except_both_ways(&client, "l", "l_hs_old").await, 0);
-    assert_eq!(count(&client, "l").await, 1998);
+    assert_eq!(except_both_ways(client, "l", "l_hs_old").await, 0);
+    assert_eq!(count(client, "l").await, 1998);
 }
 
 /// Issue 9's class of finding, in the catalog's queries: `unnest(i.indkey::int2[])` and
@@ -438,11 +429,9 @@ async fn a_key_of_an_extension_type_keeps_the_applications_writes_working() {
 /// compared with `OPERATOR(schema.op)`, so a citext key still moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_function_planted_for_the_catalog_queries_runs() {
-    let db = TestDb::new("planted_catalog").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE EXTENSION citext;
+    let s = Scenario::new(
+        "planted_catalog",
+        "CREATE EXTENSION citext;
              CREATE TABLE m (code citext PRIMARY KEY, ts timestamptz NOT NULL, v int);
              INSERT INTO m SELECT 'Code-' || g, '2026-01-01'::timestamptz + g * interval '1 minute', g
              FROM generate_series(1, 3000) g;
@@ -453,16 +442,14 @@ async fn no_function_planted_for_the_catalog_queries_runs() {
                $$ INSERT INTO public.planted_calls VALUES ('unnest(oid[])'); SELECT x FROM pg_catalog.unnest($1) x $$;
              CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE sql AS
                $$ INSERT INTO public.planted_calls VALUES ('quote_ident(name)'); SELECT pg_catalog.quote_ident($1::text) $$;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan(
-        "p.yaml",
-        &one_table_plan("planted", "m", "backfill:\n  batch_rows: 500\n"),
-    );
-    db.hyperswap(&["plan", "validate", path_str(&plan)]).ok();
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
-        .ok();
+        "planted",
+        "m",
+        "backfill:\n  batch_rows: 500\n",
+    )
+    .await;
+    let client = &s.client;
+    s.run(&["plan", "validate"]).ok();
+    s.apply(Some("backfill"));
     client
         .batch_execute(
             "UPDATE m SET v = -v WHERE code = 'code-7';
@@ -472,21 +459,8 @@ async fn no_function_planted_for_the_catalog_queries_runs() {
         .await
         .unwrap();
     // The difference planted in the copy is found by key, and repaired.
-    let run = db.hyperswap(&["parity", path_str(&plan)]);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("Code-9"), "{}", run.stdout);
-    db.hyperswap(&["parity", path_str(&plan), "--repair"]).ok();
-    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
-    db.hyperswap(&["rollback", path_str(&plan)]).ok();
-    assert_eq!(except_both_ways(&client, "m", "m_hs_new").await, 0);
-    let calls: Vec<String> = client
-        .query("SELECT DISTINCT what FROM public.planted_calls", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    s.repair_cut_over_and_back("Code-9", "m").await;
+    let calls = planted_calls(client, "public.planted_calls").await;
     assert!(calls.is_empty(), "hyperswap ran {calls:?}");
 }
 
@@ -496,28 +470,20 @@ async fn no_function_planted_for_the_catalog_queries_runs() {
 /// and it moves exactly (under the pinned search_path, citext's `<` is not found by name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composite_key_of_mixed_operator_schemas_moves() {
-    let db = TestDb::new("mixed_key").await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE EXTENSION citext;
+    let s = Scenario::new(
+        "mixed_key",
+        "CREATE EXTENSION citext;
              CREATE TABLE mk (code citext NOT NULL, ts timestamptz NOT NULL, v int, PRIMARY KEY (code, ts));
              INSERT INTO mk SELECT 'Dev-' || (g % 97), '2026-01-01'::timestamptz + g * interval '1 second', g
              FROM generate_series(1, 120000) g;
              ANALYZE mk;",
-        )
-        .await
-        .unwrap();
-    let plan = db.plan(
-        "p.yaml",
-        &one_table_plan(
-            "mixed",
-            "mk",
-            "backfill:\n  batch_rows: 5000\nparity:\n  range_rows: 50000\n",
-        ),
-    );
-    db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
-        .ok();
+        "mixed",
+        "mk",
+        "backfill:\n  batch_rows: 5000\nparity:\n  range_rows: 50000\n",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("backfill"));
     client
         .batch_execute(
             "UPDATE mk SET v = -v WHERE code = 'dev-5';
@@ -526,17 +492,8 @@ async fn a_composite_key_of_mixed_operator_schemas_moves() {
         )
         .await
         .unwrap();
-    let run = db.hyperswap(&["parity", path_str(&plan)]);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("Dev-9"), "{}", run.stdout);
-    assert!(run.stdout.contains("ranges"), "{}", run.stdout);
-    db.hyperswap(&["parity", path_str(&plan), "--repair"]).ok();
-    assert_eq!(except_both_ways(&client, "mk", "mk_hs_new").await, 0);
-    let run = db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
-    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
-    db.hyperswap(&["rollback", path_str(&plan)]).ok();
-    assert_eq!(except_both_ways(&client, "mk", "mk_hs_new").await, 0);
-    assert_eq!(count(&client, "mk").await, 120000 - 223);
+    s.repair_cut_over_and_back("Dev-9", "mk").await;
+    assert_eq!(count(client, "mk").await, 120000 - 223);
 }
 
 /// A plan cut over by a build that did not pin the session's search_path recorded view
@@ -545,15 +502,18 @@ async fn a_composite_key_of_mixed_operator_schemas_moves() {
 /// `SET LOCAL search_path` of its own) runs under the role's default search_path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_recorded_by_an_earlier_build_still_runs() {
-    let db = TestDb::new("legacy_reverse").await;
-    let client = db.client().await;
-    small_table(&client, 200, "1 hour").await;
-    client
-        .batch_execute("CREATE VIEW recent AS SELECT id FROM t WHERE id > 10")
-        .await
-        .unwrap();
-    let plan = db.plan("p.yaml", &one_table_plan("legacy", "t", ""));
-    db.hyperswap(&["plan", "apply", path_str(&plan)]).ok();
+    let s = Scenario::new(
+        "legacy_reverse",
+        "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO t SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 200) g;
+         CREATE VIEW recent AS SELECT id FROM t WHERE id > 10;",
+        "legacy",
+        "t",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(None);
     // The script as the earlier build wrote it.
     let changed = client
         .execute(
@@ -566,15 +526,15 @@ async fn a_rollback_recorded_by_an_earlier_build_still_runs() {
         .await
         .unwrap();
     assert_eq!(changed, 1, "the recorded view definition names public.t");
-    let run = db.hyperswap(&["rollback", path_str(&plan)]).ok();
+    let run = s.run(&["rollback"]).ok();
     assert!(
         run.stderr.contains("cut over by an earlier hyperswap"),
         "{}",
         run.stderr
     );
-    assert!(!is_hypertable(&client, "t").await);
-    assert_eq!(count(&client, "recent").await, 190);
-    assert_eq!(except_both_ways(&client, "t", "t_hs_new").await, 0);
+    assert!(!is_hypertable(client, "t").await);
+    assert_eq!(count(client, "recent").await, 190);
+    assert_eq!(except_both_ways(client, "t", "t_hs_new").await, 0);
 }
 
 /// Issue 9: a `hyperswap` schema created beforehand by a role that is not a superuser

@@ -329,6 +329,34 @@ impl Scenario {
         }
         .ok()
     }
+
+    /// With one row of the copy (`<table>_hs_new`) changed behind the tool's back:
+    /// parity exits 1 naming `key`, `--repair` mends it, and the plan cuts over and rolls
+    /// back, with 0 differences by EXCEPT ALL after the repair and after the rollback.
+    pub async fn repair_cut_over_and_back(&self, key: &str, table: &str) {
+        let copy = format!("{table}_hs_new");
+        let run = self.run(&["parity"]);
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains(key), "{}", run.stdout);
+        self.run(&["parity", "--repair"]).ok();
+        assert_eq!(except_both_ways(&self.client, table, &copy).await, 0);
+        let run = self.apply(None);
+        assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+        self.run(&["rollback"]).ok();
+        assert_eq!(except_both_ways(&self.client, table, &copy).await, 0);
+    }
+}
+
+/// What planted functions recorded of their calls (`table` has one column `what`), once
+/// each.
+pub async fn planted_calls(client: &Client, table: &str) -> Vec<String> {
+    client
+        .query(&format!("SELECT DISTINCT what FROM {table}"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Whether `public.<name>` is a hypertable.

@@ -725,6 +725,39 @@ async fn writes(
         &WRITE_TABLES,
     )
     .await?;
+    // What the writes above left in the change log, replayed by `hyperswap parity`: its
+    // time less that of a second run, which finds the log (nearly) empty.
+    let waiting: i64 = client
+        .query_one(
+            "SELECT count(*) FROM hyperswap.changes__public__bench_w",
+            &[],
+        )
+        .await?
+        .get(0);
+    let plan_arg = plan.to_str().unwrap();
+    let started = Instant::now();
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["parity", plan_arg, "-q"],
+    )?;
+    let with_log = started.elapsed();
+    let started = Instant::now();
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["parity", plan_arg, "-q"],
+    )?;
+    let without = started.elapsed();
+    let replay = with_log
+        .saturating_sub(without)
+        .max(Duration::from_millis(1));
+    println!(
+        "| replay of the change log the writes above left: {waiting} entries | `hyperswap parity` with the log ({:.1} s) less a second run ({:.1} s) | | {:.0} entries/s | |",
+        secs(with_log),
+        secs(without),
+        waiting as f64 / replay.as_secs_f64()
+    );
     // After cutover: the hypertable under the application's name, its reverse triggers
     // keeping the retired table in step, against a hypertable twin without triggers.
     apply_plan(&cli.hyperswap, &cli.database_url, &plan, None)?;

@@ -172,6 +172,10 @@ impl Apply<'_> {
                         }
                         parity = Some(report);
                     }
+                    // What the change log holds now is replayed before the locks, so
+                    // that the cutover's own replay, under them, has seconds' worth.
+                    self.progress.step("replaying the change log");
+                    crate::replay::drain(&*client, &self.log, jobs).await?;
                     self.progress.step("cutting over");
                     let stmts = cutover::statements(name, jobs, &lock);
                     let reverse = cutover::reverse_script(jobs, &lock);

@@ -1,15 +1,15 @@
 //! Phase 3, backfill: copy history in key-ordered batches, by several workers at once.
 //!
 //! When the backfill starts, each table's key space (up to its last key then: later rows
-//! are the copy trigger's) is cut into ranges of about equal rows, from a sample of its
-//! keys, and recorded in `hyperswap.ranges`. Workers, each on a connection of its own,
-//! take the ranges in order, one at a time, and batch through them. A batch:
+//! reach the copy through the change log) is cut into ranges of about equal rows, from a
+//! sample of its keys, and recorded in `hyperswap.ranges`. Workers, each on a connection
+//! of its own, take the ranges in order, one at a time, and batch through them. A batch:
 //!
 //! - reads its last key from the key's index (`OFFSET n-1`), so gaps in the key make no
 //!   empty batches;
-//! - copies the interval with its source rows locked `FOR SHARE` (a concurrent UPDATE or
-//!   DELETE of one of them waits for the batch to commit and is then mirrored by the
-//!   trigger: no stale copy can survive), skipping rows the trigger copied first;
+//! - copies the interval as its snapshot shows it, without locking a row: a change the
+//!   application commits after the snapshot has its key in the change log, replayed
+//!   once every batch has committed (see [`crate::replay`]), so no stale copy survives;
 //! - advances its range's cursor in the same transaction, so a stopped run resumes after
 //!   its last committed batch, with any number of workers.
 //!
@@ -70,17 +70,6 @@ impl From {
     }
 }
 
-/// How a batch treats a row the copy trigger inserted while the batch ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Conflicts {
-    /// A plain INSERT: such a row makes the batch fail with a unique violation, and
-    /// the batch is run again as [`Conflicts::Skip`]. Cheapest: no speculative
-    /// insertion (which writes a second WAL record per row).
-    Fail,
-    /// `ON CONFLICT DO NOTHING`: such rows are skipped.
-    Skip,
-}
-
 /// The key (under `alias`) after the cursor or from the range's start ($1) and at most
 /// the range's end ($2).
 fn in_range(job: &Job, alias: Option<&str>, from: From) -> String {
@@ -106,31 +95,14 @@ pub fn next_sql(job: &Job, from: From) -> String {
 }
 
 /// The batch statement. $1 = range start or cursor, $2 = the batch's last key.
-pub fn batch_sql(job: &Job, from: From, conflicts: Conflicts) -> String {
-    let (note, on_conflict) = match conflicts {
-        Conflicts::Fail => (
-            "A row the trigger inserts meanwhile fails the batch (unique violation); it is then run again with ON CONFLICT DO NOTHING.",
-            "",
-        ),
-        Conflicts::Skip => (
-            "Run after a unique violation: a row the trigger inserted meanwhile is skipped.",
-            "\n    ON CONFLICT DO NOTHING",
-        ),
-    };
+pub fn batch_sql(job: &Job, from: From) -> String {
     crate::template::render(
         include_str!("../sql/backfill_batch.sql"),
         &[
-            ("conflict_note", note.into()),
             ("columns", job.column_list()),
             ("source", job.source.quoted()),
             ("target", job.target.quoted()),
             ("in_range", in_range(job, None, from)),
-            ("in_range_t", in_range(job, Some("hyperswap_t"), from)),
-            (
-                "same_key",
-                job.key.equals(Some("hyperswap_t"), "hyperswap_b"),
-            ),
-            ("on_conflict", on_conflict.into()),
         ],
     )
 }
@@ -414,7 +386,12 @@ impl<'a> Backfill<'a> {
         .await?;
         let summary = summary(&locked(&shared.took), n);
         drop(shared);
+        // Every batch has committed: what the application changed meanwhile is the
+        // change log's, replayed now (before the deferred indexes, which it would feed),
+        // and again after them.
+        self.replay().await?;
         self.build_indexes().await?;
+        self.replay().await?;
         let ctx = "finishing the backfill";
         let tx = self.client.transaction().await.context(ctx)?;
         // The NOT VALID constraints, now that the old rows are in (see
@@ -446,6 +423,23 @@ impl<'a> Backfill<'a> {
 }
 
 impl Backfill<'_> {
+    /// Drains the change logs (see [`crate::replay::drain`]).
+    async fn replay(&self) -> Result<()> {
+        self.progress
+            .step("replaying the changes the application made during the copy");
+        let r = crate::replay::drain(&*self.client, self.log, self.jobs).await?;
+        if r.taken > 0 {
+            tracing::info!(
+                "replayed {} logged change(s) of plan `{}`: {} row(s) written, {} removed",
+                r.taken,
+                self.plan,
+                r.written,
+                r.deleted
+            );
+        }
+        Ok(())
+    }
+
     /// Builds the indexes left for after the copy (see [`crate::target::deferred`]). A
     /// build interrupted earlier left its index invalid: it is dropped and built again.
     /// Each waits at most `lock_timeout` for a chunk (then backs off and retries), so a
@@ -547,9 +541,7 @@ struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     /// Rows of the next batch.
     rows: u32,
-    /// Batches left to run with ON CONFLICT after a unique violation.
-    skip_for: u32,
-    statements: HashMap<(i32, From, Conflicts), Statement>,
+    statements: HashMap<(i32, From), Statement>,
     next: HashMap<(i32, From), Statement>,
     advance: Option<Statement>,
     throttle: Throttle,
@@ -567,7 +559,6 @@ impl<'s, 'a> Worker<'s, 'a> {
         Worker {
             client,
             rows: shared.run.opts.batch_rows,
-            skip_for: 0,
             statements: HashMap::new(),
             next: HashMap::new(),
             advance: None,
@@ -655,14 +646,8 @@ impl<'s, 'a> Worker<'s, 'a> {
         let opts = self.shared.run.opts;
         let mut attempt = 0;
         loop {
-            let conflicts = if self.skip_for > 0 {
-                self.skip_for -= 1;
-                Conflicts::Skip
-            } else {
-                Conflicts::Fail
-            };
             let started = Instant::now();
-            let result = self.batch(job, range, from, conflicts, start).await;
+            let result = self.batch(job, range, from, start).await;
             let took = started.elapsed();
             match result {
                 Ok(batch) => {
@@ -670,11 +655,6 @@ impl<'s, 'a> Worker<'s, 'a> {
                     self.rows =
                         next_batch_rows(self.rows, took, opts.batch_duration, opts.max_batch_rows);
                     return Ok(batch);
-                }
-                // The trigger copied a row of this batch meanwhile: the same batch again,
-                // skipping such rows (and the next few too: writers are busy here).
-                Err(e) if e.sqlstate() == Some("23505") && conflicts == Conflicts::Fail => {
-                    self.skip_for = 16;
                 }
                 Err(e)
                     if (is_lock_conflict(&e) || e.sqlstate() == Some("40001"))
@@ -703,7 +683,6 @@ impl<'s, 'a> Worker<'s, 'a> {
         &mut self,
         job: &Job,
         from: From,
-        conflicts: Conflicts,
     ) -> Result<(Statement, Statement, Statement)> {
         let ctx = "preparing the backfill batch";
         let ord = job.ord as i32;
@@ -713,11 +692,11 @@ impl<'s, 'a> Worker<'s, 'a> {
             let st = self.client.prepare(&sql).await.context(ctx)?;
             self.next.insert((ord, from), st);
         }
-        if !self.statements.contains_key(&(ord, from, conflicts)) {
-            let sql = batch_sql(job, from, conflicts);
+        if !self.statements.contains_key(&(ord, from)) {
+            let sql = batch_sql(job, from);
             self.shared.log_once(&sql);
             let st = self.client.prepare(&sql).await.context(ctx)?;
-            self.statements.insert((ord, from, conflicts), st);
+            self.statements.insert((ord, from), st);
         }
         if self.advance.is_none() {
             self.shared.log_once(journal::ADVANCE_RANGE);
@@ -730,7 +709,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         Ok((
             self.next[&(ord, from)].clone(),
-            self.statements[&(ord, from, conflicts)].clone(),
+            self.statements[&(ord, from)].clone(),
             self.advance.clone().expect("prepared above"),
         ))
     }
@@ -741,14 +720,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         job: &Job,
         range: &RangeRecord,
         from: From,
-        conflicts: Conflicts,
         start: &[String],
     ) -> Result<Batch> {
-        let (next, batch, advance) = self.prepared(job, from, conflicts).await?;
+        let (next, batch, advance) = self.prepared(job, from).await?;
         let ctx = "copying a backfill batch";
         let plan = self.shared.run.plan;
         let skip = self.rows as i64 - 1;
         let tx = self.client.transaction().await.context(ctx)?;
+        if let Some(owner) = job.as_owner_sql() {
+            self.shared.log_once(&owner);
+            tx.batch_execute(&owner).await.context(ctx)?;
+        }
         let last: Option<Vec<String>> = tx
             .query_opt(&next, &[&start, &range.hi, &skip])
             .await
@@ -756,11 +738,15 @@ impl<'s, 'a> Worker<'s, 'a> {
             .map(|r| r.get(0));
         let exhausted = last.is_none();
         let last_key = last.unwrap_or_else(|| range.hi.clone());
-        let row = tx
-            .query_one(&batch, &[&start, &last_key])
+        let rows = tx
+            .execute(&batch, &[&start, &last_key])
+            .await
+            .context(ctx)? as i64;
+        // The journal is the tool's: its record is written as the session's role.
+        self.shared.log_once(crate::model::AS_SELF_SQL);
+        tx.batch_execute(crate::model::AS_SELF_SQL)
             .await
             .context(ctx)?;
-        let rows: i64 = row.get(0);
         tx.execute(
             &advance,
             &[

@@ -19,6 +19,7 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
+        out.extend(crate::replay::cutover_statements(job));
         // Grants given on the source since the target was made follow it too.
         out.extend(crate::target::grants(job));
         out.push(trigger::drop_guard(&job.target));

@@ -24,6 +24,7 @@
 //! - [`inbound_fks`]: other tables' foreign keys to a moved table: what dropping them
 //!   loses, and their valid return on rollback; [`fk_emulation`]: `inbound_foreign_keys:
 //!   emulate`, triggers that keep their meaning after cutover.
+//! - [`replay`]: the change log the forward trigger appends to, replayed into the copy.
 //! - [`remove`]: `abort` before cutover and `finalize` after it.
 //! - [`show`]: `plan show`, from the same functions `apply` runs.
 //! - [`status`]: where each plan stands.
@@ -53,6 +54,7 @@ pub mod plan;
 pub mod privileges;
 pub mod progress;
 pub mod remove;
+pub mod replay;
 pub mod rollback;
 pub mod runner;
 pub mod show;

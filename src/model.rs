@@ -8,6 +8,8 @@ use crate::ident::{quote_ident, with_suffix, QualifiedName};
 
 /// Schema of the tool's own objects (journal tables, trigger functions).
 pub const TOOL_SCHEMA: &str = "hyperswap";
+/// Ends [`Job::as_owner_sql`]: the rest of the transaction runs as the session's role.
+pub const AS_SELF_SQL: &str = "SELECT pg_catalog.set_config('role', 'none', true)";
 /// Trigger names on the tables (names are per table, so fixed names are unique): one
 /// statement trigger per event, as transition tables require, for each direction.
 pub const COPY_TRIGGERS: Triggers = Triggers::named("hyperswap_copy");
@@ -328,6 +330,38 @@ impl Job {
         tool_function("columns", &self.source)
     }
 
+    /// The change log: the key of every row the application writes on the source while
+    /// the copy is behind, appended by the forward trigger and replayed by the tool (see
+    /// [`crate::replay`]).
+    pub fn change_log(&self) -> QualifiedName {
+        change_log_of(&self.source)
+    }
+
+    /// For the rest of the transaction, act as the table's owner when hyperswap runs as a
+    /// superuser: what the tool writes into the copy (batches, replays, repairs) then
+    /// runs whatever the owner attached to it (a CHECK calling the owner's function)
+    /// with the owner's rights, never a superuser's. Not under FORCE ROW LEVEL SECURITY,
+    /// whose policies would hide rows from the owner. `SET LOCAL ROLE` in effect.
+    pub fn as_owner_sql(&self) -> Option<String> {
+        if self.table.force_row_security {
+            return None;
+        }
+        Some(format!(
+            "SELECT pg_catalog.set_config('role', {}, true) FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER AND rolsuper",
+            crate::ident::quote_literal(&self.table.owner)
+        ))
+    }
+
+    /// The target's unique key: the source's key, and the time column unless it is part
+    /// of the key already.
+    pub fn unique_columns(&self) -> Vec<&str> {
+        let mut cols = self.key.names();
+        if !self.key.contains(&self.time.name) {
+            cols.push(&self.time.name);
+        }
+        cols
+    }
+
     /// The name an index or constraint of the source gets on the new table.
     pub fn new_index_name(&self, name: &str) -> String {
         with_suffix(name, NEW_SUFFIX)
@@ -336,6 +370,11 @@ impl Job {
     pub fn old_index_name(&self, name: &str) -> String {
         with_suffix(name, OLD_SUFFIX)
     }
+}
+
+/// The change log of the plan's table `source` (by the application's name).
+pub fn change_log_of(source: &QualifiedName) -> QualifiedName {
+    tool_function("changes", source)
 }
 
 /// `<kind>__<schema>__<table>`. The separator is ambiguous when a part contains `__`, or

@@ -48,6 +48,10 @@ pub fn statements(
             "no CASCADE: anything of yours that still depends on it stops the drop",
         ));
         second.push(trigger::drop_function(&job.forward()));
+        second.push(Stmt::new(format!(
+            "DROP TABLE IF EXISTS {}",
+            job.change_log().quoted()
+        )));
         second.push(trigger::drop_function(&job.reverse()));
         second.push(trigger::drop_guard_function(job));
     }

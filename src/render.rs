@@ -192,6 +192,13 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
                 t.batches,
                 t.rows_per_second
             );
+            if let Some(n) = t.changes_waiting {
+                let _ = writeln!(
+                    out,
+                    "  {}: {n} logged change(s) waiting for replay (parity and cutover replay them)",
+                    t.source
+                );
+            }
         }
     }
     out.trim_end().to_string()

@@ -134,28 +134,39 @@ fn write_phases(
         );
         section(out, &format!("phase 3, backfill {}", job.source));
         let mut list = Vec::new();
+        if let Some(owner) = job.as_owner_sql() {
+            list.push(Stmt::noted(
+                owner,
+                "first in each batch's transaction (and in each replay's, below and in parity): when hyperswap runs as a superuser, what it writes into the copy runs as the table's owner, so nothing the owner attached to the copy runs with a superuser's rights",
+            ));
+        }
         for from in [backfill::From::RangeStart, backfill::From::Cursor] {
             list.push(Stmt::new(backfill::next_sql(job, from)));
-            list.push(Stmt::new(backfill::batch_sql(
-                job,
-                from,
-                backfill::Conflicts::Fail,
-            )));
+            list.push(Stmt::new(backfill::batch_sql(job, from)));
         }
-        list[0].note = Some(note);
+        list.push(Stmt::noted(
+            crate::model::AS_SELF_SQL,
+            "before the journal record, which is the tool's to write",
+        ));
+        list[0].note = Some(match &list[0].note {
+            Some(n) => format!("{note}\n{n}"),
+            None => note,
+        });
         stmts(out, &list);
         section(
             out,
             &format!(
-                "phase 3, backfill {}: run only when a batch meets a row the copy trigger inserted meanwhile (unique violation), in its place",
-                job.source
+                "phase 3, end of the backfill {}: the change log replayed, in passes of {} entries ($1), before the indexes below and again after them; parity replays each range's entries (the same statement, taking those in the range) in the range's snapshot",
+                job.source,
+                crate::replay::PASS_ENTRIES
             ),
         );
-        stmts(
-            out,
-            &[backfill::From::RangeStart, backfill::From::Cursor]
-                .map(|from| Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Skip))),
-        );
+        let mut replay: Vec<Stmt> = crate::replay::owner_grants(job).into_iter().collect();
+        replay.push(Stmt::new(crate::replay::replay_sql(
+            job,
+            crate::replay::Take::Limit,
+        )));
+        stmts(out, &replay);
     }
     section(
         out,
@@ -195,7 +206,7 @@ fn write_phases(
         section(
             out,
             &format!(
-                "phase 4, parity {}: {} key range(s), each read on both sides in one REPEATABLE READ READ ONLY transaction, two connections taking ranges from a queue ($1, $2 = range bounds)",
+                "phase 4, parity {}: {} key range(s), each in one REPEATABLE READ transaction that first replays the range's change-log entries, then reads both sides; two connections taking ranges from a queue ($1, $2 = range bounds)",
                 job.source,
                 b.len() + 1
             ),

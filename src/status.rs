@@ -30,6 +30,9 @@ pub struct TableStatus {
     pub batches: i64,
     /// Rows per second over the backfill so far.
     pub rows_per_second: f64,
+    /// Keys in the change log, waiting for replay (before cutover; `None` when there is
+    /// no change log, or it could not be counted).
+    pub changes_waiting: Option<i64>,
 }
 
 /// Every plan in the journal, or just `only`.
@@ -46,7 +49,7 @@ pub async fn status(client: &impl GenericClient, only: Option<&str>) -> Result<V
 
 async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStatus> {
     let p = journal::plan_times(client, name).await?;
-    let tables = journal::table_progress(client, name)
+    let mut tables: Vec<TableStatus> = journal::table_progress(client, name)
         .await?
         .into_iter()
         .map(|t| TableStatus {
@@ -61,8 +64,14 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
             } else {
                 0.0
             },
+            changes_waiting: None,
         })
         .collect();
+    if p.phase != "cut_over" {
+        for t in &mut tables {
+            t.changes_waiting = changes_waiting(client, &t.source).await;
+        }
+    }
     Ok(PlanStatus {
         plan: name.to_string(),
         phase: p.phase,
@@ -73,4 +82,23 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
         cutover_at: p.cutover_at,
         tables,
     })
+}
+
+/// The count of the change log of the table the journal names `source`.
+async fn changes_waiting(client: &impl GenericClient, source: &str) -> Option<i64> {
+    let source = crate::ident::QualifiedName::parse(source).ok()?;
+    let log = crate::model::change_log_of(&source).quoted();
+    let exists: bool = client
+        .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&log])
+        .await
+        .ok()?
+        .get(0);
+    if !exists {
+        return None;
+    }
+    client
+        .query_one(&format!("SELECT pg_catalog.count(*) FROM {log}"), &[])
+        .await
+        .ok()
+        .map(|r| r.get(0))
 }

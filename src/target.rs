@@ -36,56 +36,8 @@ pub fn statements(job: &Job) -> Vec<Stmt> {
     out.extend(grants(job));
     out.extend(comments(job));
     out.extend(policies(job));
-    out.push(precreate_chunks(job));
     out
 }
-
-/// Chunks are created here, empty, for the source's whole time range and a little
-/// beyond now, in the tool's own transaction: no application write mirrored by the
-/// copy trigger has to create one (a chunk created by another transaction is invisible
-/// to a REPEATABLE READ writer whose snapshot is older, and creating one takes locks that
-/// would make unrelated writers wait).
-fn precreate_chunks(job: &Job) -> Stmt {
-    let len = job.chunk_time_interval.as_micros().max(1).to_string();
-    let time = quote_ident(&job.time.name);
-    let values = job
-        .written_columns()
-        .iter()
-        .map(|c| {
-            if *c == job.time.name {
-                format!(
-                    "pg_catalog.to_timestamp(hyperswap_at / 1000000.0)::{}",
-                    job.time.type_sql
-                )
-            } else {
-                format!("hyperswap_one.{}", quote_ident(c))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let body = crate::template::render(
-        include_str!("../sql/precreate_chunks.sql"),
-        &[
-            ("time", time),
-            ("len", len),
-            ("source", job.source.quoted()),
-            ("target", job.target.quoted()),
-            ("columns", job.column_list()),
-            ("values", values),
-            ("max_chunks", MAX_PRECREATED_CHUNKS.to_string()),
-        ],
-    );
-    Stmt::noted(
-        format!("DO {}", crate::ident::dollar_quote(&format!("\n{body}"))),
-        format!(
-            "create the chunks ahead, from the source's first {} to two chunks past its last (not beyond {MAX_PRECREATED_CHUNKS} chunks)",
-            job.time.name
-        ),
-    )
-}
-
-/// More chunks than this are not created ahead (a very narrow chunk interval).
-const MAX_PRECREATED_CHUNKS: u32 = 20_000;
 
 /// Row-level security: the source's policies, and RLS enabled from the start when the
 /// source has it, so a role the source restricts to some rows sees no more in the new

@@ -22,6 +22,9 @@ pub struct Direction<'a> {
     /// The table kept in step, by the name it has while the trigger acts.
     pub to: &'a QualifiedName,
     pub triggers: Triggers,
+    /// The change log the function appends to (forward), or `None`: it writes `to` in
+    /// the writer's transaction (reverse, after cutover, so rollback loses nothing).
+    pub log: Option<QualifiedName>,
 }
 
 impl Job {
@@ -32,6 +35,7 @@ impl Job {
             on: &self.source,
             to: &self.target,
             triggers: COPY_TRIGGERS,
+            log: Some(self.change_log()),
         }
     }
 
@@ -42,6 +46,7 @@ impl Job {
             on: &self.target,
             to: &self.retired,
             triggers: REVERSE_TRIGGERS,
+            log: None,
         }
     }
 }
@@ -55,6 +60,7 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
         format!("GRANT USAGE ON SCHEMA {} TO {}", quote_ident(crate::model::TOOL_SCHEMA), quote_ident(&job.table.owner)),
         "TimescaleDB creates each new chunk as the hypertable's owner, copying its row triggers (foreign-key emulation's, whose functions live here) onto it",
     )];
+    out.push(change_log_sql(job));
     for (dir, what) in [
         (job.forward(), "before cutover"),
         (job.reverse(), "after cutover"),
@@ -62,8 +68,14 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
         out.push(Stmt::noted(
             function_sql(job, &dir),
             format!(
-                "{what}: copies every change on the table named {} into {}",
-                job.source, dir.to
+                "{what}: {} every change on the table named {} into {}",
+                if dir.log.is_some() {
+                    "logs (for replay)"
+                } else {
+                    "copies"
+                },
+                job.source,
+                dir.to
             ),
         ));
         out.push(Stmt::noted(
@@ -75,7 +87,7 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
         ));
         if !job.table.force_row_security {
             out.push(Stmt::noted(
-                owner_sql(&dir.function, &job.table.owner),
+                owner_sql(&dir.function, dir.log.as_ref(), &job.table.owner),
                 "when hyperswap runs as a superuser: the copy runs with the rights of the table's owner (who owns both tables), not a superuser's, so nothing the owner attaches to the tables can run with more",
             ));
         }
@@ -92,6 +104,40 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
     let forward = job.forward();
     out.extend(create_triggers(&forward, forward.on));
     out
+}
+
+/// The change log (see [`Job::change_log`]): the key columns, by their names and types,
+/// without index (the tool reads it whole, in replay order of no importance), readable
+/// and writable by the tool's role alone.
+fn change_log_sql(job: &Job) -> Stmt {
+    let log = job.change_log();
+    let columns = job
+        .key
+        .columns
+        .iter()
+        .map(|c| format!("{} {}{}", quote_ident(&c.name), c.type_sql, c.collate))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Default privileges (ALTER DEFAULT PRIVILEGES ... ON TABLES) may have given the
+    // new table to other roles: every grant but its owner's goes.
+    let revoke = format!(
+        "\nDECLARE\n    grantee pg_catalog.text;\nBEGIN\n    FOR grantee IN\n        SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'\n                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END\n        FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a\n        WHERE c.oid OPERATOR(pg_catalog.=) {}::pg_catalog.regclass AND a.grantee OPERATOR(pg_catalog.<>) c.relowner\n    LOOP\n        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', {}, grantee);\n    END LOOP;\nEND\n",
+        quote_literal(&log.quoted()),
+        quote_literal(&log.quoted()),
+    );
+    Stmt::noted(
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({columns});\nDO {};\nCOMMENT ON TABLE {} IS {}",
+            log.quoted(),
+            dollar_quote(&revoke),
+            log.quoted(),
+            quote_literal(&format!(
+                "hyperswap: keys of the rows written on {} that the copy has yet to read again; removed by abort and finalize",
+                job.source
+            ))
+        ),
+        "the application's writes append their keys here (a narrow heap insert, no index) instead of writing the hypertable; the tool replays them",
+    )
 }
 
 /// The view that pins the columns of both tables (see [`Job::columns_view`]).
@@ -141,10 +187,23 @@ fn owner_only(function: &QualifiedName, owner: &str) -> String {
 
 /// Hands a copy function to the table's owner when the running role is a superuser (a
 /// non-superuser runs as a member of the owner already; the owner could not be given a
-/// function in a schema it may not create in).
-fn owner_sql(function: &QualifiedName, owner: &str) -> String {
+/// function in a schema it may not create in), with INSERT on the change log it appends
+/// to, and SELECT and DELETE for the replays, which the tool runs as the owner (see
+/// [`Job::as_owner_sql`]). Nothing else there: a key appended by hand only makes the
+/// tool read that key again, and one deleted is a difference that parity finds (the
+/// owner can change its own copy anyway).
+fn owner_sql(function: &QualifiedName, log: Option<&QualifiedName>, owner: &str) -> String {
+    let grant = log
+        .map(|l| {
+            format!(
+                "\n        GRANT INSERT, SELECT, DELETE ON {} TO {};",
+                l.quoted(),
+                quote_ident(owner)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        ALTER FUNCTION {}() OWNER TO {};\n    END IF;\nEND\n",
+        "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        ALTER FUNCTION {}() OWNER TO {};{grant}\n    END IF;\nEND\n",
         function.quoted(),
         quote_ident(owner)
     );
@@ -237,18 +296,39 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
         })
         .collect::<Vec<_>>()
         .join(" AND ");
-    let body = crate::template::render(
-        include_str!("../sql/copy_trigger.sql"),
-        &[
-            ("live_name", quote_literal(&job.source.name)),
-            ("live_schema", quote_literal(&job.source.schema)),
-            ("to", dir.to.quoted()),
-            ("columns", columns),
-            ("selected", selected),
-            ("positions", positions),
-            ("old_row", old_row),
-        ],
-    );
+    let body = match &dir.log {
+        Some(log) => crate::template::render(
+            include_str!("../sql/change_log_trigger.sql"),
+            &[
+                ("live_name", quote_literal(&job.source.name)),
+                ("live_schema", quote_literal(&job.source.schema)),
+                ("to", dir.to.quoted()),
+                ("log", log.quoted()),
+                (
+                    "key",
+                    job.key
+                        .columns
+                        .iter()
+                        .map(|c| position(&c.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                ("positions", positions),
+            ],
+        ),
+        None => crate::template::render(
+            include_str!("../sql/copy_trigger.sql"),
+            &[
+                ("live_name", quote_literal(&job.source.name)),
+                ("live_schema", quote_literal(&job.source.schema)),
+                ("to", dir.to.quoted()),
+                ("columns", columns),
+                ("selected", selected),
+                ("positions", positions),
+                ("old_row", old_row),
+            ],
+        ),
+    };
     // No `SET session_replication_role` here: changing it flushes the session's plan
     // cache, twice per call, which cost a single-row INSERT two thirds of its speed. The
     // other table's triggers stay quiet without it: the other direction's act only while

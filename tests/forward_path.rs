@@ -73,7 +73,8 @@ async fn live_writes_during_backfill_leave_no_difference() {
     }
     let client = db.client().await;
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference(&plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     assert_eq!(
@@ -128,7 +129,8 @@ async fn killed_backfill_resumes_from_its_last_batch() {
     );
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference(&plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     let phase: String = client
@@ -257,7 +259,8 @@ async fn cutover_then_rollback_keeps_every_row() {
     assert_eq!(v, Some(-1.0));
     assert_eq!(count(&client, "public.metrics WHERE id = 1").await, 0);
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference(&plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     let id2: i64 = client

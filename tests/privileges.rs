@@ -181,7 +181,8 @@ async fn whole_path_as_the_tables_owner_with_the_documented_privileges() {
     assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
     assert!(!is_hypertable(&db.client().await, "metrics").await);
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference_as(&owner_url, &plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     assert_eq!(count(&client, "public.metrics WHERE value = -7").await, 1);
@@ -417,7 +418,8 @@ async fn rollback_and_finalize_refuse_up_front_without_ownership() {
         .await
         .unwrap();
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference_as(&url, &plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     // The role now owns the journal: a superuser does not take it on trust (issue 9)
@@ -562,7 +564,8 @@ async fn another_roles_journal_is_refused_with_the_grant_that_opens_it() {
     )
     .ok();
     assert_eq!(
-        except_both_ways(&client, "public.two", "public.two_hs_new").await,
+        db.settled_difference_as(&url, &two, "public.two", "public.two_hs_new")
+            .await,
         0
     );
     run_binary(&url, &["abort", path_str(&two)]).ok();
@@ -635,7 +638,8 @@ async fn row_security_forced_on_the_owner_is_refused_until_it_cannot_hide_rows()
     .ok();
     assert_eq!(count(&client, "public.metrics_hs_new").await, 1000);
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference_as(&url, &plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     run_binary(&url, &["abort", path_str(&plan)]).ok();
@@ -726,7 +730,8 @@ async fn alter_table_without_superuser_never_breaks_the_applications_writes() {
         .unwrap();
     let client = db.client().await;
     assert_eq!(
-        except_both_ways(&client, "public.metrics", "public.metrics_hs_new").await,
+        db.settled_difference_as(&owner_url, &plan, "public.metrics", "public.metrics_hs_new")
+            .await,
         0
     );
     let run = run_binary(&owner_url, &["plan", "apply", path_str(&plan)]).ok();

@@ -65,6 +65,12 @@ impl Checker<'_> {
     pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
         let started = Instant::now();
         let mut lanes = self.open().await?;
+        if self.phase.source_is_live() {
+            // The backlog first, in passes; each range then replays what came since.
+            self.progress
+                .step("replaying the change log before comparing");
+            crate::replay::drain(&lanes.conns[0], self.log, self.jobs).await?;
+        }
         let mut repaired: Vec<(String, usize)> = Vec::new();
         let mut report = self.compare(journal, &mut lanes).await?;
         // Each comparison names at most MAX_DIFFERENCES keys: repair them, compare
@@ -245,6 +251,9 @@ impl Checker<'_> {
         let params: Vec<&(dyn ToSql + Sync)> =
             columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         let tx = conn.transaction().await.with_context(ctx)?;
+        if let Some(owner) = job.as_owner_sql() {
+            tx.batch_execute(&owner).await.with_context(ctx)?;
+        }
         for s in repair_statements(job, from, to) {
             self.log.record(&s.sql);
             tx.execute(&s.sql, &params).await.with_context(ctx)?;

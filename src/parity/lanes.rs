@@ -32,16 +32,32 @@ pub(super) struct LaneStats {
     pub(super) longest: Mutex<Duration>,
 }
 
-/// A read-only REPEATABLE READ transaction: one snapshot for both sides of a range.
-async fn snapshot(
-    conn: &mut Client,
-) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
-    conn.build_transaction()
+/// A REPEATABLE READ transaction: one snapshot for both sides of a range. Before
+/// cutover it first replays the range's entries of the change log (in this snapshot:
+/// the copy is then the source there, and the reads below see it so); after cutover the
+/// reverse trigger keeps the mirror in step, and the transaction only reads.
+async fn snapshot<'c>(
+    conn: &'c mut Client,
+    replay: Option<(&str, &[&(dyn ToSql + Sync)])>,
+    as_owner: Option<&str>,
+) -> std::result::Result<Transaction<'c>, tokio_postgres::Error> {
+    let tx = conn
+        .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
+        .read_only(replay.is_none())
         .start()
-        .await
+        .await?;
+    if let Some((sql, params)) = replay {
+        if let Some(owner) = as_owner {
+            tx.batch_execute(owner).await?;
+        }
+        crate::replay::run(&tx, sql, params).await?;
+    }
+    Ok(tx)
 }
+
+/// How many times a range whose replay met another's (a serialization failure) is tried.
+const ATTEMPTS: u32 = 5;
 
 impl LaneStats {
     fn log_once(&self, log: &SqlLog, sql: &str) {
@@ -175,12 +191,45 @@ impl Checker<'_> {
         stats.log_once(self.log, &mirror_sql);
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let started = Instant::now();
-        let tx = snapshot(conn).await.with_context(ctx)?;
-        let l = tx.query_one(&live_sql, &params).await.with_context(ctx)?;
-        let m = tx.query_one(&mirror_sql, &params).await.with_context(ctx)?;
-        tx.commit().await.with_context(ctx)?;
-        stats.took(started.elapsed());
+        let replay = self.replay_sql(job, range);
+        if let Some((sql, _)) = &replay {
+            stats.log_once(self.log, sql);
+        }
+        let owner = job.as_owner_sql().filter(|_| replay.is_some());
+        if let Some(sql) = &owner {
+            stats.log_once(self.log, sql);
+        }
+        let mut attempt = 0;
+        let (l, m) = loop {
+            attempt += 1;
+            let started = Instant::now();
+            let read = async {
+                let tx = snapshot(
+                    conn,
+                    replay
+                        .as_ref()
+                        .map(|(sql, _)| (sql.as_str(), &params[..replay_params(&replay)])),
+                    owner.as_deref(),
+                )
+                .await?;
+                let l = tx.query_one(&live_sql, &params).await?;
+                let m = tx.query_one(&mirror_sql, &params).await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>((l, m))
+            }
+            .await;
+            stats.took(started.elapsed());
+            match read {
+                Err(e)
+                    if e.code()
+                        == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+                        && attempt < ATTEMPTS =>
+                {
+                    continue
+                }
+                other => break other.with_context(ctx)?,
+            }
+        };
         let sums = |r: &tokio_postgres::Row| Sums {
             rows: r.get(0),
             sum: r.get(1),
@@ -206,15 +255,66 @@ impl Checker<'_> {
         let mut values: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         values.push(&limit);
-        let started = Instant::now();
-        let tx = snapshot(conn).await.with_context(ctx)?;
-        let rows = tx.query(&sql, &values).await.with_context(ctx)?;
-        tx.commit().await.with_context(ctx)?;
-        stats.took(started.elapsed());
+        let replay = self.replay_sql(job, range);
+        if let Some((sql, _)) = &replay {
+            stats.log_once(self.log, sql);
+        }
+        let owner = job.as_owner_sql().filter(|_| replay.is_some());
+        if let Some(sql) = &owner {
+            stats.log_once(self.log, sql);
+        }
+        let mut attempt = 0;
+        let rows = loop {
+            attempt += 1;
+            let started = Instant::now();
+            let read = async {
+                let tx = snapshot(
+                    conn,
+                    replay
+                        .as_ref()
+                        .map(|(sql, _)| (sql.as_str(), &values[..replay_params(&replay)])),
+                    owner.as_deref(),
+                )
+                .await?;
+                let rows = tx.query(&sql, &values).await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(rows)
+            }
+            .await;
+            stats.took(started.elapsed());
+            match read {
+                Err(e)
+                    if e.code()
+                        == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+                        && attempt < ATTEMPTS =>
+                {
+                    continue
+                }
+                other => break other.with_context(ctx)?,
+            }
+        };
         let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
         Ok(classify(
             &names,
             rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
         ))
     }
+
+    /// Before cutover, the replay of `range`'s change-log entries (its parameters are
+    /// the range's, `$1` on, as the range's reads bind them), and how many it takes.
+    fn replay_sql(&self, job: &Job, range: &KeyRange) -> Option<(String, usize)> {
+        if !self.phase.source_is_live() {
+            return None;
+        }
+        let (clause, params) = range.clause(job, 1);
+        Some((
+            crate::replay::replay_sql(job, crate::replay::Take::Where(&clause)),
+            params.len(),
+        ))
+    }
+}
+
+/// The number of parameters a range's replay binds (0 without a replay).
+fn replay_params(replay: &Option<(String, usize)>) -> usize {
+    replay.as_ref().map_or(0, |(_, n)| *n)
 }

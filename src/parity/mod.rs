@@ -3,11 +3,14 @@
 //! Each table's key space is cut into ranges. Per range, both sides are read in one
 //! REPEATABLE READ snapshot: exact `count(*)` plus the sum and xor of a 64-bit hash of
 //! every row's text form, with the session settings that shape that text pinned. Two
-//! connections ("lanes") take ranges from a shared queue, so both stay busy. Because the
-//! copy trigger runs in the writer's transaction, every snapshot sees both sides of each
-//! write or neither: the comparison is exact while the application writes, with no lock
-//! and only short transactions. A range that differs is narrowed to its exact keys and
-//! columns. Per-range results go to the journal, so an interrupted run resumes.
+//! connections ("lanes") take ranges from a shared queue, so both stay busy. Before
+//! cutover the copy trails the source by its change log: each range's transaction first
+//! replays the range's logged keys in its own snapshot (see [`crate::replay`]), so the
+//! copy it then reads is the source as that snapshot shows it; after cutover the
+//! reverse trigger writes the retired table in the writer's transaction. Either way the
+//! comparison is exact while the application writes, with no lock and only short
+//! transactions. A range that differs is narrowed to its exact keys and columns.
+//! Per-range results go to the journal, so an interrupted run resumes.
 
 mod check;
 mod diff;
@@ -35,6 +38,13 @@ pub fn checksum_statements(
     let (live, mirror) = pair(job, phase);
     let mut out: Vec<Stmt> = Vec::new();
     for range in ranges::from_bounds(bounds) {
+        if phase.source_is_live() {
+            let (clause, _) = range.clause(job, 1);
+            let sql = crate::replay::replay_sql(job, crate::replay::Take::Where(&clause));
+            if !out.iter().any(|s| s.sql == sql) {
+                out.push(Stmt::new(sql));
+            }
+        }
         for table in [live, mirror] {
             let (sql, _) = sql::checksum_sql(job, table, &range, text);
             if !out.iter().any(|s| s.sql == sql) {

@@ -74,6 +74,42 @@ impl TestDb {
         run_binary(&self.url, args)
     }
 
+    /// Rows that differ between `live` and its copy `copy` once the change log is
+    /// replayed, counted independently of the tool: writers to `live` are held off by
+    /// an EXCLUSIVE lock in a transaction of the test's, `hyperswap parity` (which
+    /// replays the log) runs, EXCEPT ALL counts both ways, and the lock goes. The copy
+    /// trails the source by the log until a replay: only then is a count meaningful.
+    pub async fn settled_difference(&self, plan: &Path, live: &str, copy: &str) -> i64 {
+        self.settled_difference_as(&self.url, plan, live, copy)
+            .await
+    }
+
+    /// [`TestDb::settled_difference`], running `hyperswap parity` on `url` (as the role
+    /// the test runs the tool as).
+    pub async fn settled_difference_as(
+        &self,
+        url: &str,
+        plan: &Path,
+        live: &str,
+        copy: &str,
+    ) -> i64 {
+        let holder = self.client().await;
+        holder
+            .batch_execute(&format!("BEGIN; LOCK TABLE {live} IN EXCLUSIVE MODE"))
+            .await
+            .unwrap();
+        let run = run_binary(url, &["parity", path_str(plan)]);
+        assert!(
+            run.stdout.contains("EQUAL"),
+            "parity after the writers stopped: {}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        let n = except_both_ways(&holder, live, copy).await;
+        holder.batch_execute("COMMIT").await.unwrap();
+        n
+    }
+
     /// The binary as a command, for tests that spawn and kill it.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperswap"));

@@ -74,7 +74,8 @@ impl Move<'_> {
         assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
         let copied = rows_copied(&client).await;
         assert_eq!(
-            except_both_ways(&client, self.table, self.target).await,
+            db.settled_difference(std::path::Path::new(plan), self.table, self.target)
+                .await,
             0,
             "after parity"
         );
@@ -99,7 +100,8 @@ impl Move<'_> {
             assert!(*n > 0, "the writer never changed a row with: {sql}");
         }
         assert_eq!(
-            except_both_ways(&client, self.table, self.target).await,
+            db.settled_difference(std::path::Path::new(plan), self.table, self.target)
+                .await,
             0,
             "after rollback"
         );

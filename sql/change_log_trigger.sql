@@ -1,5 +1,7 @@
 -- Written by hyperswap. A statement trigger: each INSERT, UPDATE or DELETE appends the
--- keys of the rows it wrote (an UPDATE: their keys before and after) to the change log,
+-- keys of the rows it wrote (an UPDATE: their keys before and after; an old row with its
+-- time, so that the replay finds a copy it must remove without searching every chunk)
+-- to the change log,
 -- one set-based INSERT per step from the statement's transition tables (hyperswap_old,
 -- hyperswap_new). The tool replays the log into the copy: each logged key is read again
 -- from the source and written to the copy as it is then, so the application's
@@ -24,10 +26,10 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
-        INSERT INTO {{log}} SELECT {{key}} FROM hyperswap_old AS hyperswap_o ({{positions}});
+        INSERT INTO {{log}} SELECT {{key}}, {{time}} FROM hyperswap_old AS hyperswap_o ({{positions}});
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
-        INSERT INTO {{log}} SELECT {{key}} FROM hyperswap_new AS hyperswap_n ({{positions}});
+        INSERT INTO {{log}} SELECT {{key}}, NULL FROM hyperswap_new AS hyperswap_n ({{positions}});
     END IF;
     RETURN NULL;
 END

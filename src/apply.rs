@@ -83,6 +83,18 @@ impl Apply<'_> {
         if let (Some(Phase::RolledBack), Some(r)) = (start, &record) {
             crate::rollback::finish(&client, &self.log, r).await?;
         }
+        if let Some(phase) = start {
+            let lock = lock_policy(self.plan);
+            let tx = PhaseTx {
+                log: &self.log,
+                lock: &lock,
+                jobs: &jobs,
+                plan: &self.plan.name,
+                cancel: &self.cancel,
+                window: None,
+            };
+            crate::replay::upgrade_legacy(&mut client, &tx, phase).await?;
+        }
         self.drive(&mut client, &jobs, start.unwrap_or(Phase::Planned))
             .await
     }

@@ -94,9 +94,23 @@ pub fn next_sql(job: &Job, from: From) -> String {
     )
 }
 
+/// How a batch treats a row of the copy that stands in its way on a unique index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conflicts {
+    /// A plain INSERT, the cheapest (no speculative insertion, which writes a second
+    /// WAL record per row): such a row fails the batch (unique violation), which is
+    /// then run again as [`Conflicts::Skip`].
+    Fail,
+    /// `ON CONFLICT DO NOTHING`. Only a stale row of the copy can stand in the way (the
+    /// copy of a row the application changed or deleted after its batch, whose
+    /// `UNIQUE (device, ts)` a new row of a range not copied yet now has): both keys are
+    /// in the change log, whose replay removes the stale row and writes the new one.
+    Skip,
+}
+
 /// The batch statement. $1 = range start or cursor, $2 = the batch's last key.
-pub fn batch_sql(job: &Job, from: From) -> String {
-    crate::template::render(
+pub fn batch_sql(job: &Job, from: From, conflicts: Conflicts) -> String {
+    let sql = crate::template::render(
         include_str!("../sql/backfill_batch.sql"),
         &[
             ("columns", job.column_list()),
@@ -104,7 +118,11 @@ pub fn batch_sql(job: &Job, from: From) -> String {
             ("target", job.target.quoted()),
             ("in_range", in_range(job, None, from)),
         ],
-    )
+    );
+    match conflicts {
+        Conflicts::Fail => sql,
+        Conflicts::Skip => format!("{sql}\nON CONFLICT DO NOTHING"),
+    }
 }
 
 /// The statement that captures a table's first and last key when the backfill starts.
@@ -541,7 +559,9 @@ struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     /// Rows of the next batch.
     rows: u32,
-    statements: HashMap<(i32, From), Statement>,
+    /// Batches left to run with ON CONFLICT after a unique violation.
+    skip_for: u32,
+    statements: HashMap<(i32, From, Conflicts), Statement>,
     next: HashMap<(i32, From), Statement>,
     advance: Option<Statement>,
     throttle: Throttle,
@@ -559,6 +579,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         Worker {
             client,
             rows: shared.run.opts.batch_rows,
+            skip_for: 0,
             statements: HashMap::new(),
             next: HashMap::new(),
             advance: None,
@@ -646,8 +667,14 @@ impl<'s, 'a> Worker<'s, 'a> {
         let opts = self.shared.run.opts;
         let mut attempt = 0;
         loop {
+            let conflicts = if self.skip_for > 0 {
+                self.skip_for -= 1;
+                Conflicts::Skip
+            } else {
+                Conflicts::Fail
+            };
             let started = Instant::now();
-            let result = self.batch(job, range, from, start).await;
+            let result = self.batch(job, range, from, conflicts, start).await;
             let took = started.elapsed();
             match result {
                 Ok(batch) => {
@@ -655,6 +682,11 @@ impl<'s, 'a> Worker<'s, 'a> {
                     self.rows =
                         next_batch_rows(self.rows, took, opts.batch_duration, opts.max_batch_rows);
                     return Ok(batch);
+                }
+                // A stale row of the copy stood in the way: the same batch again,
+                // skipping such rows (and the next few too: the writers are busy here).
+                Err(e) if e.sqlstate() == Some("23505") && conflicts == Conflicts::Fail => {
+                    self.skip_for = 16;
                 }
                 Err(e)
                     if (is_lock_conflict(&e) || e.sqlstate() == Some("40001"))
@@ -683,6 +715,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         &mut self,
         job: &Job,
         from: From,
+        conflicts: Conflicts,
     ) -> Result<(Statement, Statement, Statement)> {
         let ctx = "preparing the backfill batch";
         let ord = job.ord as i32;
@@ -692,11 +725,11 @@ impl<'s, 'a> Worker<'s, 'a> {
             let st = self.client.prepare(&sql).await.context(ctx)?;
             self.next.insert((ord, from), st);
         }
-        if !self.statements.contains_key(&(ord, from)) {
-            let sql = batch_sql(job, from);
+        if !self.statements.contains_key(&(ord, from, conflicts)) {
+            let sql = batch_sql(job, from, conflicts);
             self.shared.log_once(&sql);
             let st = self.client.prepare(&sql).await.context(ctx)?;
-            self.statements.insert((ord, from), st);
+            self.statements.insert((ord, from, conflicts), st);
         }
         if self.advance.is_none() {
             self.shared.log_once(journal::ADVANCE_RANGE);
@@ -709,7 +742,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         Ok((
             self.next[&(ord, from)].clone(),
-            self.statements[&(ord, from)].clone(),
+            self.statements[&(ord, from, conflicts)].clone(),
             self.advance.clone().expect("prepared above"),
         ))
     }
@@ -720,9 +753,10 @@ impl<'s, 'a> Worker<'s, 'a> {
         job: &Job,
         range: &RangeRecord,
         from: From,
+        conflicts: Conflicts,
         start: &[String],
     ) -> Result<Batch> {
-        let (next, batch, advance) = self.prepared(job, from).await?;
+        let (next, batch, advance) = self.prepared(job, from, conflicts).await?;
         let ctx = "copying a backfill batch";
         let plan = self.shared.run.plan;
         let skip = self.rows as i64 - 1;

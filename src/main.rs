@@ -323,6 +323,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         Command::Parity { plan, json, repair } => {
             let plan = Plan::load(&plan)?;
             let client = connect.connect("hyperswap parity").await?;
+            // Parity replays the change log: never beside another process of the plan
+            // that does (a replay from an older snapshot could put back a row the other
+            // one removed). The lock is taken before the phase is read.
+            journal::lock_plan(&client, &plan.name).await?;
             let record = journal::load(&client, &plan.name).await?;
             hyperswap::journal::check_frozen(&plan, record.as_ref())?;
             let phase = match record.map(|r| r.phase) {
@@ -361,6 +365,19 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let jobs = validate::resolve(&client, &plan, Some(phase)).await?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
+            let mut client = client;
+            {
+                let lock = hyperswap::phases::lock_policy(&plan);
+                let tx = hyperswap::runner::PhaseTx {
+                    log: &log,
+                    lock: &lock,
+                    jobs: &jobs,
+                    plan: &plan.name,
+                    cancel: &cancel,
+                    window: None,
+                };
+                hyperswap::replay::upgrade_legacy(&mut client, &tx, phase).await?;
+            }
             let checker = parity::Checker {
                 connect: &connect,
                 log: &log,

@@ -8,8 +8,11 @@ use crate::ident::{quote_ident, with_suffix, QualifiedName};
 
 /// Schema of the tool's own objects (journal tables, trigger functions).
 pub const TOOL_SCHEMA: &str = "hyperswap";
-/// Ends [`Job::as_owner_sql`]: the rest of the transaction runs as the session's role.
-pub const AS_SELF_SQL: &str = "SELECT pg_catalog.set_config('role', 'none', true)";
+/// The change log's column for the time an old row had (NULL for a new row's entry).
+pub const LOG_TIME_COLUMN: &str = "hyperswap_old_time";
+/// Ends [`Job::as_owner_sql`]: the rest of the transaction runs as the role in effect
+/// before it (saved in `hyperswap.role`; nothing happens where it did not switch).
+pub const AS_SELF_SQL: &str = "SELECT pg_catalog.set_config('role', pg_catalog.current_setting('hyperswap.role'), true), pg_catalog.set_config('hyperswap.role', '', true) WHERE pg_catalog.current_setting('hyperswap.role', true) OPERATOR(pg_catalog.<>) ''";
 /// Trigger names on the tables (names are per table, so fixed names are unique): one
 /// statement trigger per event, as transition tables require, for each direction.
 pub const COPY_TRIGGERS: Triggers = Triggers::named("hyperswap_copy");
@@ -347,7 +350,7 @@ impl Job {
             return None;
         }
         Some(format!(
-            "SELECT pg_catalog.set_config('role', {}, true) FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER AND rolsuper",
+            "SELECT pg_catalog.set_config('hyperswap.role', pg_catalog.current_setting('role'), true), pg_catalog.set_config('role', {}, true) FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER AND rolsuper",
             crate::ident::quote_literal(&self.table.owner)
         ))
     }

@@ -26,7 +26,7 @@ use crate::stmt::{SqlLog, Stmt};
 pub const PASS_ENTRIES: i64 = 20_000;
 
 /// What one replay did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Replayed {
     /// Log entries taken.
     pub taken: i64,
@@ -34,13 +34,16 @@ pub struct Replayed {
     pub deleted: i64,
     /// Rows of the copy written (inserted or overwritten).
     pub written: i64,
+    /// The ctid of the last entry taken, as text.
+    pub last: Option<String>,
 }
 
 /// Which entries a replay takes.
 pub enum Take<'a> {
     /// Every entry (the cutover's, under its locks).
     All,
-    /// At most `$1` entries (a draining pass).
+    /// At most `$1` entries after the entry at ctid `$2` (a draining pass, in the log's
+    /// physical order).
     Limit,
     /// The entries whose key satisfies `clause` (a parity range; its parameters are
     /// numbered from `$1`).
@@ -52,8 +55,8 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
     let (which, filter, limit) = match take {
         Take::All => ("every entry".to_string(), String::new(), String::new()),
         Take::Limit => (
-            "at most $1 entries".to_string(),
-            String::new(),
+            "at most $1 entries after the one at $2 (a ctid)".to_string(),
+            "\n        WHERE ctid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.tid".to_string(),
             "\n        LIMIT $1".to_string(),
         ),
         Take::Where(clause) => (
@@ -63,30 +66,37 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
         ),
     };
     let unique: Vec<&str> = job.unique_columns();
-    // The row in the source with the copy's unique key (key and time), each compared
-    // by its unique index's equality; the time column's types are pg_catalog's.
-    let same_row = unique
-        .iter()
-        .map(|c| {
-            let op = job
-                .key
-                .columns
-                .iter()
-                .find(|k| k.name == *c)
-                .map(|k| k.op("="))
-                .unwrap_or_else(|| "OPERATOR(pg_catalog.=)".to_string());
-            format!("hyperswap_s.{0} {op} hyperswap_t.{0}", quote_ident(c))
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    // Columns an upsert overwrites: every written column but the unique key's and an
-    // identity GENERATED ALWAYS (which no UPDATE may set, and which never changes).
+    let old_time = quote_ident(crate::model::LOG_TIME_COLUMN);
+    // A row of `table` (an alias) with an old entry's key and time (`hyperswap_o`), each
+    // compared by its unique index's equality; the time column's types are pg_catalog's.
+    let is_old = |table: &str| {
+        job.key
+            .columns
+            .iter()
+            .map(|k| {
+                format!(
+                    "{table}.{0} {1} hyperswap_o.{0}",
+                    quote_ident(&k.name),
+                    k.op("=")
+                )
+            })
+            .chain(std::iter::once(format!(
+                "{table}.{} OPERATOR(pg_catalog.=) hyperswap_o.{old_time}",
+                quote_ident(&job.time.name)
+            )))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // Columns an upsert overwrites: every written column but the time column (which
+    // picks the chunk) and an identity GENERATED ALWAYS (which no UPDATE may set, and
+    // which never changes). The key's columns too: a key equal by its operator class
+    // may differ in its stored value (citext 'Bob' and 'bob', numeric 1.0 and 1.00).
     let set: Vec<String> = job
         .table
         .columns
         .iter()
         .filter(|c| c.is_written())
-        .filter(|c| !unique.contains(&c.name.as_str()))
+        .filter(|c| c.name != job.time.name)
         .filter(|c| c.identity != crate::catalog::Identity::Always)
         .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
         .collect();
@@ -113,9 +123,10 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-            ("target_key_taken", job.key.any_of("taken")),
-            ("source_key_taken", job.key.any_of("taken")),
-            ("same_row", same_row),
+            ("old_time", old_time.clone()),
+            ("same_old", is_old("hyperswap_s")),
+            ("target_is_old", is_old("hyperswap_t")),
+            ("source_key_taken", job.key.any_of("keys")),
             ("columns", job.column_list()),
             (
                 "unique",
@@ -176,6 +187,7 @@ pub async fn run(
         taken: row.get(0),
         deleted: row.get(1),
         written: row.get(2),
+        last: row.get(3),
     })
 }
 
@@ -235,23 +247,61 @@ pub async fn drain(client: &impl GenericClient, log: &SqlLog, jobs: &[Job]) -> R
         }
         log.record(&sql);
         let mut taken = 0;
+        let mut after = "(0,0)".to_string();
         loop {
-            let r = pass(client, job, &sql).await?;
+            let r = pass(client, log, job, &sql, &[&PASS_ENTRIES, &after]).await?;
             taken += r.taken;
             total.taken += r.taken;
             total.deleted += r.deleted;
             total.written += r.written;
-            if r.taken < PASS_ENTRIES || taken >= waiting {
-                break;
+            match r.last {
+                Some(last) if r.taken >= PASS_ENTRIES && taken < waiting => after = last,
+                _ => break,
             }
+        }
+        if taken >= PASS_ENTRIES {
+            // The entries taken are dead tuples until vacuumed, and every later replay
+            // (each parity range's) would read through them.
+            crate::stmt::exec(client, log, &vacuum_statement(job)).await?;
         }
     }
     Ok(total)
 }
 
-/// One draining pass, in a transaction of its own, tried again when it gave way.
-async fn pass(client: &impl GenericClient, job: &Job, sql: &str) -> Result<Replayed> {
+/// After a drain that took many entries: the log's dead tuples go (and its empty pages
+/// at the end), so that later replays, which read the whole log, stay short.
+pub fn vacuum_statement(job: &Job) -> Stmt {
+    Stmt::noted(
+        format!("VACUUM {}", job.change_log().quoted()),
+        "only after a drain that took 20,000 entries or more",
+    )
+}
+
+/// One replay of every entry of `job`'s log, in a transaction of its own (READ
+/// COMMITTED, as the table's owner, tried again when it gives way). What a partial
+/// replay falls back on when a row it writes meets, on another unique index, a stale
+/// row whose own entry it did not take (in another pass, or another parity range).
+pub async fn replay_whole(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Result<Replayed> {
+    if pending(client, job).await?.is_none() {
+        return Ok(Replayed::default());
+    }
+    let sql = replay_sql(job, Take::All);
+    log.record(&sql);
+    pass(client, log, job, &sql, &[]).await
+}
+
+/// One replay, in a transaction of its own, tried again when it gave way; a partial one
+/// that meets a unique violation is done again over the whole log.
+async fn pass(
+    client: &impl GenericClient,
+    log: &SqlLog,
+    job: &Job,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Replayed> {
     let ctx = || format!("replaying the change log of {}", job.source);
+    // A pass over the whole log binds nothing.
+    let whole = params.is_empty();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -265,7 +315,7 @@ async fn pass(client: &impl GenericClient, job: &Job, sql: &str) -> Result<Repla
             ))
             .await
             .with_context(ctx)?;
-        let result = run(client, sql, &[&PASS_ENTRIES]).await;
+        let result = run(client, sql, params).await;
         let result = match result {
             Ok(r) => client.batch_execute("COMMIT").await.map(|()| r),
             Err(e) => {
@@ -275,6 +325,14 @@ async fn pass(client: &impl GenericClient, job: &Job, sql: &str) -> Result<Repla
         };
         match result {
             Ok(r) => return Ok(r),
+            Err(e) if !whole && e.code().map(|c| c.code()) == Some("23505") => {
+                tracing::info!(
+                    "replaying the change log of {}: a stale row stands in the way of another key's ({}); replaying the whole log at once",
+                    job.source,
+                    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+                );
+                return Box::pin(replay_whole(client, log, job)).await;
+            }
             Err(e)
                 if attempt < ATTEMPTS
                     && matches!(
@@ -293,4 +351,35 @@ async fn pass(client: &impl GenericClient, job: &Job, sql: &str) -> Result<Repla
             Err(e) => return Err(e).with_context(ctx),
         }
     }
+}
+
+/// A plan started by a build before the change log (its forward trigger writes the copy
+/// in the application's transaction, and it has no log) is brought to this one before
+/// anything else runs: phase 2's statements again (each idempotent), in one
+/// lock-polite transaction. From its commit the trigger logs keys instead; every write
+/// before it is in the copy already. Nothing to do after cutover (the reverse trigger
+/// is the same) or before phase 2.
+pub async fn upgrade_legacy(
+    client: &mut tokio_postgres::Client,
+    run: &crate::runner::PhaseTx<'_>,
+    phase: crate::phase::Phase,
+) -> Result<()> {
+    if !phase.source_is_live() || phase.step() < crate::phase::Phase::TriggerInstalled.step() {
+        return Ok(());
+    }
+    let mut legacy = Vec::new();
+    for job in run.jobs {
+        if pending(&*client, job).await?.is_none() {
+            legacy.push(job.clone());
+        }
+    }
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        "plan `{}` was started by an earlier hyperswap, whose copy trigger writes the copy in the application's transaction: replacing it with the change-log trigger of this version",
+        run.plan
+    );
+    let stmts = crate::phases::trigger_phase(run.plan, &legacy, run.lock);
+    run.run(client, &stmts, phase, None).await
 }

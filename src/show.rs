@@ -142,7 +142,7 @@ fn write_phases(
         }
         for from in [backfill::From::RangeStart, backfill::From::Cursor] {
             list.push(Stmt::new(backfill::next_sql(job, from)));
-            list.push(Stmt::new(backfill::batch_sql(job, from)));
+            list.push(Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Fail)));
         }
         list.push(Stmt::noted(
             crate::model::AS_SELF_SQL,
@@ -153,6 +153,18 @@ fn write_phases(
             None => note,
         });
         stmts(out, &list);
+        section(
+            out,
+            &format!(
+                "phase 3, backfill {}: run only when a batch meets a stale row of the copy on a unique index (unique violation), in its place",
+                job.source
+            ),
+        );
+        stmts(
+            out,
+            &[backfill::From::RangeStart, backfill::From::Cursor]
+                .map(|from| Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Skip))),
+        );
         section(
             out,
             &format!(
@@ -167,6 +179,14 @@ fn write_phases(
             crate::replay::Take::Limit,
         )));
         stmts(out, &replay);
+        section(
+            out,
+            &format!(
+                "phase 3, end of the backfill {}: run only when a drain took 20,000 entries or more",
+                job.source
+            ),
+        );
+        stmts(out, &[crate::replay::vacuum_statement(job)]);
     }
     section(
         out,

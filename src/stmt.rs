@@ -18,9 +18,14 @@ use crate::error::{Context, Error, Result};
 /// `public.unnest(smallint[])`, a better match than pg_catalog's for the catalog's
 /// queries) runs with the tool's rights; the catalog then prints every name outside
 /// pg_catalog schema-qualified, and the tool compares keys with `OPERATOR(schema.op)`.
+/// Transactions are READ COMMITTED unless the tool asks otherwise (parity's ranges): the
+/// cutover's replay of the change log must see every entry committed while its locks
+/// were waited for, which a role's `default_transaction_isolation = 'repeatable read'`
+/// would hide from it.
 pub const SESSION_SETTINGS: &str = "SET search_path = pg_catalog, pg_temp; \
 SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
-SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET hyperswap.ddl = 'on'";
+SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET hyperswap.ddl = 'on'; \
+SET default_transaction_isolation = 'read committed'";
 
 /// One SQL statement, with an optional note for the reader of `plan show`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,8 +107,9 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
 }
 
 /// The change log (see [`Job::change_log`]): the key columns, by their names and types,
-/// without index (the tool reads it whole, in replay order of no importance), readable
-/// and writable by the tool's role alone.
+/// and the time an old row had (NULL for a new row), without index (the tool reads it
+/// whole, in replay order of no importance), readable and writable by the tool's role
+/// alone.
 fn change_log_sql(job: &Job) -> Stmt {
     let log = job.change_log();
     let columns = job
@@ -116,6 +117,11 @@ fn change_log_sql(job: &Job) -> Stmt {
         .columns
         .iter()
         .map(|c| format!("{} {}{}", quote_ident(&c.name), c.type_sql, c.collate))
+        .chain(std::iter::once(format!(
+            "{} {}",
+            quote_ident(crate::model::LOG_TIME_COLUMN),
+            job.time.type_sql
+        )))
         .collect::<Vec<_>>()
         .join(", ");
     // Default privileges (ALTER DEFAULT PRIVILEGES ... ON TABLES) may have given the
@@ -313,6 +319,7 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
+                ("time", position(&job.time.name)),
                 ("positions", positions),
             ],
         ),

@@ -1290,3 +1290,224 @@ async fn not_valid_constraints_with_old_rows_that_break_them_move() {
         0
     );
 }
+
+/// Review of the change log: a role or database whose `default_transaction_isolation` is
+/// REPEATABLE READ made the cutover transaction take its snapshot before its LOCK (in
+/// the statement before it), so a write committed while the LOCK waited was not in the
+/// snapshot of the cutover's replay: its entry stayed in the log, the forward triggers
+/// went, and the hypertable went live without the row. Every session now pins READ
+/// COMMITTED as its default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_committed_while_the_cutover_waits_reaches_the_hypertable() {
+    let s = Scenario::new(
+        "cutover_rr",
+        "CREATE TABLE c (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO c SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 3000) g;",
+        "cutrr",
+        "c",
+        "cutover:\n  lock_timeout: 10s\n",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("parity"));
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation = 'repeatable read'",
+            s.db.name
+        ))
+        .await
+        .unwrap();
+    // An application transaction holds the table while the cutover starts.
+    let app = s.db.client().await;
+    app.batch_execute("BEGIN; INSERT INTO c VALUES (9001, '2026-02-01', 1)")
+        .await
+        .unwrap();
+    let cut = spawn_binary(&s.db.url, &["plan", "apply", path_str(&s.plan)]);
+    wait_for_tool_lock_wait(client).await;
+    app.batch_execute("COMMIT").await.unwrap();
+    let cut = cut.await.unwrap();
+    assert_eq!(cut.code, 0, "{}\n{}", cut.stdout, cut.stderr);
+    assert!(is_hypertable(client, "c").await);
+    assert_eq!(count(client, "c WHERE id = 9001").await, 1, "the row committed during the wait");
+    assert_eq!(except_both_ways(client, "public.c", "public.c_hs_old").await, 0);
+}
+
+/// Review of the change log: a batch meeting a stale row of the copy on another unique
+/// index failed for good. Row 1 (copied) is deleted and row 2,500 (not copied yet) takes
+/// its `(device, ts)`: the batch reaching it met the stale copy of row 1 (unique
+/// violation), on every resume. The batch now runs again with ON CONFLICT DO NOTHING;
+/// both keys are in the change log, whose replay removes the stale row and writes the
+/// new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_on_another_unique_index_does_not_stop_the_backfill() {
+    let pause = std::env::temp_dir().join(format!("hyperswap-stale-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pause);
+    let s = Scenario::new(
+        "stale_unique",
+        "CREATE TABLE u (id bigint PRIMARY KEY, device int NOT NULL, ts timestamptz NOT NULL, v int, UNIQUE (device, ts));
+         INSERT INTO u SELECT g, g % 7, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 5000) g;",
+        "stale",
+        "u",
+        &format!(
+            "backfill:\n  workers: 1\n  batch_rows: 200\n  max_batch_rows: 200\n  pause: 100ms\n  pause_file: {}\n",
+            pause.display()
+        ),
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("trigger"));
+    std::fs::write(&pause, "").unwrap();
+    let run = spawn_binary(
+        &s.db.url,
+        &["plan", "apply", path_str(&s.plan), "--until", "backfill"],
+    );
+    // Let the first batches through, then hold the rest.
+    std::fs::remove_file(&pause).unwrap();
+    wait_until("a few batches", || async {
+        common::scenario::rows_copied(client).await >= 400
+    })
+    .await;
+    std::fs::write(&pause, "").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let copied = common::scenario::rows_copied(client).await;
+    assert!(copied < 2500, "copied {copied} before the pause");
+    assert_eq!(count(client, "u_hs_new WHERE id = 1").await, 1);
+    client
+        .batch_execute(
+            "BEGIN;
+             DELETE FROM u WHERE id = 1;
+             UPDATE u SET device = 1, ts = '2026-01-01'::timestamptz + interval '1 minute' WHERE id = 2500;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    std::fs::remove_file(&pause).unwrap();
+    let run = run.await.unwrap();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        s.db.settled_difference(&s.plan, "public.u", "public.u_hs_new")
+            .await,
+        0
+    );
+    assert_eq!(count(client, "u_hs_new WHERE id = 1").await, 0);
+}
+
+/// Review of the change log: the replay's upsert left the key's columns as they were
+/// (they are its conflict target), so a key changed to a value its operator class calls
+/// equal (citext 'Bob' to 'bob') stayed 'Bob' in the copy, and parity (which hashes the
+/// stored bytes) found the difference on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_changed_to_an_equal_value_is_copied_as_written() {
+    let s = Scenario::new(
+        "key_case",
+        "CREATE EXTENSION citext;
+         CREATE TABLE p (name citext PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO p SELECT 'Name' || g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 500) g;",
+        "keycase",
+        "p",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("backfill"));
+    client
+        .batch_execute("UPDATE p SET name = 'name7' WHERE name = 'Name7'")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.db.settled_difference(&s.plan, "public.p", "public.p_hs_new")
+            .await,
+        0
+    );
+    let stored: String = client
+        .query_one("SELECT name::text FROM p_hs_new WHERE name = 'NAME7'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "name7");
+}
+
+/// Review of the change log: `hyperswap parity` took no plan lock, so it could replay
+/// beside `plan apply`'s own replays, from an older snapshot (one put back a row the
+/// other had removed). It now takes the plan's lock first, and names the holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_waits_for_the_plans_lock() {
+    let pause = std::env::temp_dir().join(format!("hyperswap-plock-{}", std::process::id()));
+    std::fs::write(&pause, "").unwrap();
+    let s = Scenario::new(
+        "parity_lock",
+        "CREATE TABLE q (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
+         INSERT INTO q SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 1000) g;",
+        "plock",
+        "q",
+        &format!("backfill:\n  pause_file: {}\n", pause.display()),
+    )
+    .await;
+    let held = spawn_binary(
+        &s.db.url,
+        &["plan", "apply", path_str(&s.plan), "--until", "backfill"],
+    );
+    wait_until("the backfill to wait for the pause file", || async {
+        count(
+            &s.client,
+            "pg_stat_activity WHERE application_name LIKE 'hyperswap backfill plock%'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let run = s.run(&["parity"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("hyperswap apply plock"), "{}", run.stderr);
+    std::fs::remove_file(&pause).unwrap();
+    held.await.unwrap().ok();
+    assert!(s.run(&["parity"]).ok().stdout.contains("EQUAL"));
+}
+
+/// Review of the change log: a plan started by a build before it (its forward trigger
+/// writes the copy in the application's transaction, and it has no change log) failed
+/// at parity and cutover on the missing log. It is now brought to this version first:
+/// phase 2's statements again, which put the change-log trigger in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_started_before_the_change_log_is_upgraded_in_place() {
+    let s = Scenario::new(
+        "legacy_plan",
+        "CREATE TABLE lg (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO lg SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 2000) g;",
+        "legacy",
+        "lg",
+        "",
+    )
+    .await;
+    let client = &s.client;
+    s.apply(Some("backfill"));
+    // What an earlier build left: no log, a copy function that writes the copy itself
+    // (inserts only, all this test makes).
+    client
+        .batch_execute(
+            "DROP TABLE hyperswap.changes__public__lg;
+             CREATE OR REPLACE FUNCTION hyperswap.copy__public__lg() RETURNS trigger
+                 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+             $$BEGIN
+                 IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'lg' THEN
+                     INSERT INTO public.lg_hs_new SELECT * FROM hyperswap_new;
+                 END IF;
+                 RETURN NULL;
+             END$$;
+             INSERT INTO lg VALUES (5001, '2026-02-01', 1);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(client, "lg_hs_new WHERE id = 5001").await, 1);
+    let run = s.apply(None);
+    assert!(run.stderr.contains("started by an earlier hyperswap"), "{}", run.stderr);
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    // The change-log trigger is the one in place now (on the retired table, idle).
+    assert_eq!(count(client, "hyperswap.changes__public__lg").await, 0);
+    client
+        .batch_execute("INSERT INTO lg VALUES (5002, '2026-02-02', 2)")
+        .await
+        .unwrap();
+    assert_eq!(except_both_ways(client, "public.lg", "public.lg_hs_old").await, 0);
+    assert_eq!(count(client, "lg WHERE id IN (5001, 5002)").await, 2);
+}

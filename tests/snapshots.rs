@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hyperswap::backfill::{self, From};
+use hyperswap::backfill::{self, Conflicts, From};
 use hyperswap::catalog::{
     Column, ColumnHash, Constraint, ConstraintKind, Grant, Identity, Index, OwnedSequence,
     Persistence, RelKind, Table,
@@ -197,7 +197,9 @@ fn phase_3_backfill() {
     ));
     for from in [From::RangeStart, From::Cursor] {
         out.push(Stmt::new(backfill::next_sql(&j, from)));
-        out.push(Stmt::new(backfill::batch_sql(&j, from)));
+        for c in [Conflicts::Fail, Conflicts::Skip] {
+            out.push(Stmt::new(backfill::batch_sql(&j, from, c)));
+        }
     }
     out.push(Stmt::new(hyperswap::replay::replay_sql(
         &j,

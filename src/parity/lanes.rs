@@ -200,6 +200,7 @@ impl Checker<'_> {
             stats.log_once(self.log, sql);
         }
         let mut attempt = 0;
+        let mut replayed_whole = false;
         let (l, m) = loop {
             attempt += 1;
             let started = Instant::now();
@@ -226,6 +227,19 @@ impl Checker<'_> {
                         && attempt < ATTEMPTS =>
                 {
                     continue
+                }
+                // The range's replay met a stale row of another range on a unique
+                // index, or had to create a chunk (which TimescaleDB refuses to a
+                // REPEATABLE READ transaction whose snapshot is older than another
+                // session's chunk): the whole log once, READ COMMITTED, then the range.
+                Err(e) if replay.is_some() && !replayed_whole && e.as_db_error().is_some() => {
+                    tracing::info!(
+                        "parity of {}: the range's replay failed ({}); replaying the whole change log first",
+                        job.source,
+                        e.as_db_error().map_or_else(String::new, |d| d.message().to_string())
+                    );
+                    replayed_whole = true;
+                    crate::replay::replay_whole(&*conn, self.log, job).await?;
                 }
                 other => break other.with_context(ctx)?,
             }
@@ -264,6 +278,7 @@ impl Checker<'_> {
             stats.log_once(self.log, sql);
         }
         let mut attempt = 0;
+        let mut replayed_whole = false;
         let rows = loop {
             attempt += 1;
             let started = Instant::now();
@@ -289,6 +304,19 @@ impl Checker<'_> {
                         && attempt < ATTEMPTS =>
                 {
                     continue
+                }
+                // The range's replay met a stale row of another range on a unique
+                // index, or had to create a chunk (which TimescaleDB refuses to a
+                // REPEATABLE READ transaction whose snapshot is older than another
+                // session's chunk): the whole log once, READ COMMITTED, then the range.
+                Err(e) if replay.is_some() && !replayed_whole && e.as_db_error().is_some() => {
+                    tracing::info!(
+                        "parity of {}: the range's replay failed ({}); replaying the whole change log first",
+                        job.source,
+                        e.as_db_error().map_or_else(String::new, |d| d.message().to_string())
+                    );
+                    replayed_whole = true;
+                    crate::replay::replay_whole(&*conn, self.log, job).await?;
                 }
                 other => break other.with_context(ctx)?,
             }

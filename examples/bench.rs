@@ -67,6 +67,15 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The longest stall of a writer (single-row INSERTs, one client, each timed) while
+    /// `plan apply` cuts over and while `rollback` goes back, against its longest write
+    /// in the 3 s before, in the same round.
+    Cutover {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 const TABLE: &str = "bench_metrics";
@@ -111,6 +120,7 @@ async fn run() -> anyhow::Result<()> {
             rounds,
             seconds,
         } => writes(&cli, &client, rows, rounds, seconds).await,
+        Bench::Cutover { rows, rounds } => cutover(&cli, &client, rows, rounds).await,
     }
 }
 
@@ -874,4 +884,104 @@ async fn insert_rate(
         total += t.await??;
     }
     Ok(total as f64 / seconds as f64)
+}
+
+const CUT_PLAN: &str = "name: bench-cutover\ntables:\n  - source: public.bench_cut\n    time_column: ts\n    chunk_time_interval: 1 day\n";
+
+/// The longest stall of a writer (single-row INSERTs from one client, each timed)
+/// while `plan apply` cuts over and while `rollback` goes back, against its longest
+/// write in the 3 s just before, in the same round.
+async fn cutover(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow::Result<()> {
+    let plan = std::env::temp_dir().join("hyperswap-bench-cutover.yaml");
+    std::fs::write(&plan, CUT_PLAN)?;
+    let plan_arg = plan.to_str().unwrap().to_string();
+    let _ = run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", &plan_arg, "-q"],
+    );
+    for t in ["bench_cut_hs_new", "bench_cut"] {
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
+            .await?;
+    }
+    create_sample_table(client, &QualifiedName::new("public", "bench_cut"), rows).await?;
+    apply_plan(&cli.hyperswap, &cli.database_url, &plan, Some("parity"))?;
+    for round in 1..=rounds {
+        for (what, args) in [
+            (
+                "cutover (`plan apply`: parity, replay, the locked swap)",
+                vec!["plan", "apply"],
+            ),
+            ("rollback", vec!["rollback"]),
+        ] {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = tokio::spawn(timed_writes(cli.database_url.clone(), stop.clone()));
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let started = Instant::now();
+            let (bin, url) = (cli.hyperswap.clone(), cli.database_url.clone());
+            let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            full.push(plan_arg.clone());
+            full.push("-q".into());
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+                run_tool(&bin, &url, &refs)
+            })
+            .await??;
+            let took = started.elapsed();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (writes, errors) = writer.await??;
+            let before = writes
+                .iter()
+                .filter(|(at, _)| *at < started)
+                .map(|(_, d)| *d)
+                .max()
+                .unwrap_or_default();
+            let during = writes
+                .iter()
+                .filter(|(at, d)| *at + *d >= started && *at <= started + took)
+                .map(|(_, d)| *d)
+                .max()
+                .unwrap_or_default();
+            println!(
+                "| round {round}, {what} of a {rows}-row table, one writer of single-row INSERTs | its longest write in the 3 s before | {:.0} ms | {:.0} ms | the command took {:.1} s; {} writes, {errors} failed |",
+                before.as_secs_f64() * 1000.0,
+                during.as_secs_f64() * 1000.0,
+                took.as_secs_f64(),
+                writes.len()
+            );
+        }
+    }
+    run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["abort", &plan_arg, "-q"],
+    )?;
+    Ok(())
+}
+
+/// Single-row INSERTs into `bench_cut` until `stop`, each with its start and duration
+/// (simple queries: the name is resolved again by every statement), and the failures.
+async fn timed_writes(
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<(Vec<(Instant, Duration)>, usize)> {
+    let (c, conn) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(conn);
+    let mut out = Vec::new();
+    let mut errors = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let at = Instant::now();
+        match c
+            .batch_execute(
+                "INSERT INTO bench_cut (ts, device_id, value, status) VALUES (now(), 1, 1, 'ok')",
+            )
+            .await
+        {
+            Ok(()) => out.push((at, at.elapsed())),
+            Err(_) => errors += 1,
+        }
+    }
+    Ok((out, errors))
 }

@@ -4,6 +4,7 @@
 #   bash scripts/bench.sh parity                  # 5M rows, 5 rounds
 #   bash scripts/bench.sh parity --rows 1000000   # arguments go to examples/bench.rs
 #   bash scripts/bench.sh backfill --rounds 3 --compare OLD_BINARY   # tool vs pgslice-style loop (vs another build)
+#   bash scripts/bench.sh cutover --rounds 3      # a writer's longest stall during cutover and rollback
 #
 # Uses the throwaway cluster (scripts/cluster.sh) and a database hyperswap_bench, kept
 # between runs so the 5M-row pair is built only once.

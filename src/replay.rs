@@ -56,7 +56,8 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
         Take::All => ("every entry".to_string(), String::new(), String::new()),
         Take::Limit => (
             "at most $1 entries after the one at $2 (a ctid)".to_string(),
-            "\n        WHERE ctid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.tid".to_string(),
+            "\n        WHERE ctid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.tid"
+                .to_string(),
             "\n        LIMIT $1".to_string(),
         ),
         Take::Where(clause) => (
@@ -281,7 +282,11 @@ pub fn vacuum_statement(job: &Job) -> Stmt {
 /// COMMITTED, as the table's owner, tried again when it gives way). What a partial
 /// replay falls back on when a row it writes meets, on another unique index, a stale
 /// row whose own entry it did not take (in another pass, or another parity range).
-pub async fn replay_whole(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Result<Replayed> {
+pub async fn replay_whole(
+    client: &impl GenericClient,
+    log: &SqlLog,
+    job: &Job,
+) -> Result<Replayed> {
     if pending(client, job).await?.is_none() {
         return Ok(Replayed::default());
     }

@@ -142,7 +142,11 @@ fn write_phases(
         }
         for from in [backfill::From::RangeStart, backfill::From::Cursor] {
             list.push(Stmt::new(backfill::next_sql(job, from)));
-            list.push(Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Fail)));
+            list.push(Stmt::new(backfill::batch_sql(
+                job,
+                from,
+                backfill::Conflicts::Fail,
+            )));
         }
         list.push(Stmt::noted(
             crate::model::AS_SELF_SQL,

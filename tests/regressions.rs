@@ -1328,8 +1328,15 @@ async fn a_write_committed_while_the_cutover_waits_reaches_the_hypertable() {
     let cut = cut.await.unwrap();
     assert_eq!(cut.code, 0, "{}\n{}", cut.stdout, cut.stderr);
     assert!(is_hypertable(client, "c").await);
-    assert_eq!(count(client, "c WHERE id = 9001").await, 1, "the row committed during the wait");
-    assert_eq!(except_both_ways(client, "public.c", "public.c_hs_old").await, 0);
+    assert_eq!(
+        count(client, "c WHERE id = 9001").await,
+        1,
+        "the row committed during the wait"
+    );
+    assert_eq!(
+        except_both_ways(client, "public.c", "public.c_hs_old").await,
+        0
+    );
 }
 
 /// Review of the change log: a batch meeting a stale row of the copy on another unique
@@ -1458,7 +1465,11 @@ async fn parity_waits_for_the_plans_lock() {
     .await;
     let run = s.run(&["parity"]);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("hyperswap apply plock"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hyperswap apply plock"),
+        "{}",
+        run.stderr
+    );
     std::fs::remove_file(&pause).unwrap();
     held.await.unwrap().ok();
     assert!(s.run(&["parity"]).ok().stdout.contains("EQUAL"));
@@ -1500,7 +1511,11 @@ async fn a_plan_started_before_the_change_log_is_upgraded_in_place() {
         .unwrap();
     assert_eq!(count(client, "lg_hs_new WHERE id = 5001").await, 1);
     let run = s.apply(None);
-    assert!(run.stderr.contains("started by an earlier hyperswap"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("started by an earlier hyperswap"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.contains("cut over"), "{}", run.stdout);
     // The change-log trigger is the one in place now (on the retired table, idle).
     assert_eq!(count(client, "hyperswap.changes__public__lg").await, 0);
@@ -1508,6 +1523,9 @@ async fn a_plan_started_before_the_change_log_is_upgraded_in_place() {
         .batch_execute("INSERT INTO lg VALUES (5002, '2026-02-02', 2)")
         .await
         .unwrap();
-    assert_eq!(except_both_ways(client, "public.lg", "public.lg_hs_old").await, 0);
+    assert_eq!(
+        except_both_ways(client, "public.lg", "public.lg_hs_old").await,
+        0
+    );
     assert_eq!(count(client, "lg WHERE id IN (5001, 5002)").await, 2);
 }

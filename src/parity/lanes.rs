@@ -191,28 +191,11 @@ impl Checker<'_> {
         stats.log_once(self.log, &mirror_sql);
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let replay = self.replay_sql(job, range);
-        if let Some((sql, _)) = &replay {
-            stats.log_once(self.log, sql);
-        }
-        let owner = job.as_owner_sql().filter(|_| replay.is_some());
-        if let Some(sql) = &owner {
-            stats.log_once(self.log, sql);
-        }
-        let mut attempt = 0;
-        let mut replayed_whole = false;
+        let mut first = self.range_replay(stats, job, range);
         let (l, m) = loop {
-            attempt += 1;
             let started = Instant::now();
             let read = async {
-                let tx = snapshot(
-                    conn,
-                    replay
-                        .as_ref()
-                        .map(|(sql, _)| (sql.as_str(), &params[..replay_params(&replay)])),
-                    owner.as_deref(),
-                )
-                .await?;
+                let tx = snapshot(conn, first.replay(&params), first.owner()).await?;
                 let l = tx.query_one(&live_sql, &params).await?;
                 let m = tx.query_one(&mirror_sql, &params).await?;
                 tx.commit().await?;
@@ -221,27 +204,8 @@ impl Checker<'_> {
             .await;
             stats.took(started.elapsed());
             match read {
-                Err(e)
-                    if e.code()
-                        == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
-                        && attempt < ATTEMPTS =>
-                {
-                    continue
-                }
-                // The range's replay met a stale row of another range on a unique
-                // index, or had to create a chunk (which TimescaleDB refuses to a
-                // REPEATABLE READ transaction whose snapshot is older than another
-                // session's chunk): the whole log once, READ COMMITTED, then the range.
-                Err(e) if replay.is_some() && !replayed_whole && e.as_db_error().is_some() => {
-                    tracing::info!(
-                        "parity of {}: the range's replay failed ({}); replaying the whole change log first",
-                        job.source,
-                        e.as_db_error().map_or_else(String::new, |d| d.message().to_string())
-                    );
-                    replayed_whole = true;
-                    crate::replay::replay_whole(&*conn, self.log, job).await?;
-                }
-                other => break other.with_context(ctx)?,
+                Ok(both) => break both,
+                Err(e) => first.recover(e, conn, self.log, job, ctx()).await?,
             }
         };
         let sums = |r: &tokio_postgres::Row| Sums {
@@ -269,28 +233,11 @@ impl Checker<'_> {
         let mut values: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         values.push(&limit);
-        let replay = self.replay_sql(job, range);
-        if let Some((sql, _)) = &replay {
-            stats.log_once(self.log, sql);
-        }
-        let owner = job.as_owner_sql().filter(|_| replay.is_some());
-        if let Some(sql) = &owner {
-            stats.log_once(self.log, sql);
-        }
-        let mut attempt = 0;
-        let mut replayed_whole = false;
+        let mut first = self.range_replay(stats, job, range);
         let rows = loop {
-            attempt += 1;
             let started = Instant::now();
             let read = async {
-                let tx = snapshot(
-                    conn,
-                    replay
-                        .as_ref()
-                        .map(|(sql, _)| (sql.as_str(), &values[..replay_params(&replay)])),
-                    owner.as_deref(),
-                )
-                .await?;
+                let tx = snapshot(conn, first.replay(&values), first.owner()).await?;
                 let rows = tx.query(&sql, &values).await?;
                 tx.commit().await?;
                 Ok::<_, tokio_postgres::Error>(rows)
@@ -298,27 +245,8 @@ impl Checker<'_> {
             .await;
             stats.took(started.elapsed());
             match read {
-                Err(e)
-                    if e.code()
-                        == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
-                        && attempt < ATTEMPTS =>
-                {
-                    continue
-                }
-                // The range's replay met a stale row of another range on a unique
-                // index, or had to create a chunk (which TimescaleDB refuses to a
-                // REPEATABLE READ transaction whose snapshot is older than another
-                // session's chunk): the whole log once, READ COMMITTED, then the range.
-                Err(e) if replay.is_some() && !replayed_whole && e.as_db_error().is_some() => {
-                    tracing::info!(
-                        "parity of {}: the range's replay failed ({}); replaying the whole change log first",
-                        job.source,
-                        e.as_db_error().map_or_else(String::new, |d| d.message().to_string())
-                    );
-                    replayed_whole = true;
-                    crate::replay::replay_whole(&*conn, self.log, job).await?;
-                }
-                other => break other.with_context(ctx)?,
+                Ok(rows) => break rows,
+                Err(e) => first.recover(e, conn, self.log, job, ctx()).await?,
             }
         };
         let names: Vec<&str> = job.table.columns.iter().map(|c| c.name.as_str()).collect();
@@ -328,21 +256,85 @@ impl Checker<'_> {
         ))
     }
 
-    /// Before cutover, the replay of `range`'s change-log entries (its parameters are
-    /// the range's, `$1` on, as the range's reads bind them), and how many it takes.
-    fn replay_sql(&self, job: &Job, range: &KeyRange) -> Option<(String, usize)> {
-        if !self.phase.source_is_live() {
-            return None;
+    /// What a range's transaction runs first (logged once per run): before cutover,
+    /// the replay of the range's change-log entries, as the table's owner.
+    fn range_replay(&self, stats: &LaneStats, job: &Job, range: &KeyRange) -> RangeReplay {
+        let replay = self.phase.source_is_live().then(|| {
+            let (clause, params) = range.clause(job, 1);
+            (
+                crate::replay::replay_sql(job, crate::replay::Take::Where(&clause)),
+                params.len(),
+            )
+        });
+        let owner = job.as_owner_sql().filter(|_| replay.is_some());
+        for sql in replay.iter().map(|(s, _)| s).chain(owner.iter()) {
+            stats.log_once(self.log, sql);
         }
-        let (clause, params) = range.clause(job, 1);
-        Some((
-            crate::replay::replay_sql(job, crate::replay::Take::Where(&clause)),
-            params.len(),
-        ))
+        RangeReplay {
+            replay,
+            owner,
+            attempts: 0,
+            replayed_whole: false,
+        }
     }
 }
 
-/// The number of parameters a range's replay binds (0 without a replay).
-fn replay_params(replay: &Option<(String, usize)>) -> usize {
-    replay.as_ref().map_or(0, |(_, n)| *n)
+/// The replay a range's transaction starts with (its parameters are the range's, `$1`
+/// on, as the range's reads bind them), and how a failed attempt is met.
+struct RangeReplay {
+    /// The statement and the number of parameters it binds.
+    replay: Option<(String, usize)>,
+    owner: Option<String>,
+    attempts: u32,
+    replayed_whole: bool,
+}
+
+impl RangeReplay {
+    fn replay<'p>(
+        &self,
+        params: &'p [&'p (dyn ToSql + Sync)],
+    ) -> Option<(&str, &'p [&'p (dyn ToSql + Sync)])> {
+        self.replay
+            .as_ref()
+            .map(|(sql, n)| (sql.as_str(), &params[..*n]))
+    }
+
+    fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// After a failed attempt: `Ok` to try again, or the error. A serialization failure
+    /// (another replay took the same entries) is tried again. A replay that met a stale
+    /// row of another range on a unique index, or had to create a chunk (which
+    /// TimescaleDB refuses to a REPEATABLE READ transaction whose snapshot is older than
+    /// another session's chunk), is preceded once by a replay of the whole log, READ
+    /// COMMITTED.
+    async fn recover(
+        &mut self,
+        e: tokio_postgres::Error,
+        conn: &Client,
+        log: &SqlLog,
+        job: &Job,
+        ctx: String,
+    ) -> Result<()> {
+        self.attempts += 1;
+        if e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+            && self.attempts < ATTEMPTS
+        {
+            return Ok(());
+        }
+        if self.replay.is_some() && !self.replayed_whole {
+            if let Some(db) = e.as_db_error() {
+                tracing::info!(
+                    "parity of {}: the range's replay failed ({}); replaying the whole change log first",
+                    job.source,
+                    db.message()
+                );
+                self.replayed_whole = true;
+                crate::replay::replay_whole(conn, log, job).await?;
+                return Ok(());
+            }
+        }
+        Err(e).with_context(|| ctx)
+    }
 }

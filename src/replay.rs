@@ -167,14 +167,25 @@ pub fn owner_grants(job: &Job) -> Option<Stmt> {
     job.as_owner_sql()?;
     let owner = crate::ident::quote_ident(&job.table.owner);
     let body = format!(
-        "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        GRANT USAGE ON SCHEMA {} TO {owner};\n        GRANT INSERT, SELECT, DELETE ON {} TO {owner};\n    END IF;\nEND\n",
+        "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        GRANT USAGE ON SCHEMA {} TO {owner};\n        {}\n    END IF;\nEND\n",
         crate::ident::quote_ident(crate::model::TOOL_SCHEMA),
-        job.change_log().quoted(),
+        log_grant_sql(job, &job.table.owner),
     );
     Some(Stmt::noted(
         format!("DO {}", crate::ident::dollar_quote(&body)),
         "when hyperswap runs as a superuser, before replaying: the replays run as the table's owner, which needs to read and take the change log",
     ))
+}
+
+/// What the table's owner holds on the change log: INSERT for its copy trigger, SELECT
+/// and DELETE for the replays the tool runs as the owner (given in phase 2 and again
+/// before the replays of each command).
+pub fn log_grant_sql(job: &Job, owner: &str) -> String {
+    format!(
+        "GRANT INSERT, SELECT, DELETE ON {} TO {};",
+        job.change_log().quoted(),
+        crate::ident::quote_ident(owner)
+    )
 }
 
 /// Runs one replay statement.
@@ -192,18 +203,22 @@ pub async fn run(
     })
 }
 
-/// Entries waiting in `job`'s change log (`None` when it has none: a plan whose
-/// triggers are not installed yet).
-pub async fn pending(client: &impl GenericClient, job: &Job) -> Result<Option<i64>> {
-    let exists: bool = client
+/// Whether `job` has a change log (not before phase 2, nor for a plan started by a
+/// build before the log).
+pub async fn log_exists(client: &impl GenericClient, job: &Job) -> Result<bool> {
+    Ok(client
         .query_one(
             "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
             &[&job.change_log().quoted()],
         )
         .await
         .context("looking for the change log")?
-        .get(0);
-    if !exists {
+        .get(0))
+}
+
+/// Entries waiting in `job`'s change log (`None` when it has none).
+pub async fn pending(client: &impl GenericClient, job: &Job) -> Result<Option<i64>> {
+    if !log_exists(client, job).await? {
         return Ok(None);
     }
     let n: i64 = client
@@ -287,7 +302,7 @@ pub async fn replay_whole(
     log: &SqlLog,
     job: &Job,
 ) -> Result<Replayed> {
-    if pending(client, job).await?.is_none() {
+    if !log_exists(client, job).await? {
         return Ok(Replayed::default());
     }
     let sql = replay_sql(job, Take::All);
@@ -374,7 +389,7 @@ pub async fn upgrade_legacy(
     }
     let mut legacy = Vec::new();
     for job in run.jobs {
-        if pending(&*client, job).await?.is_none() {
+        if !log_exists(&*client, job).await? {
             legacy.push(job.clone());
         }
     }

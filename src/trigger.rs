@@ -87,7 +87,13 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
         ));
         if !job.table.force_row_security {
             out.push(Stmt::noted(
-                owner_sql(&dir.function, dir.log.as_ref(), &job.table.owner),
+                owner_sql(
+                    &dir.function,
+                    dir.log
+                        .as_ref()
+                        .map(|_| crate::replay::log_grant_sql(job, &job.table.owner)),
+                    &job.table.owner,
+                ),
                 "when hyperswap runs as a superuser: the copy runs with the rights of the table's owner (who owns both tables), not a superuser's, so nothing the owner attaches to the tables can run with more",
             ));
         }
@@ -198,15 +204,9 @@ fn owner_only(function: &QualifiedName, owner: &str) -> String {
 /// [`Job::as_owner_sql`]). Nothing else there: a key appended by hand only makes the
 /// tool read that key again, and one deleted is a difference that parity finds (the
 /// owner can change its own copy anyway).
-fn owner_sql(function: &QualifiedName, log: Option<&QualifiedName>, owner: &str) -> String {
-    let grant = log
-        .map(|l| {
-            format!(
-                "\n        GRANT INSERT, SELECT, DELETE ON {} TO {};",
-                l.quoted(),
-                quote_ident(owner)
-            )
-        })
+fn owner_sql(function: &QualifiedName, log_grant: Option<String>, owner: &str) -> String {
+    let grant = log_grant
+        .map(|g| format!("\n        {g}"))
         .unwrap_or_default();
     let body = format!(
         "\nBEGIN\n    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN\n        ALTER FUNCTION {}() OWNER TO {};{grant}\n    END IF;\nEND\n",

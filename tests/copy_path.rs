@@ -293,14 +293,7 @@ async fn no_write_waits_behind_chunk_creation_in_the_mirror() {
 async fn no_application_write_waits_for_the_copy() {
     let db = TestDb::new("copy_locked").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE w (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
-             INSERT INTO w SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g
-             FROM generate_series(1, 5000) g;",
-        )
-        .await
-        .unwrap();
+    client.batch_execute(&seed_sql("w", 5000)).await.unwrap();
     let plan = db.plan("p.yaml", &one_table_plan("locked", "w", ""));
     db.hyperswap(&["plan", "apply", path_str(&plan), "--until", "backfill"])
         .ok();

@@ -96,13 +96,7 @@ async fn validate_reports_every_broken_table() {
 async fn an_open_application_transaction_holds_up_no_batch() {
     let db = TestDb::new("open_tx").await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE m (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
-             INSERT INTO m SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 2000) g;",
-        )
-        .await
-        .unwrap();
+    client.batch_execute(&seed_sql("m", 2000)).await.unwrap();
     let plan = db.plan(
         "p.yaml",
         &one_table_plan("dl", "m", "    key: id\nbackfill:\n  batch_rows: 500\n"),

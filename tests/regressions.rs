@@ -1301,8 +1301,7 @@ async fn not_valid_constraints_with_old_rows_that_break_them_move() {
 async fn a_write_committed_while_the_cutover_waits_reaches_the_hypertable() {
     let s = Scenario::new(
         "cutover_rr",
-        "CREATE TABLE c (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
-         INSERT INTO c SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 3000) g;",
+        &seed_sql("c", 3000),
         "cutrr",
         "c",
         "cutover:\n  lock_timeout: 10s\n",
@@ -1443,8 +1442,7 @@ async fn parity_waits_for_the_plans_lock() {
     std::fs::write(&pause, "").unwrap();
     let s = Scenario::new(
         "parity_lock",
-        "CREATE TABLE q (id bigint PRIMARY KEY, ts timestamptz NOT NULL);
-         INSERT INTO q SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 1000) g;",
+        &seed_sql("q", 1000),
         "plock",
         "q",
         &format!("backfill:\n  pause_file: {}\n", pause.display()),
@@ -1481,15 +1479,7 @@ async fn parity_waits_for_the_plans_lock() {
 /// phase 2's statements again, which put the change-log trigger in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_started_before_the_change_log_is_upgraded_in_place() {
-    let s = Scenario::new(
-        "legacy_plan",
-        "CREATE TABLE lg (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
-         INSERT INTO lg SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, 2000) g;",
-        "legacy",
-        "lg",
-        "",
-    )
-    .await;
+    let s = Scenario::new("legacy_plan", &seed_sql("lg", 2000), "legacy", "lg", "").await;
     let client = &s.client;
     s.apply(Some("backfill"));
     // What an earlier build left: no log, a copy function that writes the copy itself

@@ -214,6 +214,15 @@ pub async fn small_table(client: &Client, rows: u32, step: &str) {
         .unwrap();
 }
 
+/// `CREATE TABLE table (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int)` with
+/// ids 1..=rows, one a minute from 2026-01-01 and `v = id`: the seed most tests move.
+pub fn seed_sql(table: &str, rows: u32) -> String {
+    format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO {table} SELECT g, '2026-01-01'::timestamptz + g * interval '1 minute', g FROM generate_series(1, {rows}) g;"
+    )
+}
+
 /// Rows in `a` but not `b` plus rows in `b` but not `a`, over all columns, counting
 /// duplicates: an independent check, not the tool's parity.
 pub async fn except_both_ways(client: &Client, a: &str, b: &str) -> i64 {

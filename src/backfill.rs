@@ -20,14 +20,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Statement};
+use tokio_postgres::{Client, GenericClient, Statement, Transaction};
 
 use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
 use crate::journal::{self, RangeRecord};
 use crate::keyspace;
 use crate::model::{Job, Key};
-use crate::phase::Phase;
 use crate::plan::BackfillOptions;
 use crate::progress::{Cancel, Progress};
 use crate::stmt::{backoff, is_lock_conflict, SqlLog, Stmt};
@@ -169,22 +168,17 @@ pub async fn worker_count(client: &impl GenericClient, asked: Option<u32>) -> Re
 }
 
 /// Captures every table's key range (after the copy triggers are committed, so rows
-/// beyond the last key are the triggers' to copy), cuts it for `workers`, and enters
-/// `backfilling`. One REPEATABLE READ transaction: bounds and sample agree.
+/// beyond the last key are the triggers' to copy) and cuts it for `workers`, inside
+/// `tx`: a REPEATABLE READ transaction, so that bounds and sample agree. The step
+/// commits it with its move to `backfilling`.
 pub async fn prepare(
-    client: &mut Client,
+    tx: &Transaction<'_>,
     log: &SqlLog,
     plan: &str,
     jobs: &[Job],
     workers: usize,
 ) -> Result<()> {
     let ctx = "capturing the backfill's key ranges";
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .context(ctx)?;
     for job in jobs {
         let sql = bounds_sql(job);
         log.record(&sql);
@@ -193,10 +187,10 @@ pub async fn prepare(
         let ord = job.ord as i32;
         let Some(hi) = hi else {
             // An empty table has nothing to copy: its range is done from the start.
-            journal::set_rows_total(&tx, plan, ord, 0).await?;
+            journal::set_rows_total(tx, plan, ord, 0).await?;
             let range = RangeRecord::new(ord, 0, lo, vec![], None);
             journal::add_range(
-                &tx,
+                tx,
                 plan,
                 &RangeRecord {
                     done: true,
@@ -206,22 +200,21 @@ pub async fn prepare(
             .await?;
             continue;
         };
-        let size = keyspace::size(&tx, &job.source).await?;
+        let size = keyspace::size(tx, &job.source).await?;
         // The planner's count when the table was analysed (closer), else the sample's.
         let rows = if job.table.estimated_rows >= 1.0 {
             job.table.estimated_rows
         } else {
             size.rows
         };
-        journal::set_rows_total(&tx, plan, ord, rows as i64).await?;
+        journal::set_rows_total(tx, plan, ord, rows as i64).await?;
         let pieces = ranges_for(rows, workers);
-        let cuts = keyspace::cut_points(&tx, &job.source, &job.key, size, pieces).await?;
+        let cuts = keyspace::cut_points(tx, &job.source, &job.key, size, pieces).await?;
         for range in cut_ranges(ord, lo, hi, cuts) {
-            journal::add_range(&tx, plan, &range).await?;
+            journal::add_range(tx, plan, &range).await?;
         }
     }
-    journal::set_phase(&tx, plan, Phase::Backfilling).await?;
-    tx.commit().await.context(ctx)
+    Ok(())
 }
 
 /// The ranges `[lo, c1], (c1, c2], ..., (cn, hi]`: each after the first starts with its
@@ -283,7 +276,9 @@ pub fn next_batch_rows(rows: u32, took: Duration, target: Duration, max: u32) ->
     (wanted as u32).clamp(1, max.max(1))
 }
 
-/// Copies every range not yet done, then enters `backfilled`.
+/// Copies every range not yet done, replays what the application changed meanwhile and
+/// builds the indexes left for after the copy ([`Backfill::run`] returns the batches'
+/// figures; the step records the end of the backfill).
 pub struct Backfill<'a> {
     pub connect: &'a ConnectOptions,
     /// The orchestrator's connection (it holds the plan's lock).
@@ -340,7 +335,7 @@ impl Shared<'_> {
 }
 
 impl<'a> Backfill<'a> {
-    pub async fn run(self) -> Result<()> {
+    pub async fn run(self) -> Result<Option<String>> {
         let ranges = journal::ranges(&*self.client, self.plan).await?;
         let mut left: HashMap<i32, usize> = HashMap::new();
         for job in self.jobs {
@@ -410,42 +405,19 @@ impl<'a> Backfill<'a> {
         self.replay().await?;
         self.build_indexes().await?;
         self.replay().await?;
-        let ctx = "finishing the backfill";
-        let tx = self.client.transaction().await.context(ctx)?;
-        // The NOT VALID constraints, now that the old rows are in (see
-        // target::not_valid_constraints), and what the target carries now.
-        let later = crate::phases::end_of_backfill(self.plan, self.jobs);
-        if !later.is_empty() {
-            let timeout = Stmt::new(format!(
-                "SET LOCAL lock_timeout = '{}ms'",
-                self.opts.lock_timeout.as_millis().max(1)
-            ));
-            crate::stmt::exec(&tx, self.log, &timeout).await?;
-            for s in &later {
-                crate::stmt::exec(&tx, self.log, s).await?;
-            }
-        }
         if let Some(summary) = &summary {
             tracing::info!("backfill of plan `{}`: {summary}", self.plan);
-            journal::event(
-                &tx,
-                self.plan,
-                Phase::Backfilling,
-                &format!("backfill: {summary}"),
-            )
-            .await?;
         }
-        journal::set_phase(&tx, self.plan, Phase::Backfilled).await?;
-        tx.commit().await.context(ctx)
+        Ok(summary)
     }
 }
 
 impl Backfill<'_> {
-    /// Drains the change logs (see [`crate::replay::drain`]).
+    /// Drains the change logs (see [`crate::capture::drain`]).
     async fn replay(&self) -> Result<()> {
         self.progress
             .step("replaying the changes the application made during the copy");
-        let r = crate::replay::drain(&*self.client, self.log, self.jobs).await?;
+        let r = crate::capture::drain(&*self.client, self.log, self.jobs).await?;
         if r.taken > 0 {
             tracing::info!(
                 "replayed {} logged change(s) of plan `{}`: {} row(s) written, {} removed",

@@ -11,7 +11,6 @@ use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
 use crate::inbound_fks;
 use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
-use crate::trigger;
 
 /// The cutover transaction's statements (without BEGIN/COMMIT). `plan` names the
 /// foreign-key emulation's functions in their comments.
@@ -19,15 +18,14 @@ pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
-        out.extend(crate::replay::cutover_statements(job));
+        let capture = crate::capture::of(job);
+        out.extend(capture.cutover_catch_up(job));
         // Grants given on the source since the target was made follow it too.
         out.extend(crate::target::grants(job));
-        out.push(trigger::drop_guard(&job.target));
-        out.push(trigger::guard_function_sql(job));
+        out.extend(capture.cutover_prepare(job));
         out.extend(drop_inbound_fks(job));
         out.extend(swap(job, &job.source, &job.retired, &job.target, OLD, NEW));
-        out.extend(trigger::drop_triggers(&job.forward(), &job.retired));
-        out.extend(trigger::create_triggers(&job.reverse(), &job.source));
+        out.extend(capture.cutover_turn(job));
         out.extend(sequences_to(job));
         out.extend(identity_on_new(job));
         out.extend(views(job));
@@ -51,10 +49,9 @@ pub fn reverse_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
         out.extend(identity_back(job));
         out.extend(user_triggers_from_new(job));
         out.extend(row_security(job, false));
-        out.extend(trigger::drop_triggers(&job.reverse(), &job.source));
+        out.extend(crate::capture::of(job).rollback_unturn(job));
         out.extend(swap(job, &job.source, &job.target, &job.retired, NEW, OLD));
-        out.push(trigger::create_guard(job, &job.target));
-        out.extend(trigger::create_triggers(&job.forward(), &job.source));
+        out.extend(crate::capture::of(job).rollback_turn(job));
         out.extend(user_triggers_back_on(job));
         out.extend(sequences_to(job));
         out.extend(views(job));

@@ -33,14 +33,15 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use hyperswap::apply::Apply;
+use hyperswap::commands;
 use hyperswap::conn::ConnectOptions;
-use hyperswap::phase::{Phase, Until};
+use hyperswap::context::Context;
+use hyperswap::model::Removal;
+use hyperswap::phase::Until;
 use hyperswap::plan::Plan;
-use hyperswap::progress::Cancel;
-use hyperswap::remove::Removal;
+use hyperswap::progress::{Cancel, NoProgress, Progress};
 use hyperswap::stmt::SqlLog;
-use hyperswap::{journal, parity, rollback, show, status, validate, Error};
+use hyperswap::Error;
 
 /// The exit codes, for scripts; each has a test.
 const EXIT_CODES: &str = "Exit codes:
@@ -218,17 +219,8 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         Command::Plan(PlanCommand::Validate { plan: path, json }) => {
             let checked = async {
                 let plan = Plan::load(&path)?;
-                let client = connect.connect("hyperswap validate").await?;
-                let record = journal::load(&client, &plan.name).await?;
-                hyperswap::journal::check_frozen(&plan, record.as_ref())?;
-                let phase = record.map(|r| r.phase);
-                let jobs = validate::resolve(&client, &plan, phase).await?;
-                if phase.is_none_or(|p| p.source_is_live()) {
-                    validate::check_forward(&client, &jobs).await?;
-                } else {
-                    let after = hyperswap::privileges::Scope::AfterCutover;
-                    hyperswap::privileges::check(&client, &jobs, after).await?;
-                }
+                let cx = context(&connect, &plan, &log, Cancel::default(), &NoProgress);
+                let jobs = commands::validate::validate(&cx).await?;
                 Ok::<_, Error>((plan, jobs))
             }
             .await;
@@ -244,7 +236,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         Command::Plan(PlanCommand::Show { plan }) => {
             let plan = Plan::load(&plan)?;
             let client = connect.connect("hyperswap show").await?;
-            out!("{}", show::show(&client, &plan).await?);
+            out!("{}", commands::show::show(&client, &plan).await?);
             Ok(0)
         }
         Command::Plan(PlanCommand::Apply {
@@ -256,17 +248,8 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
             tracing::info!("applying plan `{}` on {}", plan.name, connect.describe());
-            let outcome = Apply {
-                connect: &connect,
-                plan: &plan,
-                until,
-                log,
-                progress: bars,
-                cancel,
-                workers,
-            }
-            .run()
-            .await?;
+            let cx = context(&connect, &plan, &log, cancel, bars);
+            let outcome = commands::apply::apply(&cx, until, workers).await?;
             bars.clear();
             if let Some(report) = &outcome.parity {
                 outln!("{}", render::parity(report));
@@ -292,8 +275,9 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             if watch.is_some() {
                 watch_ctrl_c(cancel.clone());
             }
+            let only = plan.as_ref().map(|p| p.name.as_str());
             loop {
-                let list = status::status(&client, plan.as_ref().map(|p| p.name.as_str())).await?;
+                let list = commands::status::status(&client, only).await?;
                 if json {
                     outln!(
                         "{}",
@@ -304,10 +288,7 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
                         // Clear the screen and home the cursor, as watch(1) does.
                         out!("\x1b[2J\x1b[H");
                     }
-                    outln!(
-                        "{}",
-                        render::status(&list, plan.as_ref().map(|p| p.name.as_str()))
-                    );
+                    outln!("{}", render::status(&list, only));
                 }
                 let Some(every) = watch else { break };
                 let until = std::time::Instant::now() + every;
@@ -322,76 +303,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         }
         Command::Parity { plan, json, repair } => {
             let plan = Plan::load(&plan)?;
-            let client = connect.connect("hyperswap parity").await?;
-            // Parity replays the change log: never beside another process of the plan
-            // that does (a replay from an older snapshot could put back a row the other
-            // one removed). The lock is taken before the phase is read.
-            journal::lock_plan(&client, &plan.name).await?;
-            let record = journal::load(&client, &plan.name).await?;
-            hyperswap::journal::check_frozen(&plan, record.as_ref())?;
-            let phase = match record.map(|r| r.phase) {
-                Some(p) if p.copy_complete() => p,
-                Some(p @ (Phase::Aborting | Phase::Finalizing)) => {
-                    return Err(Error::WrongPhase {
-                        plan: plan.name.clone(),
-                        phase: Some(p),
-                        problem:
-                            "one of its tables is being dropped, so there is nothing to compare"
-                                .into(),
-                        fix: format!(
-                            "run `hyperswap {} {}` to finish that",
-                            if p == Phase::Aborting {
-                                "abort"
-                            } else {
-                                "finalize --yes"
-                            },
-                            plan.path.display()
-                        ),
-                    })
-                }
-                phase => {
-                    return Err(Error::WrongPhase {
-                        plan: plan.name.clone(),
-                        phase,
-                        problem: "its backfill has not finished: parity compares complete copies"
-                            .into(),
-                        fix: format!(
-                            "run `hyperswap plan apply {} --until backfill` first",
-                            plan.path.display()
-                        ),
-                    })
-                }
-            };
-            let jobs = validate::resolve(&client, &plan, Some(phase)).await?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
-            let mut client = client;
-            {
-                let lock = hyperswap::phases::lock_policy(&plan);
-                let tx = hyperswap::runner::PhaseTx {
-                    log: &log,
-                    lock: &lock,
-                    jobs: &jobs,
-                    plan: &plan.name,
-                    cancel: &cancel,
-                    window: None,
-                };
-                hyperswap::replay::upgrade_legacy(&mut client, &tx, phase).await?;
-            }
-            let checker = parity::Checker {
-                connect: &connect,
-                log: &log,
-                plan: &plan.name,
-                jobs: &jobs,
-                phase,
-                range_rows: plan.parity.range_rows,
-                lanes: plan.parity.lanes,
-                resume_within: plan.parity.resume_within,
-                repair,
-                cancel,
-                progress: bars,
-            };
-            let report = checker.run(&client).await?;
+            let cx = context(&connect, &plan, &log, cancel, bars);
+            let report = commands::parity::parity(&cx, repair).await?;
             if json {
                 outln!(
                     "{}",
@@ -411,13 +326,12 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         } => {
             if drop_history {
                 // After a finalize that kept the plan's events, only they are left.
-                let name = Plan::load(&plan)?.name;
-                let mut client = connect
-                    .connect(&format!("hyperswap finalize {name}"))
-                    .await?;
-                if let Some(n) = hyperswap::journal::drop_history(&mut client, &name).await? {
+                let loaded = Plan::load(&plan)?;
+                let cx = context(&connect, &loaded, &log, Cancel::default(), &NoProgress);
+                if let Some(n) = commands::remove::drop_history(&cx).await? {
                     outln!(
-                        "plan `{name}`: already finalized; {n} event(s) dropped from the journal"
+                        "plan `{}`: already finalized; {n} event(s) dropped from the journal",
+                        loaded.name
                     );
                     return Ok(0);
                 }
@@ -435,9 +349,8 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             let plan = Plan::load(&plan)?;
             let cancel = Cancel::default();
             watch_ctrl_c(cancel.clone());
-            let ended =
-                hyperswap::remove::end_fk_emulation(&connect, &plan, &log, &cancel, !drop_history)
-                    .await?;
+            let cx = context(&connect, &plan, &log, cancel, &NoProgress);
+            let ended = commands::remove::end_fk_emulation(&cx, !drop_history).await?;
             outln!(
                 "plan `{}`: finalized; foreign-key emulation ended ({} function(s) and their triggers dropped): nothing checks those references any more",
                 plan.name,
@@ -447,7 +360,10 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
         }
         Command::Rollback { plan } => {
             let plan = Plan::load(&plan)?;
-            let report = rollback::rollback(&connect, &plan, &log).await?;
+            // Ctrl-C is not watched: the rollback is one transaction, and its parity
+            // check after it is only a report.
+            let cx = context(&connect, &plan, &log, Cancel::default(), &NoProgress);
+            let report = commands::rollback::rollback(&cx).await?;
             outln!(
                 "plan `{}`: rolled back; the original tables are live again",
                 plan.name
@@ -456,6 +372,17 @@ async fn run(cli: Cli, bars: &bars::Bars) -> Result<u8, Error> {
             Ok(if report.equal { 0 } else { 1 })
         }
     }
+}
+
+/// The run context of a command on `plan`.
+fn context<'a>(
+    connect: &'a ConnectOptions,
+    plan: &'a Plan,
+    log: &'a SqlLog,
+    cancel: Cancel,
+    progress: &'a dyn Progress,
+) -> Context<'a> {
+    Context::new(connect, plan, log, cancel, progress)
 }
 
 /// Finalize cannot be undone: without `--yes`, a terminal is asked for the plan's name
@@ -509,8 +436,8 @@ async fn remove(
     let plan = Plan::load(plan)?;
     let cancel = Cancel::default();
     watch_ctrl_c(cancel.clone());
-    let removed =
-        hyperswap::remove::remove(kind, connect, &plan, log, &cancel, keep_history).await?;
+    let cx = context(connect, &plan, log, cancel, &NoProgress);
+    let removed = commands::remove::remove(&cx, kind, keep_history).await?;
     let what = match kind {
         Removal::Abort => {
             "aborted: the copy triggers and the new tables are gone, the source is as it was"

@@ -133,14 +133,15 @@ pub enum Until {
 }
 
 impl Until {
-    /// The phase at which a run with this `--until` stops.
-    pub fn phase(self) -> Phase {
+    /// The name of the step a run with this `--until` stops after (see
+    /// `crate::steps::STEPS`).
+    pub fn step(self) -> &'static str {
         match self {
-            Until::Target => Phase::TargetCreated,
-            Until::Trigger => Phase::TriggerInstalled,
-            Until::Backfill => Phase::Backfilled,
-            Until::Parity => Phase::Verified,
-            Until::Cutover => Phase::CutOver,
+            Until::Target => "target",
+            Until::Trigger => "trigger",
+            Until::Backfill => "backfill",
+            Until::Parity => "parity",
+            Until::Cutover => "cutover",
         }
     }
 }

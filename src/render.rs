@@ -2,12 +2,12 @@
 
 use std::fmt::Write;
 
+use hyperswap::commands::status::PlanStatus;
 use hyperswap::conn::ConnectOptions;
 use hyperswap::model::Job;
 use hyperswap::parity::ParityReport;
 use hyperswap::phase::Phase;
 use hyperswap::plan::Plan;
-use hyperswap::status::PlanStatus;
 
 pub fn validated(plan: &Plan, jobs: &[Job], connect: &ConnectOptions) -> String {
     let mut out = format!(

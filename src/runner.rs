@@ -5,39 +5,13 @@
 
 use tokio_postgres::Client;
 
-use crate::conn::ConnectOptions;
 use crate::error::{Context, Error, Result};
-use crate::journal::{self, PlanRecord};
+use crate::journal;
 use crate::model::Job;
 use crate::phase::Phase;
 use crate::plan::Plan;
 use crate::progress::Cancel;
 use crate::stmt::{self, backoff, is_lock_conflict, lock_holders, LockPolicy, SqlLog, Stmt};
-
-/// Connects as `hyperswap <cmd> <plan>`, takes the plan's lock and returns its journal
-/// record, for the commands that act on a started plan (`rollback`, `abort`,
-/// `finalize`).
-pub async fn open_started(
-    connect: &ConnectOptions,
-    plan: &Plan,
-    cmd: &str,
-) -> Result<(Client, PlanRecord)> {
-    let client = connect
-        .connect(&format!("hyperswap {cmd} {}", plan.name))
-        .await?;
-    journal::lock_plan(&client, &plan.name).await?;
-    let record = journal::load(&client, &plan.name).await?;
-    journal::check_frozen(plan, record.as_ref())?;
-    let record = record.ok_or_else(|| {
-        Error::WrongPhase {
-            plan: plan.name.clone(),
-            phase: None,
-            problem: format!("there is nothing to {cmd}"),
-            fix: "check the plan file and the database the connection points at (`hyperswap status` lists the plans it holds)".into(),
-        }
-    })?;
-    Ok((client, record))
-}
 
 /// Refuses cutover outside the plan's maintenance window, saying when it opens. The
 /// database's clock decides, in the window's time zone.

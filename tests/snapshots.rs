@@ -11,9 +11,9 @@ use hyperswap::catalog::{
     Persistence, RelKind, Table,
 };
 use hyperswap::ident::QualifiedName;
+use hyperswap::model::Removal;
 use hyperswap::model::{ColumnRef, Job, Key, KeyColumn};
 use hyperswap::parity::ranges::KeyRange;
-use hyperswap::remove::Removal;
 use hyperswap::stmt::{LockPolicy, Stmt};
 
 fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
@@ -171,7 +171,7 @@ fn script(stmts: &[Stmt]) -> String {
 #[test]
 fn phase_1_create_the_target() {
     let jobs = [job()];
-    insta::assert_snapshot!(script(&hyperswap::phases::create_phase(
+    insta::assert_snapshot!(script(&hyperswap::steps::target::statements(
         "demo",
         &jobs,
         &lock()
@@ -181,7 +181,7 @@ fn phase_1_create_the_target() {
 #[test]
 fn phase_2_copy_triggers() {
     let jobs = [job()];
-    insta::assert_snapshot!(script(&hyperswap::phases::trigger_phase(
+    insta::assert_snapshot!(script(&hyperswap::steps::trigger::statements(
         "demo",
         &jobs,
         &lock()
@@ -201,10 +201,7 @@ fn phase_3_backfill() {
             out.push(Stmt::new(backfill::batch_sql(&j, from, c)));
         }
     }
-    out.push(Stmt::new(hyperswap::replay::replay_sql(
-        &j,
-        hyperswap::replay::Take::Limit,
-    )));
+    out.push(Stmt::new(hyperswap::capture::catch_up_sql(&j)));
     out.extend(
         hyperswap::target::deferred_indexes(&j)
             .into_iter()
@@ -255,7 +252,7 @@ fn phase_5_cutover_and_its_rollback() {
 fn abort_and_finalize() {
     let jobs = [job()];
     for (name, kind) in [("abort", Removal::Abort), ("finalize", Removal::Finalize)] {
-        let (first, second) = hyperswap::remove::statements(kind, &jobs, &lock());
+        let (first, second) = hyperswap::commands::remove::statements(kind, &jobs, &lock());
         insta::assert_snapshot!(
             name,
             format!("{}\n\n-- then\n\n{}", script(&first), script(&second))

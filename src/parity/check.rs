@@ -69,7 +69,7 @@ impl Checker<'_> {
             // The backlog first, in passes; each range then replays what came since.
             self.progress
                 .step("replaying the change log before comparing");
-            crate::replay::drain(&lanes.conns[0], self.log, self.jobs).await?;
+            crate::capture::drain(&lanes.conns[0], self.log, self.jobs).await?;
         }
         let mut repaired: Vec<(String, usize)> = Vec::new();
         let mut report = self.compare(journal, &mut lanes).await?;

@@ -38,6 +38,7 @@ pub(super) struct LaneStats {
 /// reverse trigger keeps the mirror in step, and the transaction only reads.
 async fn snapshot<'c>(
     conn: &'c mut Client,
+    capture: &dyn crate::capture::Capture,
     replay: Option<(&str, &[&(dyn ToSql + Sync)])>,
     as_owner: Option<&str>,
 ) -> std::result::Result<Transaction<'c>, tokio_postgres::Error> {
@@ -51,7 +52,7 @@ async fn snapshot<'c>(
         if let Some(owner) = as_owner {
             tx.batch_execute(owner).await?;
         }
-        crate::replay::run(&tx, sql, params).await?;
+        capture.replay_in(&tx, sql, params).await?;
     }
     Ok(tx)
 }
@@ -195,7 +196,13 @@ impl Checker<'_> {
         let (l, m) = loop {
             let started = Instant::now();
             let read = async {
-                let tx = snapshot(conn, first.replay(&params), first.owner()).await?;
+                let tx = snapshot(
+                    conn,
+                    crate::capture::of(job),
+                    first.replay(&params),
+                    first.owner(),
+                )
+                .await?;
                 let l = tx.query_one(&live_sql, &params).await?;
                 let m = tx.query_one(&mirror_sql, &params).await?;
                 tx.commit().await?;
@@ -237,7 +244,13 @@ impl Checker<'_> {
         let rows = loop {
             let started = Instant::now();
             let read = async {
-                let tx = snapshot(conn, first.replay(&values), first.owner()).await?;
+                let tx = snapshot(
+                    conn,
+                    crate::capture::of(job),
+                    first.replay(&values),
+                    first.owner(),
+                )
+                .await?;
                 let rows = tx.query(&sql, &values).await?;
                 tx.commit().await?;
                 Ok::<_, tokio_postgres::Error>(rows)
@@ -262,7 +275,7 @@ impl Checker<'_> {
         let replay = self.phase.source_is_live().then(|| {
             let (clause, params) = range.clause(job, 1);
             (
-                crate::replay::replay_sql(job, crate::replay::Take::Where(&clause)),
+                crate::capture::of(job).range_replay_sql(job, &clause),
                 params.len(),
             )
         });
@@ -331,7 +344,7 @@ impl RangeReplay {
                     db.message()
                 );
                 self.replayed_whole = true;
-                crate::replay::replay_whole(conn, log, job).await?;
+                crate::capture::of(job).replay_whole(conn, log, job).await?;
                 return Ok(());
             }
         }

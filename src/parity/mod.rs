@@ -40,7 +40,7 @@ pub fn checksum_statements(
     for range in ranges::from_bounds(bounds) {
         if phase.source_is_live() {
             let (clause, _) = range.clause(job, 1);
-            let sql = crate::replay::replay_sql(job, crate::replay::Take::Where(&clause));
+            let sql = crate::capture::of(job).range_replay_sql(job, &clause);
             if !out.iter().any(|s| s.sql == sql) {
                 out.push(Stmt::new(sql));
             }

@@ -210,11 +210,7 @@ async fn uses(client: &impl GenericClient, job: &Job) -> Result<Vec<Use>> {
 /// The copy functions: their owners, and EXECUTE on each (to create its triggers).
 async fn functions(client: &impl GenericClient, job: &Job) -> Result<Vec<(Owned, Use)>> {
     let mut out = Vec::new();
-    for f in [
-        job.copy_function(),
-        job.reverse_function(),
-        job.guard_function(),
-    ] {
+    for f in crate::capture::of(job).functions(job) {
         let signature = format!("{}()", f.quoted());
         let row = client
             .query_opt(

@@ -10,8 +10,9 @@
 //! and cutover and rollback are only renames: no trigger DDL runs while the application
 //! is locked out.
 
+use super::names::{Triggers, COPY_TRIGGERS, REVERSE_TRIGGERS};
 use crate::ident::{dollar_quote, quote_ident, quote_literal, QualifiedName};
-use crate::model::{Job, Triggers, COPY_TRIGGERS, REVERSE_TRIGGERS};
+use crate::model::Job;
 use crate::stmt::Stmt;
 
 /// One direction of copying.
@@ -91,7 +92,7 @@ pub fn statements(job: &Job, plan: &str) -> Vec<Stmt> {
                     &dir.function,
                     dir.log
                         .as_ref()
-                        .map(|_| crate::replay::log_grant_sql(job, &job.table.owner)),
+                        .map(|_| super::log::log_grant_sql(job, &job.table.owner)),
                     &job.table.owner,
                 ),
                 "when hyperswap runs as a superuser: the copy runs with the rights of the table's owner (who owns both tables), not a superuser's, so nothing the owner attaches to the tables can run with more",
@@ -125,7 +126,7 @@ fn change_log_sql(job: &Job) -> Stmt {
         .map(|c| format!("{} {}{}", quote_ident(&c.name), c.type_sql, c.collate))
         .chain(std::iter::once(format!(
             "{} {}",
-            quote_ident(crate::model::LOG_TIME_COLUMN),
+            quote_ident(super::names::LOG_TIME_COLUMN),
             job.time.type_sql
         )))
         .collect::<Vec<_>>()
@@ -304,7 +305,7 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
         .join(" AND ");
     let body = match &dir.log {
         Some(log) => crate::template::render(
-            include_str!("../sql/change_log_trigger.sql"),
+            include_str!("../../sql/change_log_trigger.sql"),
             &[
                 ("live_name", quote_literal(&job.source.name)),
                 ("live_schema", quote_literal(&job.source.schema)),
@@ -324,7 +325,7 @@ fn function_sql(job: &Job, dir: &Direction) -> String {
             ],
         ),
         None => crate::template::render(
-            include_str!("../sql/copy_trigger.sql"),
+            include_str!("../../sql/copy_trigger.sql"),
             &[
                 ("live_name", quote_literal(&job.source.name)),
                 ("live_schema", quote_literal(&job.source.schema)),

@@ -1,6 +1,6 @@
 //! The change log's replay. Before cutover the forward trigger does not write the
 //! hypertable: it appends the keys the application wrote to the table's change log
-//! ([`crate::model::Job::change_log`]). The tool replays the log: it takes entries and
+//! (see [`super::names`]). The tool replays the log: it takes entries and
 //! writes each key's rows to the copy as the source has them in the same snapshot
 //! (sql/replay.sql). Replaying a key twice, or out of order, writes the same rows, so
 //! the only rule is that an entry is taken only once the copy of its key is no longer
@@ -18,7 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
 use crate::error::{Context, Result};
-use crate::ident::quote_ident;
+use crate::ident::{quote_ident, QualifiedName};
 use crate::model::Job;
 use crate::stmt::{SqlLog, Stmt};
 
@@ -67,7 +67,7 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
         ),
     };
     let unique: Vec<&str> = job.unique_columns();
-    let old_time = quote_ident(crate::model::LOG_TIME_COLUMN);
+    let old_time = quote_ident(super::names::LOG_TIME_COLUMN);
     // A row of `table` (an alias) with an old entry's key and time (`hyperswap_o`), each
     // compared by its unique index's equality; the time column's types are pg_catalog's.
     let is_old = |table: &str| {
@@ -107,7 +107,7 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
         format!("DO UPDATE SET {}", set.join(", "))
     };
     crate::template::render(
-        include_str!("../sql/replay.sql"),
+        include_str!("../../sql/replay.sql"),
         &[
             ("source", job.source.quoted()),
             ("target", job.target.quoted()),
@@ -235,51 +235,66 @@ pub async fn pending(client: &impl GenericClient, job: &Job) -> Result<Option<i6
     Ok(Some(n))
 }
 
+/// Entries waiting in the change log of the table the journal names `source` (`None`
+/// when it has none, or it could not be counted).
+pub async fn pending_by_source(client: &impl GenericClient, source: &QualifiedName) -> Option<i64> {
+    let log = super::names::change_log_of(source).quoted();
+    let exists: bool = client
+        .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&log])
+        .await
+        .ok()?
+        .get(0);
+    if !exists {
+        return None;
+    }
+    client
+        .query_one(&format!("SELECT pg_catalog.count(*) FROM {log}"), &[])
+        .await
+        .ok()
+        .map(|r| r.get(0))
+}
+
 /// How long a draining pass waits for a lock (an application's TRUNCATE of the source
 /// holds one while it waits for the copy) before it gives way and tries again.
 const LOCK_TIMEOUT_MS: u32 = 1000;
 /// Attempts of one draining pass that gave way.
 const ATTEMPTS: u32 = 8;
 
-/// Replays every table's change log in passes of [`PASS_ENTRIES`] until it has taken
-/// as many entries as the log held when it began (or a pass finds fewer): under a
-/// steady writer the log never empties, and what comes meanwhile is the next
-/// replay's. Each pass is a transaction that waits at most [`LOCK_TIMEOUT_MS`] for a
-/// lock; one that gave way (or met a parent row deleted after its snapshot, for a copy
-/// with foreign keys) is tried again, and the application is never the one that waits.
-/// Returns what was done, summed.
-pub async fn drain(client: &impl GenericClient, log: &SqlLog, jobs: &[Job]) -> Result<Replayed> {
+/// Replays `job`'s change log in passes of [`PASS_ENTRIES`] until it has taken as many
+/// entries as the log held when it began (or a pass finds fewer): under a steady writer
+/// the log never empties, and what comes meanwhile is the next replay's. Each pass is a
+/// transaction that waits at most [`LOCK_TIMEOUT_MS`] for a lock; one that gave way (or
+/// met a parent row deleted after its snapshot, for a copy with foreign keys) is tried
+/// again, and the application is never the one that waits. Returns what was done,
+/// summed.
+pub async fn drain(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Result<Replayed> {
     let mut total = Replayed::default();
-    for job in jobs {
-        let Some(waiting) = pending(client, job).await? else {
-            continue;
-        };
-        if let Some(grants) = owner_grants(job) {
-            crate::stmt::exec(client, log, &grants).await?;
+    let Some(waiting) = pending(client, job).await? else {
+        return Ok(total);
+    };
+    if let Some(grants) = owner_grants(job) {
+        crate::stmt::exec(client, log, &grants).await?;
+    }
+    let sql = replay_sql(job, Take::Limit);
+    if let Some(owner) = job.as_owner_sql() {
+        log.record(&owner);
+    }
+    log.record(&sql);
+    let mut after = "(0,0)".to_string();
+    loop {
+        let r = pass(client, log, job, &sql, &[&PASS_ENTRIES, &after]).await?;
+        total.taken += r.taken;
+        total.deleted += r.deleted;
+        total.written += r.written;
+        match r.last {
+            Some(last) if r.taken >= PASS_ENTRIES && total.taken < waiting => after = last,
+            _ => break,
         }
-        let sql = replay_sql(job, Take::Limit);
-        if let Some(owner) = job.as_owner_sql() {
-            log.record(&owner);
-        }
-        log.record(&sql);
-        let mut taken = 0;
-        let mut after = "(0,0)".to_string();
-        loop {
-            let r = pass(client, log, job, &sql, &[&PASS_ENTRIES, &after]).await?;
-            taken += r.taken;
-            total.taken += r.taken;
-            total.deleted += r.deleted;
-            total.written += r.written;
-            match r.last {
-                Some(last) if r.taken >= PASS_ENTRIES && taken < waiting => after = last,
-                _ => break,
-            }
-        }
-        if taken >= PASS_ENTRIES {
-            // The entries taken are dead tuples until vacuumed, and every later replay
-            // (each parity range's) would read through them.
-            crate::stmt::exec(client, log, &vacuum_statement(job)).await?;
-        }
+    }
+    if total.taken >= PASS_ENTRIES {
+        // The entries taken are dead tuples until vacuumed, and every later replay
+        // (each parity range's) would read through them.
+        crate::stmt::exec(client, log, &vacuum_statement(job)).await?;
     }
     Ok(total)
 }
@@ -371,35 +386,4 @@ async fn pass(
             Err(e) => return Err(e).with_context(ctx),
         }
     }
-}
-
-/// A plan started by a build before the change log (its forward trigger writes the copy
-/// in the application's transaction, and it has no log) is brought to this one before
-/// anything else runs: phase 2's statements again (each idempotent), in one
-/// lock-polite transaction. From its commit the trigger logs keys instead; every write
-/// before it is in the copy already. Nothing to do after cutover (the reverse trigger
-/// is the same) or before phase 2.
-pub async fn upgrade_legacy(
-    client: &mut tokio_postgres::Client,
-    run: &crate::runner::PhaseTx<'_>,
-    phase: crate::phase::Phase,
-) -> Result<()> {
-    if !phase.source_is_live() || phase.step() < crate::phase::Phase::TriggerInstalled.step() {
-        return Ok(());
-    }
-    let mut legacy = Vec::new();
-    for job in run.jobs {
-        if !log_exists(&*client, job).await? {
-            legacy.push(job.clone());
-        }
-    }
-    if legacy.is_empty() {
-        return Ok(());
-    }
-    tracing::warn!(
-        "plan `{}` was started by an earlier hyperswap, whose copy trigger writes the copy in the application's transaction: replacing it with the change-log trigger of this version",
-        run.plan
-    );
-    let stmts = crate::phases::trigger_phase(run.plan, &legacy, run.lock);
-    run.run(client, &stmts, phase, None).await
 }

@@ -6,56 +6,25 @@
 
 use tokio_postgres::Client;
 
-use crate::conn::ConnectOptions;
-use crate::error::{Context, Error, Result};
+use crate::context::{Context, PlanLock};
+use crate::error::{Context as _, Error, Result};
 use crate::fk_emulation;
 use crate::journal;
 use crate::model::Job;
 use crate::phase::Phase;
-use crate::phases::lock_policy;
-use crate::plan::Plan;
-use crate::progress::Cancel;
-use crate::runner::{open_started, PhaseTx};
-use crate::stmt::{self, set_lock_timeout, SqlLog, Stmt};
-use crate::trigger;
+use crate::stmt::{self, Stmt};
 use crate::validate;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    Abort,
-    Finalize,
-}
+pub use crate::model::Removal;
 
-/// The statements of both steps, for `plan show` and the run.
+/// The statements of both transactions, for `plan show` and the run: what every step
+/// made, removed (see [`crate::steps::removal`]).
 pub fn statements(
     kind: Removal,
     jobs: &[Job],
     lock: &crate::stmt::LockPolicy,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
-    let mut first = vec![set_lock_timeout(lock.lock_timeout)];
-    let mut second = Vec::new();
-    for job in jobs {
-        let (trigger_dir, on, drop_table) = match kind {
-            // The forward trigger sits on the live source; the target goes.
-            Removal::Abort => (job.forward(), &job.source, &job.target),
-            // The reverse trigger sits on the live hypertable; the retired table goes.
-            Removal::Finalize => (job.reverse(), &job.source, &job.retired),
-        };
-        first.extend(trigger::drop_triggers(&trigger_dir, on));
-        second.push(trigger::drop_columns_view(job));
-        second.push(Stmt::noted(
-            format!("DROP TABLE IF EXISTS {}", drop_table.quoted()),
-            "no CASCADE: anything of yours that still depends on it stops the drop",
-        ));
-        second.push(trigger::drop_function(&job.forward()));
-        second.push(Stmt::new(format!(
-            "DROP TABLE IF EXISTS {}",
-            job.change_log().quoted()
-        )));
-        second.push(trigger::drop_function(&job.reverse()));
-        second.push(trigger::drop_guard_function(job));
-    }
-    (first, second)
+    crate::steps::removal(kind, jobs, lock)
 }
 
 /// What `remove` left in place on purpose.
@@ -68,14 +37,8 @@ pub struct Removed {
 
 /// `keep_history`: the plan's events stay in the journal (`finalize`, unless told to
 /// drop them); otherwise every record of the plan goes, and the journal with the last.
-pub async fn remove(
-    kind: Removal,
-    connect: &ConnectOptions,
-    plan: &Plan,
-    log: &SqlLog,
-    cancel: &Cancel,
-    keep_history: bool,
-) -> Result<Removed> {
+pub async fn remove(cx: &Context<'_>, kind: Removal, keep_history: bool) -> Result<Removed> {
+    let (plan, log) = (cx.plan, cx.log);
     let (cmd, allowed, doing) = match kind {
         Removal::Abort => (
             "abort",
@@ -84,7 +47,10 @@ pub async fn remove(
         ),
         Removal::Finalize => ("finalize", "cut_over", Phase::Finalizing),
     };
-    let (mut client, record) = open_started(connect, plan, cmd).await?;
+    let (mut client, record) = cx
+        .open(&format!("hyperswap {cmd} {}", plan.name), PlanLock::Take)
+        .await?
+        .started(plan, cmd)?;
     let ok = match kind {
         Removal::Abort => record.phase.source_is_live() || record.phase == Phase::Aborting,
         Removal::Finalize => matches!(record.phase, Phase::CutOver | Phase::Finalizing),
@@ -111,8 +77,7 @@ pub async fn remove(
     };
     let jobs = validate::resolve_for_removal(&client, plan, as_phase).await?;
     crate::privileges::check(&client, &jobs, crate::privileges::Scope::Remove).await?;
-    let lock = lock_policy(plan);
-    let (first, second) = statements(kind, &jobs, &lock);
+    let (first, second) = statements(kind, &jobs, &cx.lock);
     // Before anything commits: what would stop the drop? (Afterwards the plan could
     // neither go back nor finish.)
     for job in &jobs {
@@ -126,18 +91,12 @@ pub async fn remove(
     if kind == Removal::Abort {
         // After a rollback stopped before validating the foreign keys it added back
         // (the journal, which says which, is about to go).
-        crate::rollback::finish(&client, log, &record).await?;
+        super::rollback::finish(&client, log, &record).await?;
     }
     if record.phase != doing {
-        let tx = PhaseTx {
-            log,
-            lock: &lock,
-            jobs: &jobs,
-            plan: &plan.name,
-            cancel,
-            window: None,
-        };
-        tx.run(&mut client, &first, doing, None).await?;
+        cx.phase_tx(&jobs)
+            .run(&mut client, &first, doing, None)
+            .await?;
     }
     let t = client
         .transaction()
@@ -156,13 +115,8 @@ pub async fn remove(
 /// `hyperswap finalize --end-fk-emulation`: finalizes the plan if it is still cut over,
 /// then drops its foreign-key emulation (functions and their triggers), and the tool's
 /// schema once nothing is left in it. Returns the functions dropped.
-pub async fn end_fk_emulation(
-    connect: &ConnectOptions,
-    plan: &Plan,
-    log: &SqlLog,
-    cancel: &Cancel,
-    keep_history: bool,
-) -> Result<Vec<String>> {
+pub async fn end_fk_emulation(cx: &Context<'_>, keep_history: bool) -> Result<Vec<String>> {
+    let (connect, plan, log) = (cx.connect, cx.plan, cx.log);
     let mut client = connect
         .connect(&format!(
             "hyperswap finalize --end-fk-emulation {}",
@@ -173,7 +127,7 @@ pub async fn end_fk_emulation(
         && crate::journal::load(&client, &plan.name).await?.is_some();
     if started {
         drop(client);
-        remove(Removal::Finalize, connect, plan, log, cancel, keep_history).await?;
+        remove(cx, Removal::Finalize, keep_history).await?;
         client = connect
             .connect(&format!(
                 "hyperswap finalize --end-fk-emulation {}",
@@ -181,7 +135,7 @@ pub async fn end_fk_emulation(
             ))
             .await?;
     }
-    let ended = fk_emulation::end(&mut client, &plan.name, log, &lock_policy(plan)).await?;
+    let ended = fk_emulation::end(&mut client, &plan.name, log, &cx.lock).await?;
     if !started && !keep_history {
         // Finalized earlier with its history kept: drop that too, if there is one.
         match journal::drop_history(&mut client, &plan.name).await {
@@ -197,6 +151,18 @@ pub async fn end_fk_emulation(
     }
     journal::drop_schema_if_empty(&client).await?;
     Ok(ended)
+}
+
+/// `finalize --drop-history` of a plan finalized earlier with its events kept: drops
+/// those events (`Some(count)`); `None` when the plan is not finalized that way (its
+/// finalize then drops them).
+pub async fn drop_history(cx: &Context<'_>) -> Result<Option<u64>> {
+    let name = &cx.plan.name;
+    let mut client = cx
+        .connect
+        .connect(&format!("hyperswap finalize {name}"))
+        .await?;
+    journal::drop_history(&mut client, name).await
 }
 
 /// Refuses when objects of the user's depend on `table` (views, foreign keys, functions

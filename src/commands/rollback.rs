@@ -8,22 +8,24 @@
 
 use tokio_postgres::Client;
 
-use crate::conn::ConnectOptions;
+use crate::context::{Context, PlanLock};
 use crate::cutover;
 use crate::error::{Error, Result};
 use crate::journal::PlanRecord;
-use crate::parity::{self, ParityReport};
+use crate::parity::ParityReport;
 use crate::phase::Phase;
-use crate::phases::lock_policy;
-use crate::plan::Plan;
 use crate::privileges;
-use crate::progress::Cancel;
-use crate::runner::{open_started, PhaseTx};
 use crate::stmt::{self, SqlLog, Stmt};
 use crate::validate;
 
-pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Result<ParityReport> {
-    let (mut client, record) = open_started(connect, plan, "rollback").await?;
+/// Rolls back the cutover of `cx`'s plan, then checks the original against the
+/// hypertable (as before cutover) and returns that check.
+pub async fn rollback(cx: &Context<'_>) -> Result<ParityReport> {
+    let (plan, log) = (cx.plan, cx.log);
+    let (mut client, record) = cx
+        .open(&format!("hyperswap rollback {}", plan.name), PlanLock::Take)
+        .await?
+        .started(plan, "rollback")?;
     if record.phase != Phase::CutOver && record.phase != Phase::RolledBack {
         return Err(Error::WrongPhase {
             plan: plan.name.clone(),
@@ -53,37 +55,17 @@ pub async fn rollback(connect: &ConnectOptions, plan: &Plan, log: &SqlLog) -> Re
         let jobs = validate::resolve(&client, plan, Some(Phase::CutOver)).await?;
         privileges::check(&client, &jobs, privileges::Scope::Rollback).await?;
         let stmt = Stmt::new(main.trim_end().trim_end_matches(';').to_string());
-        let lock = lock_policy(plan);
-        let cancel = Cancel::default();
-        let tx = PhaseTx {
-            log,
-            lock: &lock,
-            jobs: &jobs,
-            plan: &plan.name,
-            cancel: &cancel,
-            window: None,
-        };
-        tx.run(&mut client, &[stmt], Phase::RolledBack, None)
+        cx.phase_tx(&jobs)
+            .run(&mut client, &[stmt], Phase::RolledBack, None)
             .await?;
     }
     // Rolled back (now, or by an earlier run stopped before this step).
     finish(&client, log, &record).await?;
     // Back in the pre-cutover shape: check the original against the hypertable.
     let jobs = validate::resolve(&client, plan, Some(Phase::RolledBack)).await?;
-    let checker = parity::Checker {
-        connect,
-        log,
-        plan: &plan.name,
-        jobs: &jobs,
-        phase: Phase::RolledBack,
-        range_rows: plan.parity.range_rows,
-        lanes: plan.parity.lanes,
-        resume_within: plan.parity.resume_within,
-        repair: false,
-        cancel: Default::default(),
-        progress: &crate::progress::NoProgress,
-    };
-    checker.run(&client).await
+    cx.checker(&jobs, Phase::RolledBack, false)
+        .run(&client)
+        .await
 }
 
 /// The statements recorded to follow the rollback transaction (validating the foreign

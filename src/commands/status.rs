@@ -1,7 +1,7 @@
 //! `hyperswap status`: where each plan stands, from the journal alone.
 
 use serde::Serialize;
-use tokio_postgres::GenericClient;
+use tokio_postgres::Client;
 
 use crate::error::Result;
 use crate::journal;
@@ -16,6 +16,9 @@ pub struct PlanStatus {
     pub updated_at: String,
     pub parity_passed_at: Option<String>,
     pub cutover_at: Option<String>,
+    /// The step `plan apply` runs next (`None`: none is left, or the plan is being
+    /// removed).
+    pub next_step: Option<String>,
     pub tables: Vec<TableStatus>,
 }
 
@@ -36,7 +39,7 @@ pub struct TableStatus {
 }
 
 /// Every plan in the journal, or just `only`.
-pub async fn status(client: &impl GenericClient, only: Option<&str>) -> Result<Vec<PlanStatus>> {
+pub async fn status(client: &Client, only: Option<&str>) -> Result<Vec<PlanStatus>> {
     let mut out = Vec::new();
     for name in journal::plan_names(client).await? {
         if only.is_some_and(|o| o != name) {
@@ -47,7 +50,7 @@ pub async fn status(client: &impl GenericClient, only: Option<&str>) -> Result<V
     Ok(out)
 }
 
-async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStatus> {
+async fn plan_status(client: &Client, name: &str) -> Result<PlanStatus> {
     let p = journal::plan_times(client, name).await?;
     let mut tables: Vec<TableStatus> = journal::table_progress(client, name)
         .await?
@@ -69,10 +72,20 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
         .collect();
     if p.phase != "cut_over" {
         for t in &mut tables {
-            t.changes_waiting = changes_waiting(client, &t.source).await;
+            t.changes_waiting = match crate::ident::QualifiedName::parse(&t.source) {
+                Ok(source) => crate::capture::waiting(client, &source).await,
+                Err(_) => None,
+            };
         }
     }
+    let next_step = p
+        .phase
+        .parse::<crate::phase::Phase>()
+        .ok()
+        .and_then(crate::steps::next)
+        .map(|(_, s)| s.name().to_string());
     Ok(PlanStatus {
+        next_step,
         plan: name.to_string(),
         phase: p.phase,
         last_progress_at: p.last_progress_at,
@@ -82,23 +95,4 @@ async fn plan_status(client: &impl GenericClient, name: &str) -> Result<PlanStat
         cutover_at: p.cutover_at,
         tables,
     })
-}
-
-/// The count of the change log of the table the journal names `source`.
-async fn changes_waiting(client: &impl GenericClient, source: &str) -> Option<i64> {
-    let source = crate::ident::QualifiedName::parse(source).ok()?;
-    let log = crate::model::change_log_of(&source).quoted();
-    let exists: bool = client
-        .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&log])
-        .await
-        .ok()?
-        .get(0);
-    if !exists {
-        return None;
-    }
-    client
-        .query_one(&format!("SELECT pg_catalog.count(*) FROM {log}"), &[])
-        .await
-        .ok()
-        .map(|r| r.get(0))
 }

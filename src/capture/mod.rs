@@ -1,0 +1,285 @@
+//! Change capture: how the writes the application makes on a source while it is being
+//! moved reach the copy, and after cutover the retired table. Everything else in the
+//! tool speaks to capture through [`Capture`] and the few functions below; nothing
+//! outside this module names the change log, the trigger functions or their triggers.
+//!
+//! What a mechanism does, in the order a plan meets it:
+//!
+//! - **install** (phase 2): whatever catches the writes from then on;
+//! - **catch up**: replay what was caught into the copy, in passes ([`Capture::drain`]),
+//!   or the part of it in one key range inside a given snapshot ([`Capture::replay_in`],
+//!   parity's), or all of it at once ([`Capture::replay_whole`]);
+//! - **count what waits** ([`waiting`]), for `status`;
+//! - **swap direction** in the cutover transaction (catch up under its locks, then the
+//!   other way round: the live hypertable keeps the retired table current) and back in
+//!   the rollback transaction;
+//! - **remove**: what `abort` and `finalize` drop, in [`Stage`] order.
+//!
+//! # Layout
+//!
+//! - `names.rs`: the names of the objects a mechanism creates per table.
+//! - `triggers.rs`: the statement triggers and their functions (the copy, the reverse
+//!   copy, the guard), and the view that pins the copied columns.
+//! - `log.rs`: the change log the forward triggers append keys to, and its replay.
+//!
+//! Today's one mechanism is [`StatementTriggers`]: statement triggers with transition
+//! tables that append keys to a change log before cutover and copy rows after it. A
+//! second mechanism (logical decoding, say) is a module of its own implementing
+//! [`Capture`], chosen in [`of`].
+
+mod log;
+mod names;
+mod triggers;
+
+use futures_util::future::LocalBoxFuture;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
+
+use crate::error::Result;
+use crate::ident::QualifiedName;
+use crate::model::{Job, Removal};
+use crate::stmt::{SqlLog, Stmt};
+
+pub use log::Replayed;
+
+/// Where a statement of a removal goes: the first stage in a short lock-polite
+/// transaction over every table (off the table the application writes to), the others
+/// in one more transaction, table by table, in this order (a view before the table it
+/// reads, a table before the functions its triggers call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Off the live table: the triggers that fire on the application's writes.
+    Triggers,
+    /// Views over the tables.
+    Views,
+    /// The tables.
+    Tables,
+    /// What the tables' triggers called, and what they wrote to.
+    Functions,
+}
+
+/// A way of capturing changes. Methods that return statements are pure (`plan show`
+/// prints them); the others act.
+pub trait Capture: Sync {
+    /// Phase 2: what installs capture for `job`, in the phase's transaction.
+    fn install(&self, job: &Job, plan: &str) -> Vec<Stmt>;
+
+    /// Whether `job` was set up by an earlier build whose capture this one replaces
+    /// (its install statements are then run again, each idempotent).
+    fn needs_reinstall<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<bool>>;
+
+    /// Replays what was caught for `job` into the copy, in passes, each in a
+    /// transaction of its own, until it has taken what waited when it began.
+    fn drain<'a>(
+        &'a self,
+        client: &'a Client,
+        log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Replayed>>;
+
+    /// Everything caught for `job`, replayed in one transaction of its own.
+    fn replay_whole<'a>(
+        &'a self,
+        client: &'a Client,
+        log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Replayed>>;
+
+    /// The statement that replays what was caught for the keys satisfying `clause` (a
+    /// key range; its parameters numbered from `$1`), run by [`Capture::replay_in`].
+    fn range_replay_sql(&self, job: &Job, clause: &str) -> String;
+
+    /// Runs a [`Capture::range_replay_sql`] statement inside `tx` (its snapshot).
+    fn replay_in<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> LocalBoxFuture<'a, std::result::Result<Replayed, tokio_postgres::Error>>;
+
+    /// `plan show`: the statements of one draining pass, and what follows a long drain.
+    fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>);
+
+    /// The cutover transaction, under its locks, before anything is renamed: what is
+    /// left to catch up (the copy then equals the source when it takes the name).
+    fn cutover_catch_up(&self, job: &Job) -> Vec<Stmt>;
+
+    /// The cutover transaction, before the renames: what the rollback it records
+    /// relies on.
+    fn cutover_prepare(&self, job: &Job) -> Vec<Stmt>;
+
+    /// The cutover transaction, after the renames: capture turned round (the live
+    /// hypertable keeps the retired table current).
+    fn cutover_turn(&self, job: &Job) -> Vec<Stmt>;
+
+    /// The rollback transaction, before the renames: the reverse direction off.
+    fn rollback_unturn(&self, job: &Job) -> Vec<Stmt>;
+
+    /// The rollback transaction, after the renames: forward capture back on.
+    fn rollback_turn(&self, job: &Job) -> Vec<Stmt>;
+
+    /// What `abort` (before cutover) or `finalize` (after it) drops of capture's.
+    fn removal(&self, kind: Removal, job: &Job) -> Vec<(Stage, Stmt)>;
+
+    /// The functions capture installs for `job` (their owners and EXECUTE are checked
+    /// before anything runs).
+    fn functions(&self, job: &Job) -> Vec<QualifiedName>;
+}
+
+/// The mechanism that captures `job`'s changes: the registration point of mechanisms.
+pub fn of(_job: &Job) -> &'static dyn Capture {
+    &StatementTriggers
+}
+
+/// Statement triggers appending keys to a change log before cutover, copying rows
+/// into the retired table after it.
+pub struct StatementTriggers;
+
+/// Drains every table's capture (see [`Capture::drain`]); what was done, summed.
+pub async fn drain(client: &Client, log: &SqlLog, jobs: &[Job]) -> Result<Replayed> {
+    let mut total = Replayed::default();
+    for job in jobs {
+        let r = of(job).drain(client, log, job).await?;
+        total.taken += r.taken;
+        total.deleted += r.deleted;
+        total.written += r.written;
+    }
+    Ok(total)
+}
+
+/// The catch-up statement of one draining pass of `job` (the snapshot tests').
+pub fn catch_up_sql(job: &Job) -> String {
+    log::replay_sql(job, log::Take::Limit)
+}
+
+/// Entries waiting to be replayed for the table the journal names `source` (`None`
+/// when it has no change log, or it could not be counted).
+pub async fn waiting(client: &Client, source: &QualifiedName) -> Option<i64> {
+    log::pending_by_source(client, source).await
+}
+
+/// Tables in the tool's schema that a table's owner may write (`LIKE` patterns): the
+/// journal's check of who may write the tool's schema leaves them out.
+pub const OWNER_WRITABLE: &[&str] = &[names::CHANGE_LOG_PATTERN];
+
+/// Rows one draining pass takes at most.
+pub const PASS_ENTRIES: i64 = log::PASS_ENTRIES;
+
+impl Capture for StatementTriggers {
+    fn install(&self, job: &Job, plan: &str) -> Vec<Stmt> {
+        triggers::statements(job, plan)
+    }
+
+    fn needs_reinstall<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<bool>> {
+        // A build before the change log: its forward trigger writes the copy in the
+        // application's transaction, and there is no log.
+        Box::pin(async move { Ok(!log::log_exists(client, job).await?) })
+    }
+
+    fn drain<'a>(
+        &'a self,
+        client: &'a Client,
+        sql_log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Replayed>> {
+        Box::pin(log::drain(client, sql_log, job))
+    }
+
+    fn replay_whole<'a>(
+        &'a self,
+        client: &'a Client,
+        sql_log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Replayed>> {
+        Box::pin(log::replay_whole(client, sql_log, job))
+    }
+
+    fn range_replay_sql(&self, job: &Job, clause: &str) -> String {
+        log::replay_sql(job, log::Take::Where(clause))
+    }
+
+    fn replay_in<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> LocalBoxFuture<'a, std::result::Result<Replayed, tokio_postgres::Error>> {
+        Box::pin(log::run(tx, sql, params))
+    }
+
+    fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>) {
+        let mut pass: Vec<Stmt> = log::owner_grants(job).into_iter().collect();
+        pass.push(Stmt::new(catch_up_sql(job)));
+        (pass, vec![log::vacuum_statement(job)])
+    }
+
+    fn cutover_catch_up(&self, job: &Job) -> Vec<Stmt> {
+        log::cutover_statements(job)
+    }
+
+    fn cutover_prepare(&self, job: &Job) -> Vec<Stmt> {
+        vec![
+            triggers::drop_guard(&job.target),
+            triggers::guard_function_sql(job),
+        ]
+    }
+
+    fn cutover_turn(&self, job: &Job) -> Vec<Stmt> {
+        let mut out = triggers::drop_triggers(&job.forward(), &job.retired);
+        out.extend(triggers::create_triggers(&job.reverse(), &job.source));
+        out
+    }
+
+    fn rollback_unturn(&self, job: &Job) -> Vec<Stmt> {
+        triggers::drop_triggers(&job.reverse(), &job.source)
+    }
+
+    fn rollback_turn(&self, job: &Job) -> Vec<Stmt> {
+        let mut out = vec![triggers::create_guard(job, &job.target)];
+        out.extend(triggers::create_triggers(&job.forward(), &job.source));
+        out
+    }
+
+    fn removal(&self, kind: Removal, job: &Job) -> Vec<(Stage, Stmt)> {
+        // Before cutover the forward triggers sit on the live source; after it the
+        // reverse ones sit on the live hypertable (by then named like the source).
+        let live = match kind {
+            Removal::Abort => job.forward(),
+            Removal::Finalize => job.reverse(),
+        };
+        let mut out: Vec<(Stage, Stmt)> = triggers::drop_triggers(&live, &job.source)
+            .into_iter()
+            .map(|s| (Stage::Triggers, s))
+            .collect();
+        out.push((Stage::Views, triggers::drop_columns_view(job)));
+        out.extend(
+            [
+                triggers::drop_function(&job.forward()),
+                Stmt::new(format!(
+                    "DROP TABLE IF EXISTS {}",
+                    job.change_log().quoted()
+                )),
+                triggers::drop_function(&job.reverse()),
+                triggers::drop_guard_function(job),
+            ]
+            .map(|s| (Stage::Functions, s)),
+        );
+        out
+    }
+
+    fn functions(&self, job: &Job) -> Vec<QualifiedName> {
+        vec![
+            job.copy_function(),
+            job.reverse_function(),
+            job.guard_function(),
+        ]
+    }
+}

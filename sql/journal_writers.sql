@@ -2,7 +2,8 @@
 -- change what the journal says, and so what the tool runs later (rollback's reverse
 -- SQL) or trusts (phases, parity results): write privileges on its tables and
 -- sequences (on a table or on a column), CREATE on its schema, triggers and rules on
--- its tables. $1 = the schema. One row per finding: the object, what is held or
+-- its tables. $1 = the schema, $2 = the LIKE patterns of the tables a table's owner may
+-- append to and take from (change capture's, see src/capture/). One row per finding: the object, what is held or
 -- attached, by whom ('' for a trigger or rule, PUBLIC for grantee 0).
 WITH granted (object, what, grantee, owner) AS (
     SELECT c.oid::pg_catalog.regclass::pg_catalog.text, a.privilege_type::pg_catalog.text, a.grantee, c.relowner
@@ -18,7 +19,7 @@ WITH granted (object, what, grantee, owner) AS (
       -- difference parity finds; the log holds nothing the tool runs or trusts.
       AND NOT (a.privilege_type OPERATOR(pg_catalog.=) ANY ('{INSERT,DELETE}')
                AND c.relkind OPERATOR(pg_catalog.=) 'r'
-               AND c.relname OPERATOR(pg_catalog.~~) 'changes\_\_%')
+               AND c.relname OPERATOR(pg_catalog.~~) ANY ($2::pg_catalog.text[]))
     UNION ALL
     -- Column-level grants (GRANT UPDATE (reverse_sql) ON hyperswap.plans TO ...).
     SELECT c.oid::pg_catalog.regclass::pg_catalog.text,

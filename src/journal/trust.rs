@@ -44,7 +44,7 @@ async fn writers(client: &impl GenericClient) -> Result<Vec<(String, String, Str
     let rows = client
         .query(
             include_str!("../../sql/journal_writers.sql"),
-            &[&TOOL_SCHEMA],
+            &[&TOOL_SCHEMA, &crate::capture::OWNER_WRITABLE],
         )
         .await
         .context("checking who may write the hyperswap journal")?;

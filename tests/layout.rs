@@ -73,18 +73,58 @@ fn included_files(code: &str) -> Vec<String> {
         .collect()
 }
 
-/// The modules `code` refers to as `crate::<name>`.
+/// The modules `code` refers to as `crate::<name>`, also inside a group
+/// (`use crate::{a, b::c};`, nested groups too).
 fn imports(code: &str, all: &BTreeMap<String, String>) -> BTreeSet<String> {
-    all.keys()
-        .filter(|m| {
-            code.contains(&format!("crate::{m}::"))
-                || code.contains(&format!("crate::{m};"))
-                || code.contains(&format!("crate::{m},"))
-                || code.contains(&format!("crate::{{{m}"))
-                || code.contains(&format!("crate::{m}}}"))
-        })
-        .cloned()
-        .collect()
+    let mut out = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            // The group's items at its top level: each starts a path.
+            Some(group) => {
+                let mut depth = 0;
+                let end = group
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        match c {
+                            '{' => depth += 1,
+                            '}' if depth == 0 => return true,
+                            '}' => depth -= 1,
+                            _ => {}
+                        }
+                        false
+                    })
+                    .map_or(group.len(), |(i, _)| i);
+                let mut items = Vec::new();
+                let (mut depth, mut start) = (0, 0);
+                for (i, c) in group[..end].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            items.push(&group[start..i]);
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+                items.push(&group[start..end]);
+                items
+            }
+            None => vec![rest],
+        };
+        for name in names {
+            let name = name.trim_start();
+            let first: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if all.contains_key(&first) {
+                out.insert(first);
+            }
+        }
+    }
+    out
 }
 
 /// The modules whose code (outside `module` itself) contains any of `needles`.
@@ -238,6 +278,20 @@ fn no_import_cycle_of_any_length() {
         found.is_empty(),
         "import cycles between modules: {found:#?}"
     );
+}
+
+#[test]
+fn imports_are_read_from_groups_too() {
+    let all: BTreeMap<String, String> = ["target", "trigger", "journal", "model", "replay"]
+        .iter()
+        .map(|m| (m.to_string(), String::new()))
+        .collect();
+    let found = imports(
+        "use crate::{target, trigger};\nuse crate::{journal::{self, X}, model::Job};\nlet x = crate::replay::drain(a);",
+        &all,
+    );
+    let found: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(found, ["journal", "model", "replay", "target", "trigger"]);
 }
 
 #[test]

@@ -737,9 +737,13 @@ async fn writes(
     .await?;
     // What the writes above left in the change log, replayed by `hyperswap parity`: its
     // time less that of a second run, which finds the log (nearly) empty.
+    let oid: u32 = client
+        .query_one("SELECT 'public.bench_w'::regclass::oid", &[])
+        .await?
+        .get(0);
     let waiting: i64 = client
         .query_one(
-            "SELECT count(*) FROM hyperswap.changes__public__bench_w",
+            &format!("SELECT count(*) FROM hyperswap.changes_{oid}"),
             &[],
         )
         .await?

@@ -45,6 +45,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS tables_source_once ON hyperswap.tables (source
 ALTER TABLE hyperswap.tables ADD COLUMN IF NOT EXISTS source_definitions text[];
 ALTER TABLE hyperswap.tables ADD COLUMN IF NOT EXISTS target_definitions text[];
 
+-- The id change capture's objects of the table are named after (the source's OID when
+-- the plan started); NULL for plans of builds that named them after the table.
+ALTER TABLE hyperswap.tables ADD COLUMN IF NOT EXISTS capture_id bigint;
+
 -- Backfill work, as key ranges: a key value is the text form of each key column, so any
 -- key type and composite keys fit. A batch and the advance of its range's cursor commit
 -- in one transaction.

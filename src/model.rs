@@ -11,6 +11,38 @@ pub const TOOL_SCHEMA: &str = "hyperswap";
 /// Ends [`Job::as_owner_sql`]: the rest of the transaction runs as the role in effect
 /// before it (saved in `hyperswap.role`; nothing happens where it did not switch).
 pub const AS_SELF_SQL: &str = "SELECT pg_catalog.set_config('role', pg_catalog.current_setting('hyperswap.role'), true), pg_catalog.set_config('hyperswap.role', '', true) WHERE pg_catalog.current_setting('hyperswap.role', true) OPERATOR(pg_catalog.<>) ''";
+/// How the objects change capture creates for a table (its change log, functions,
+/// view) are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureId {
+    /// After the source table's OID when its plan started, recorded in the journal:
+    /// unique among the database's tables at that moment, so two plans' objects never
+    /// share a name, whatever the tables are called.
+    Oid(u32),
+    /// After the source's schema and name: plans started by a build before the OID
+    /// names (the journal records no id for them). Long names share a name beyond 63
+    /// bytes, told apart by a 32-bit hash only.
+    ByName,
+}
+
+impl CaptureId {
+    /// As the journal records it (`NULL`: by name).
+    pub fn recorded(self) -> Option<i64> {
+        match self {
+            CaptureId::Oid(oid) => Some(oid as i64),
+            CaptureId::ByName => None,
+        }
+    }
+
+    /// From the journal's record.
+    pub fn from_recorded(id: Option<i64>) -> Self {
+        match id.and_then(|i| u32::try_from(i).ok()) {
+            Some(oid) => CaptureId::Oid(oid),
+            None => CaptureId::ByName,
+        }
+    }
+}
+
 /// What removes a plan: `abort` before cutover (the copy goes, the source stays as it
 /// was) or `finalize` after it (the retired table goes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +281,8 @@ pub struct Job {
     /// TimescaleDB's schema, quoted: its functions are called by it, never through the
     /// search path.
     pub timescaledb: String,
+    /// How change capture's objects for this table are named.
+    pub capture_id: CaptureId,
 }
 
 impl Job {

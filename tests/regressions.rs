@@ -1482,11 +1482,20 @@ async fn a_plan_started_before_the_change_log_is_upgraded_in_place() {
     let s = Scenario::new("legacy_plan", &seed_sql("lg", 2000), "legacy", "lg", "").await;
     let client = &s.client;
     s.apply(Some("backfill"));
-    // What an earlier build left: no log, a copy function that writes the copy itself
-    // (inserts only, all this test makes).
+    // What an earlier build left: objects named after the table (no capture id in the
+    // journal), no log, a copy function that writes the copy itself (inserts only, all
+    // this test makes).
     client
         .batch_execute(
-            "DROP TABLE hyperswap.changes__public__lg;
+            "DO $$
+             DECLARE oid oid := 'public.lg'::regclass::oid;
+             BEGIN
+                 UPDATE hyperswap.tables SET capture_id = NULL WHERE source = 'public.lg';
+                 EXECUTE format('DROP TABLE hyperswap.changes_%s', oid);
+                 EXECUTE format('ALTER FUNCTION hyperswap.copy_%s() RENAME TO copy__public__lg', oid);
+                 EXECUTE format('ALTER FUNCTION hyperswap.reverse_%s() RENAME TO reverse__public__lg', oid);
+                 EXECUTE format('ALTER VIEW hyperswap.columns_%s RENAME TO columns__public__lg', oid);
+             END $$;
              CREATE OR REPLACE FUNCTION hyperswap.copy__public__lg() RETURNS trigger
                  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
              $$BEGIN

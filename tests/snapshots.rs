@@ -145,6 +145,7 @@ fn job() -> Job {
         drop_inbound_fks: false,
         emulate_inbound_fks: false,
         timescaledb: "public".into(),
+        capture_id: hyperswap::model::CaptureId::Oid(16384),
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_postgres::GenericClient;
 
 use crate::error::{Context, Result};
 use crate::ident::{quote_ident, QualifiedName};
-use crate::model::Job;
+use crate::model::{CaptureId, Job};
 use crate::stmt::{SqlLog, Stmt};
 
 /// Log entries taken by one draining pass (one statement, one transaction).
@@ -237,8 +237,12 @@ pub async fn pending(client: &impl GenericClient, job: &Job) -> Result<Option<i6
 
 /// Entries waiting in the change log of the table the journal names `source` (`None`
 /// when it has none, or it could not be counted).
-pub async fn pending_by_source(client: &impl GenericClient, source: &QualifiedName) -> Option<i64> {
-    let log = super::names::change_log_of(source).quoted();
+pub async fn pending_by_source(
+    client: &impl GenericClient,
+    source: &QualifiedName,
+    id: CaptureId,
+) -> Option<i64> {
+    let log = super::names::change_log_of(source, id).quoted();
     let exists: bool = client
         .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&log])
         .await

@@ -37,7 +37,7 @@ use tokio_postgres::{Client, Transaction};
 
 use crate::error::Result;
 use crate::ident::QualifiedName;
-use crate::model::{Job, Removal};
+use crate::model::{CaptureId, Job, Removal};
 use crate::stmt::{SqlLog, Stmt};
 
 pub use log::Replayed;
@@ -156,10 +156,11 @@ pub fn catch_up_sql(job: &Job) -> String {
     log::replay_sql(job, log::Take::Limit)
 }
 
-/// Entries waiting to be replayed for the table the journal names `source` (`None`
-/// when it has no change log, or it could not be counted).
-pub async fn waiting(client: &Client, source: &QualifiedName) -> Option<i64> {
-    log::pending_by_source(client, source).await
+/// Entries waiting to be replayed for the table the journal names `source`, with the
+/// capture id it recorded (`None` when it has no change log, or it could not be
+/// counted).
+pub async fn waiting(client: &Client, source: &QualifiedName, id: CaptureId) -> Option<i64> {
+    log::pending_by_source(client, source, id).await
 }
 
 /// Tables in the tool's schema that a table's owner may write (`LIKE` patterns): the

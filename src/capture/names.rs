@@ -2,7 +2,7 @@
 //! of its triggers on the tables. Nothing outside [`crate::capture`] names them.
 
 use crate::ident::{with_suffix, QualifiedName};
-use crate::model::{Job, TOOL_SCHEMA};
+use crate::model::{CaptureId, Job, TOOL_SCHEMA};
 
 /// The change log's column for the time an old row had (NULL for a new row's entry).
 pub(super) const LOG_TIME_COLUMN: &str = "hyperswap_old_time";
@@ -55,46 +55,59 @@ impl Triggers {
 impl Job {
     /// The forward copy trigger's function.
     pub(super) fn copy_function(&self) -> QualifiedName {
-        tool_function("copy", &self.source)
+        self.tool_object("copy")
     }
 
     /// The reverse trigger's function (live hypertable -> retired table after cutover).
     pub(super) fn reverse_function(&self) -> QualifiedName {
-        tool_function("reverse", &self.source)
+        self.tool_object("reverse")
     }
 
     /// The guard on the new table after a rollback: refuses the application's writes that
     /// reach it directly (a COPY that waited for the rollback's lock does).
     pub(super) fn guard_function(&self) -> QualifiedName {
-        tool_function("guard", &self.source)
+        self.tool_object("guard")
     }
 
     /// A view of the tool's reading every column of both tables: while it exists, the
     /// database refuses to drop a column the copy reads or to change its type.
     pub(super) fn columns_view(&self) -> QualifiedName {
-        tool_function("columns", &self.source)
+        self.tool_object("columns")
     }
 
     /// The change log: the key of every row the application writes on the source while
     /// the copy is behind, appended by the forward trigger and replayed by the tool (see
-    /// [`crate::replay`]).
+    /// `log.rs`).
     pub(super) fn change_log(&self) -> QualifiedName {
-        change_log_of(&self.source)
+        change_log_of(&self.source, self.capture_id)
+    }
+
+    fn tool_object(&self, kind: &str) -> QualifiedName {
+        object(kind, &self.source, self.capture_id)
     }
 }
 
-/// The change log of the plan's table `source` (by the application's name).
-/// `LIKE` pattern of every change log's name (see [`change_log_of`]).
-pub(super) const CHANGE_LOG_PATTERN: &str = "changes\\_\\_%";
+/// `LIKE` pattern of every change log's name (see [`change_log_of`]), of either form.
+pub(super) const CHANGE_LOG_PATTERN: &str = "changes\\_%";
 
-pub(super) fn change_log_of(source: &QualifiedName) -> QualifiedName {
-    tool_function("changes", source)
+/// The change log of the plan's table `source` (by the application's name).
+pub(super) fn change_log_of(source: &QualifiedName, id: CaptureId) -> QualifiedName {
+    object("changes", source, id)
 }
 
-/// `<kind>__<schema>__<table>`. The separator is ambiguous when a part contains `__`, or
-/// the schema ends or the table starts with `_` (`a__b.c` and `a.b__c` would share a
-/// function): such names, and only those (names of plans already running keep their
-/// form), end with a hash of the two parts.
+/// `<kind>_<oid>`, or for plans of earlier builds `<kind>__<schema>__<table>`.
+fn object(kind: &str, source: &QualifiedName, id: CaptureId) -> QualifiedName {
+    match id {
+        CaptureId::Oid(oid) => QualifiedName::new(TOOL_SCHEMA, format!("{kind}_{oid}")),
+        CaptureId::ByName => tool_function(kind, source),
+    }
+}
+
+/// `<kind>__<schema>__<table>`, the names of earlier builds. The separator is ambiguous
+/// when a part contains `__`, or the schema ends or the table starts with `_` (`a__b.c`
+/// and `a.b__c` would share a function): such names end with a hash of the two parts.
+/// Beyond 63 bytes a name is cut and ends with a 32-bit hash: two long names can share
+/// one, which is why plans now name their objects after the table's OID.
 fn tool_function(kind: &str, source: &QualifiedName) -> QualifiedName {
     let (schema, table) = (&source.schema, &source.name);
     let name = format!("{kind}__{schema}__{table}");
@@ -126,5 +139,27 @@ mod tests {
         assert_ne!(f("a__b", "c"), f("a", "b__c"));
         assert_ne!(f("a_", "b"), f("a", "_b"));
         assert!(f("a__b", "c").starts_with("copy__a__b__c_h"));
+    }
+
+    #[test]
+    fn objects_are_named_after_the_tables_oid() {
+        let source = QualifiedName::new("public", "metrics");
+        let oid = |n| object("changes", &source, CaptureId::Oid(n)).name;
+        assert_eq!(oid(16384), "changes_16384");
+        assert_ne!(oid(16384), oid(16385));
+        // Plans of earlier builds keep their names.
+        assert_eq!(
+            object("changes", &source, CaptureId::ByName).name,
+            "changes__public__metrics"
+        );
+        // Both forms match the pattern the journal's check leaves to the owner.
+        for name in [oid(1), object("changes", &source, CaptureId::ByName).name] {
+            assert!(name.starts_with("changes_"), "{name}");
+        }
+        assert_eq!(
+            CaptureId::from_recorded(CaptureId::Oid(4_000_000_000).recorded()),
+            CaptureId::Oid(4_000_000_000)
+        );
+        assert_eq!(CaptureId::from_recorded(None), CaptureId::ByName);
     }
 }

@@ -140,7 +140,7 @@ fn change_log_sql(job: &Job) -> Stmt {
     );
     Stmt::noted(
         format!(
-            "CREATE TABLE IF NOT EXISTS {} ({columns});\nDO {};\nCOMMENT ON TABLE {} IS {}",
+            "CREATE TABLE {} ({columns});\nDO {};\nCOMMENT ON TABLE {} IS {}",
             log.quoted(),
             dollar_quote(&revoke),
             log.quoted(),

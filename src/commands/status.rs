@@ -5,6 +5,7 @@ use tokio_postgres::Client;
 
 use crate::error::Result;
 use crate::journal;
+use crate::model::CaptureId;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStatus {
@@ -52,8 +53,12 @@ pub async fn status(client: &Client, only: Option<&str>) -> Result<Vec<PlanStatu
 
 async fn plan_status(client: &Client, name: &str) -> Result<PlanStatus> {
     let p = journal::plan_times(client, name).await?;
-    let mut tables: Vec<TableStatus> = journal::table_progress(client, name)
-        .await?
+    let progress = journal::table_progress(client, name).await?;
+    let ids: Vec<CaptureId> = progress
+        .iter()
+        .map(|t| CaptureId::from_recorded(t.capture_id))
+        .collect();
+    let mut tables: Vec<TableStatus> = progress
         .into_iter()
         .map(|t| TableStatus {
             source: t.source,
@@ -71,9 +76,9 @@ async fn plan_status(client: &Client, name: &str) -> Result<PlanStatus> {
         })
         .collect();
     if p.phase != "cut_over" {
-        for t in &mut tables {
+        for (t, id) in tables.iter_mut().zip(ids) {
             t.changes_waiting = match crate::ident::QualifiedName::parse(&t.source) {
-                Ok(source) => crate::capture::waiting(client, &source).await,
+                Ok(source) => crate::capture::waiting(client, &source, id).await,
                 Err(_) => None,
             };
         }

@@ -79,6 +79,7 @@ mod tests {
                 type_sql: "timestamptz".into(),
             },
             chunk_time_interval: std::time::Duration::from_secs(86_400),
+            capture_id: crate::model::CaptureId::Oid(1),
             table: Table {
                 oid: 1,
                 name: source,

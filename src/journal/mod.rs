@@ -39,7 +39,7 @@ pub use parity::{
     record_parity_range, start_parity_run, RangeSums,
 };
 pub use plans::{
-    check_frozen, create, event, load, owning_plan, plan_names, record_cutover, set_phase,
+    capture_ids, check_frozen, create, event, load, owning_plan, plan_names, record_cutover, set_phase,
     PlanRecord,
 };
 pub use ranges::{add_range, ranges, rows_total, set_rows_total, RangeRecord, ADVANCE_RANGE};

@@ -88,8 +88,8 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
     .context(ctx)?;
     for (ord, job) in jobs.iter().enumerate() {
         let inserted = tx.execute(
-            "INSERT INTO hyperswap.tables (plan_name, ord, source, target, retired, key_column, time_column)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO hyperswap.tables (plan_name, ord, source, target, retired, key_column, time_column, capture_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &plan.name,
                 &(ord as i32),
@@ -98,6 +98,7 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
                 &job.retired.to_string(),
                 &job.key.names().join(", "),
                 &job.time.name,
+                &job.capture_id.recorded(),
             ],
         )
         .await
@@ -119,6 +120,25 @@ pub async fn create(client: &mut Client, plan: &Plan, jobs: &[Job]) -> Result<()
     }
     event(&tx, &plan.name, Phase::Planned, "plan recorded").await?;
     tx.commit().await.context(ctx)
+}
+
+/// The capture id each table of a started plan was recorded with, by its place in the
+/// plan (`None`: a plan of an earlier build; see [`crate::model::CaptureId`]).
+pub async fn capture_ids(
+    client: &impl GenericClient,
+    plan: &str,
+) -> Result<std::collections::HashMap<i32, Option<i64>>> {
+    if !super::exists(client).await? {
+        return Ok(Default::default());
+    }
+    let rows = client
+        .query(
+            "SELECT ord, capture_id FROM hyperswap.tables WHERE plan_name = $1",
+            &[&plan],
+        )
+        .await
+        .context("reading the names of the plan's capture objects from the journal")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Refuses a plan file that changed since its run started.

@@ -47,6 +47,8 @@ pub struct TableProgress {
     pub batches: i64,
     /// From the first range's start to the last batch.
     pub seconds: f64,
+    /// See [`crate::model::CaptureId`].
+    pub capture_id: Option<i64>,
 }
 
 pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<Vec<TableProgress>> {
@@ -54,11 +56,12 @@ pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<V
         .query(
             "SELECT t.source, t.target, t.retired, coalesce(sum(r.rows_copied), 0)::bigint,
                     coalesce(t.rows_total, 0), coalesce(sum(r.batches), 0)::bigint,
-                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8
+                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8,
+                    t.capture_id
              FROM hyperswap.tables t
              LEFT JOIN hyperswap.ranges r ON r.plan_name = t.plan_name AND r.ord = t.ord
              WHERE t.plan_name = $1
-             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total
+             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total, t.capture_id
              ORDER BY t.ord",
             &[&plan],
         )
@@ -74,6 +77,7 @@ pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<V
             rows_total: r.get(4),
             batches: r.get(5),
             seconds: r.get(6),
+            capture_id: r.get(7),
         })
         .collect())
 }

@@ -13,7 +13,7 @@ pub use notes::cutover_notes;
 use crate::catalog::{self, Persistence, RelKind, Table};
 use crate::error::{Context, Error, Problems, Result};
 use crate::ident::{display_ident, quote_ident, QualifiedName};
-use crate::model::{ColumnRef, Job, Key, KeyColumn};
+use crate::model::{CaptureId, ColumnRef, Job, Key, KeyColumn};
 use crate::phase::Phase;
 use crate::plan::{InboundForeignKeys, Plan, TablePlan};
 
@@ -39,6 +39,7 @@ pub async fn resolve(
     problems.check(check_no_keys_between(&jobs))?;
     problems.check(check_window_zone(client, plan).await)?;
     problems.finish()?;
+    recorded_capture_ids(client, plan, phase, &mut jobs).await?;
     Ok(jobs)
 }
 
@@ -210,10 +211,32 @@ fn job(t: &TablePlan, ord: usize, table: Table, key: Key, time: ColumnRef, tsdb:
         key,
         time,
         chunk_time_interval: t.chunk_time_interval,
-        table,
         drop_inbound_fks: t.inbound_foreign_keys != InboundForeignKeys::Refuse,
         emulate_inbound_fks: t.inbound_foreign_keys == InboundForeignKeys::Emulate,
+        // Until the journal says otherwise (see `recorded_capture_ids`): the original
+        // table is found under its own OID in every phase (the retired name after
+        // cutover).
+        capture_id: CaptureId::Oid(table.oid),
+        table,
     }
+}
+
+/// A started plan's tables keep the capture names the journal recorded for them when
+/// the plan started (none for a plan of an earlier build: named by their table).
+async fn recorded_capture_ids(
+    client: &impl GenericClient,
+    plan: &Plan,
+    phase: Option<Phase>,
+    jobs: &mut [Job],
+) -> Result<()> {
+    if phase.is_none() {
+        return Ok(());
+    }
+    let ids = crate::journal::capture_ids(client, &plan.name).await?;
+    for job in jobs {
+        job.capture_id = CaptureId::from_recorded(ids.get(&(job.ord as i32)).copied().flatten());
+    }
+    Ok(())
 }
 
 /// Resolves the plan for `abort` or `finalize`: the original table is found where it is
@@ -261,6 +284,7 @@ pub async fn resolve_for_removal(
         let tsdb = timescaledb_schema(client).await?;
         jobs.push(job(t, ord, table, key, time, tsdb));
     }
+    recorded_capture_ids(client, plan, Some(phase), &mut jobs).await?;
     Ok(jobs)
 }
 

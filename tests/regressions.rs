@@ -638,7 +638,8 @@ async fn copy_functions_run_as_the_table_owner_and_are_not_public() {
             "SELECT p.proname::text, pg_get_userbyid(p.proowner)::text,
                     has_function_privilege('public', p.oid, 'EXECUTE')
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = 'hyperswap' AND p.proname LIKE '%\\_\\_public\\_\\_t'",
+             WHERE n.nspname = 'hyperswap'
+               AND p.proname IN ('copy_' || 't'::regclass::oid, 'reverse_' || 't'::regclass::oid)",
             &[],
         )
         .await

@@ -90,8 +90,15 @@ async fn drive(run: &mut StepRun<'_>, mut phase: Phase, until: Until) -> Result<
         step.check(run).await?;
         match step.run(run, phase).await? {
             Flow::Next(to) => phase = to,
-            Flow::Stop => break,
+            Flow::Stop => return Ok(phase),
         }
+    }
+    // `--until parity` on a plan verified by an earlier run: what the application wrote
+    // since is replayed and checked again, as the cutover would, rather than trusting
+    // that run.
+    if until == Until::Parity && phase == Phase::Verified && run.parity.is_none() {
+        let report = steps::parity::verify(run, phase).await?;
+        run.parity = Some(report);
     }
     Ok(phase)
 }

@@ -39,8 +39,8 @@ pub use parity::{
     record_parity_range, start_parity_run, RangeSums,
 };
 pub use plans::{
-    capture_ids, check_frozen, create, event, load, owning_plan, plan_names, record_cutover, set_phase,
-    PlanRecord,
+    capture_ids, check_frozen, create, event, load, owning_plan, plan_names, record_cutover,
+    set_phase, PlanRecord,
 };
 pub use ranges::{add_range, ranges, rows_total, set_rows_total, RangeRecord, ADVANCE_RANGE};
 pub use removal::{drop_history, forget};

@@ -23,6 +23,7 @@ pub struct Plan {
     pub backfill: BackfillOptions,
     pub parity: ParityOptions,
     pub cutover: CutoverOptions,
+    pub catch_up: CatchUpOptions,
 }
 
 /// One table of a plan, with defaults filled in.
@@ -220,6 +221,121 @@ pub struct CutoverOptions {
     /// When cutover may happen, e.g. `01:00-03:00 UTC`; none: any time.
     #[serde(default)]
     pub window: Option<Window>,
+    /// The longest the cutover may replay the change log while it holds the tables'
+    /// locks (the application waits that long on top of the lock wait). The cutover
+    /// takes its locks only once what is left can be replayed within it, at the rate
+    /// measured just before, and gives them back when the replay runs over. Default:
+    /// 150ms, or half of `lock_timeout` when that is shorter.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub catch_up_budget: Option<Duration>,
+}
+
+impl CutoverOptions {
+    /// The replay budget under the locks (see [`CutoverOptions::catch_up_budget`]).
+    pub fn budget(&self) -> Duration {
+        self.catch_up_budget
+            .unwrap_or_else(|| Duration::from_millis(150).min(self.lock_timeout / 2))
+    }
+}
+
+/// How the change log is caught up with the application's writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUpOptions {
+    /// Replay the change log while the backfill's batches run (entries of keys already
+    /// copied, or beyond the copy's range), so that little is left when it ends. `false`:
+    /// only at the end of the backfill, as earlier builds did.
+    #[serde(default = "default_true")]
+    pub during_backfill: bool,
+    /// How long the replay may stay behind the application (every pass finding more
+    /// than it can take) before the run stops, resumable, saying so.
+    #[serde(default = "default_max_behind", with = "humantime_serde_compat")]
+    pub max_behind: Duration,
+    /// The most the change logs may hold: `25%` (of the source table's size, the
+    /// default) or a size such as `2GB` or `500MB`. The run stops, resumable, before a
+    /// log grows past it.
+    #[serde(default)]
+    pub max_log_size: LogSize,
+}
+
+impl Default for CatchUpOptions {
+    fn default() -> Self {
+        CatchUpOptions {
+            during_backfill: true,
+            max_behind: default_max_behind(),
+            max_log_size: LogSize::default(),
+        }
+    }
+}
+
+/// A change log's size limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogSize {
+    /// A fraction of the source table's size (indexes and TOAST included).
+    OfSource(f64),
+    Bytes(u64),
+}
+
+impl Default for LogSize {
+    fn default() -> Self {
+        LogSize::OfSource(0.25)
+    }
+}
+
+impl LogSize {
+    /// `25%`, `2GB`, `500MB`, `64kB`, `1TB`, or a number of bytes.
+    pub fn parse(text: &str) -> std::result::Result<LogSize, String> {
+        let t = text.trim();
+        let bad = || {
+            format!("`{text}` is neither a percentage of the source's size (`25%`) nor a size (`2GB`, `500MB`)")
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 1000.0) {
+                return Err(format!("`{text}`: a percentage between 0 and 1000"));
+            }
+            return Ok(LogSize::OfSource(p / 100.0));
+        }
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(split);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1 << 10,
+            "mb" => 1 << 20,
+            "gb" => 1 << 30,
+            "tb" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        match n.checked_mul(factor) {
+            Some(b) if b >= 1 << 20 => Ok(LogSize::Bytes(b)),
+            Some(_) => Err(format!("`{text}`: at least 1MB")),
+            None => Err(bad()),
+        }
+    }
+
+    /// The limit in bytes for a source of `source_bytes`.
+    pub fn bytes(self, source_bytes: i64) -> i64 {
+        match self {
+            // Never below 64MB: a small table's log may hold more than the table.
+            LogSize::OfSource(f) => ((source_bytes as f64 * f) as i64).max(64 << 20),
+            LogSize::Bytes(b) => b as i64,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        LogSize::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_behind() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_batch_rows() -> u32 {
@@ -273,6 +389,7 @@ impl Default for CutoverOptions {
             attempts: default_cutover_attempts(),
             backoff: default_cutover_backoff(),
             window: None,
+            catch_up_budget: None,
         }
     }
 }
@@ -289,6 +406,8 @@ struct PlanFile {
     parity: ParityOptions,
     #[serde(default)]
     cutover: CutoverOptions,
+    #[serde(default)]
+    catch_up: CatchUpOptions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,6 +569,17 @@ impl Plan {
         if file.cutover.attempts == 0 {
             return Err(at("cutover.attempts: must be at least 1".into()));
         }
+        let budget = file.cutover.budget();
+        if budget < Duration::from_millis(1) || budget >= file.cutover.lock_timeout {
+            return Err(at(format!(
+                "cutover.catch_up_budget: {} must be at least 1ms and below cutover.lock_timeout ({}): the application waits for the replay under the locks on top of the wait for them",
+                humantime::format_duration(budget),
+                humantime::format_duration(file.cutover.lock_timeout)
+            )));
+        }
+        if file.catch_up.max_behind < Duration::from_secs(1) {
+            return Err(at("catch_up.max_behind: must be at least 1s".into()));
+        }
         let tables = file
             .tables
             .into_iter()
@@ -467,6 +597,7 @@ impl Plan {
             backfill: file.backfill,
             parity: file.parity,
             cutover: file.cutover,
+            catch_up: file.catch_up,
         })
     }
 }
@@ -735,6 +866,35 @@ mod tests {
             .to_string();
         assert!(e.contains("backfill.lock_timeout"), "{e}");
         assert!(parse(&format!("{GOOD}cutover:\n  lock_timeout: 30s\n")).is_ok());
+    }
+
+    #[test]
+    fn catch_up_settings_have_sensible_defaults_and_bounds() {
+        let p = parse(GOOD).unwrap();
+        assert!(p.catch_up.during_backfill);
+        assert_eq!(p.catch_up.max_log_size, LogSize::OfSource(0.25));
+        assert_eq!(p.cutover.budget(), Duration::from_millis(150));
+        let short = parse(&format!("{GOOD}cutover:\n  lock_timeout: 100ms\n")).unwrap();
+        assert_eq!(short.cutover.budget(), Duration::from_millis(50));
+        let e = parse(&format!(
+            "{GOOD}cutover:\n  lock_timeout: 1s\n  catch_up_budget: 2s\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cutover.catch_up_budget"), "{e}");
+        let p = parse(&format!(
+            "{GOOD}catch_up:\n  during_backfill: false\n  max_behind: 30s\n  max_log_size: 2GB\n"
+        ))
+        .unwrap();
+        assert!(!p.catch_up.during_backfill);
+        assert_eq!(p.catch_up.max_behind, Duration::from_secs(30));
+        assert_eq!(p.catch_up.max_log_size, LogSize::Bytes(2 << 30));
+        assert!(parse(&format!("{GOOD}catch_up:\n  max_log_size: lots\n")).is_err());
+        assert_eq!(LogSize::parse("10%").unwrap(), LogSize::OfSource(0.1));
+        assert_eq!(LogSize::parse("500MB").unwrap(), LogSize::Bytes(500 << 20));
+        assert!(LogSize::parse("10kB").is_err(), "below 1MB");
+        assert_eq!(LogSize::OfSource(0.25).bytes(1 << 40), 1 << 38);
+        assert_eq!(LogSize::OfSource(0.25).bytes(1000), 64 << 20);
     }
 
     #[test]

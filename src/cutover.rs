@@ -13,13 +13,19 @@ use crate::model::Job;
 use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
 
 /// The cutover transaction's statements (without BEGIN/COMMIT). `plan` names the
-/// foreign-key emulation's functions in their comments.
-pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
+/// foreign-key emulation's functions in their comments; `budget` bounds each table's
+/// replay under the locks (see `cutover.catch_up_budget`).
+pub fn statements(
+    plan: &str,
+    jobs: &[Job],
+    lock: &LockPolicy,
+    budget: std::time::Duration,
+) -> Vec<Stmt> {
     let mut out = lock_all(jobs, lock, |j| [&j.source, &j.target]);
     for job in jobs {
         out.push(columns_guard(&job.source, &job.target));
         let capture = crate::capture::of(job);
-        out.extend(capture.cutover_catch_up(job));
+        out.extend(capture.cutover_catch_up(job, budget));
         // Grants given on the source since the target was made follow it too.
         out.extend(crate::target::grants(job));
         out.extend(capture.cutover_prepare(job));

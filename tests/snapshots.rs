@@ -241,7 +241,12 @@ fn phase_5_cutover_and_its_rollback() {
     let jobs = [job()];
     insta::assert_snapshot!(
         "cutover",
-        script(&hyperswap::cutover::statements("demo", &jobs, &lock()))
+        script(&hyperswap::cutover::statements(
+            "demo",
+            &jobs,
+            &lock(),
+            Duration::from_millis(150)
+        ))
     );
     insta::assert_snapshot!(
         "rollback",

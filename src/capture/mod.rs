@@ -31,6 +31,8 @@ mod log;
 mod names;
 mod triggers;
 
+use std::time::Duration;
+
 use futures_util::future::LocalBoxFuture;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
@@ -105,8 +107,9 @@ pub trait Capture: Sync {
     fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>);
 
     /// The cutover transaction, under its locks, before anything is renamed: what is
-    /// left to catch up (the copy then equals the source when it takes the name).
-    fn cutover_catch_up(&self, job: &Job) -> Vec<Stmt>;
+    /// left to catch up (the copy then equals the source when it takes the name), in
+    /// at most `budget` (past it the transaction fails, and the locks go back).
+    fn cutover_catch_up(&self, job: &Job, budget: Duration) -> Vec<Stmt>;
 
     /// The cutover transaction, before the renames: what the rollback it records
     /// relies on.
@@ -222,8 +225,15 @@ impl Capture for StatementTriggers {
         (pass, vec![log::vacuum_statement(job)])
     }
 
-    fn cutover_catch_up(&self, job: &Job) -> Vec<Stmt> {
-        log::cutover_statements(job)
+    fn cutover_catch_up(&self, job: &Job, budget: Duration) -> Vec<Stmt> {
+        let ms = budget.as_millis().max(1);
+        let mut out = vec![Stmt::noted(
+            format!("SET LOCAL statement_timeout = '{ms}ms'"),
+            "the replay under the locks takes at most cutover.catch_up_budget: past it the transaction rolls back and gives the locks back, and the cutover replays more before its next attempt",
+        )];
+        out.extend(log::cutover_statements(job));
+        out.push(Stmt::new("SET LOCAL statement_timeout = DEFAULT"));
+        out
     }
 
     fn cutover_prepare(&self, job: &Job) -> Vec<Stmt> {

@@ -51,7 +51,8 @@ impl Step for Cutover {
             cx.progress.step("replaying the change log");
             crate::capture::drain(&*run.client, cx.log, run.jobs).await?;
             cx.progress.step("cutting over");
-            let stmts = cutover::statements(&cx.plan.name, run.jobs, &cx.lock);
+            let budget = cx.plan.cutover.budget();
+            let stmts = cutover::statements(&cx.plan.name, run.jobs, &cx.lock, budget);
             let reverse = cutover::reverse_script(run.jobs, &cx.lock);
             PhaseTx {
                 window: Some(cx.plan),
@@ -69,7 +70,12 @@ impl Step for Cutover {
             "phase 5, cutover: one transaction for all tables, up to {} attempts, lock_timeout {:?}",
             plan.cutover.attempts, plan.cutover.lock_timeout
         ));
-        out.stmts(&cutover::statements(&plan.name, show.jobs, show.lock));
+        out.stmts(&cutover::statements(
+            &plan.name,
+            show.jobs,
+            show.lock,
+            plan.cutover.budget(),
+        ));
     }
 
     fn show_undo(&self, show: &Show<'_>, out: &mut Script) {

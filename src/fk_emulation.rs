@@ -22,12 +22,14 @@
 //! keep triggers on a table the plan may still abort; the cutover swaps the copy
 //! triggers in the same transaction for the same reason.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::{FkAction, InboundFk};
 use crate::error::{Context, Result};
 use crate::ident::{dollar_quote, quote_ident, quote_literal, with_suffix, QualifiedName};
 use crate::model::{Job, TOOL_SCHEMA};
+use crate::progress::Cancel;
+use crate::retry::{Policy, Retry};
 use crate::stmt::{self, LockPolicy, SqlLog, Stmt};
 use crate::template::render;
 
@@ -347,52 +349,60 @@ pub fn end_statements(jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
 }
 
 /// `hyperswap finalize --end-fk-emulation`: drops every emulation function of `plan`
-/// (and so their triggers) in one lock-polite transaction; returns what it dropped.
+/// (and so their triggers) in one lock-polite transaction, tried again (quietly) on a
+/// lock conflict; returns what it dropped.
 pub async fn end(
     client: &mut Client,
     plan: &str,
     log: &SqlLog,
     lock: &LockPolicy,
+    cancel: &Cancel,
 ) -> Result<Vec<String>> {
     let functions = functions_of(client, plan).await?;
     if functions.is_empty() {
         return Ok(functions);
     }
+    if lock.attempts == 0 {
+        // No attempt allowed (a plan has at least one; a library caller may not).
+        return Err(crate::error::Error::invalid(
+            format!(
+                "could not take the locks to end the foreign-key emulation in {} attempt(s)",
+                lock.attempts
+            ),
+            "end or wait out the transactions holding locks on the tables, then run the command again",
+        ));
+    }
     let mut stmts = vec![stmt::set_lock_timeout(lock.lock_timeout)];
     stmts.extend(functions.iter().map(|f| drop_function_text(f)));
-    for attempt in 1..=lock.attempts {
+    let mut retry = Retry::new(Policy::locks(lock));
+    loop {
         let tx = client
             .transaction()
             .await
             .context("ending the foreign-key emulation")?;
-        let mut failed = None;
-        for s in &stmts {
-            if let Err(e) = stmt::exec(&tx, log, s).await {
-                failed = Some(e);
-                break;
-            }
-        }
-        match failed {
-            None => {
+        match exec_all(&tx, log, &stmts).await {
+            Ok(()) => {
                 tx.commit()
                     .await
                     .context("ending the foreign-key emulation")?;
                 return Ok(functions);
             }
-            Some(e) if stmt::is_lock_conflict(&e) && attempt < lock.attempts => {
+            Err(e) => {
+                // Rolled back before the pause: its locks are not held while it waits.
                 drop(tx);
-                tokio::time::sleep(stmt::backoff(lock.backoff, attempt)).await;
+                // The last attempt's lock error is the command's.
+                retry.after(e, cancel, |_| None).await?;
             }
-            Some(e) => return Err(e),
         }
     }
-    Err(crate::error::Error::invalid(
-        format!(
-            "could not take the locks to end the foreign-key emulation in {} attempt(s)",
-            lock.attempts
-        ),
-        "end or wait out the transactions holding locks on the tables, then run the command again",
-    ))
+}
+
+/// Runs `stmts` in `tx`, stopping at the first that fails.
+async fn exec_all(tx: &Transaction<'_>, log: &SqlLog, stmts: &[Stmt]) -> Result<()> {
+    for s in stmts {
+        stmt::exec(tx, log, s).await?;
+    }
+    Ok(())
 }
 
 /// The emulation functions `plan` created, as `schema.name()` (regprocedure text).

@@ -15,6 +15,9 @@
 //!   waits, turn round at cutover and back at rollback, remove); nothing else names the
 //!   change log or the trigger functions.
 //! - [`runner`]: runs a phase's transaction (lock policy, retries, the window).
+//! - [`retry`]: the one retry loop's rules (what is retryable, backoff, attempts, the
+//!   log line, Ctrl-C while waiting); [`pool`]: sessions on connections of their own
+//!   taking key ranges from one queue (the backfill's workers, parity's lanes).
 //! - One module per step's SQL: [`target`] (create the hypertable), [`backfill`]
 //!   (batches), [`parity`] (comparison), [`cutover`] (the swap and its recorded reverse).
 //! - [`inbound_fks`]: other tables' foreign keys to a moved table: what dropping them
@@ -56,8 +59,10 @@ pub mod model;
 pub mod parity;
 pub mod phase;
 pub mod plan;
+pub mod pool;
 pub mod privileges;
 pub mod progress;
+pub mod retry;
 pub mod runner;
 pub mod steps;
 pub mod stmt;

@@ -11,7 +11,8 @@ use crate::model::Job;
 use crate::phase::Phase;
 use crate::plan::Plan;
 use crate::progress::Cancel;
-use crate::stmt::{self, backoff, is_lock_conflict, lock_holders, LockPolicy, SqlLog, Stmt};
+use crate::retry::{conflict_kind, Policy, Retry};
+use crate::stmt::{self, lock_holders, LockPolicy, SqlLog, Stmt};
 
 /// Refuses cutover outside the plan's maintenance window, saying when it opens. The
 /// database's clock decides, in the window's time zone.
@@ -49,7 +50,8 @@ pub async fn check_window(client: &Client, plan: &Plan) -> Result<()> {
 
 /// Runs a phase's statements and the journal's move to its next phase in one
 /// transaction, waiting at most the policy's lock_timeout for locks each attempt and
-/// retrying with jittered backoff; Ctrl-C stops between attempts.
+/// retrying with jittered backoff (see [`crate::retry`]); Ctrl-C stops between attempts
+/// and while waiting for the next.
 #[derive(Clone, Copy)]
 pub struct PhaseTx<'a> {
     pub log: &'a SqlLog,
@@ -82,7 +84,13 @@ impl PhaseTx<'_> {
                     .chain(j.table.sequences.iter().map(|s| s.name.quoted()))
             })
             .collect();
-        for attempt in 1..=lock.attempts {
+        if lock.attempts == 0 {
+            // No attempt allowed (a plan has at least one; a library caller may not).
+            return Err(self.gave_up(to));
+        }
+        let mut retry = Retry::new(Policy::locks(lock));
+        loop {
+            let attempt = retry.failed() + 1;
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
@@ -101,67 +109,73 @@ impl PhaseTx<'_> {
             }
             match try_tx(client, self.log, stmts, plan, to, reverse_sql).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_lock_conflict(&e) => {
-                    let holders = lock_holders(client, &tables, std::time::Duration::ZERO)
+                Err(e) if retry.is_retryable(&e) => {
+                    // Every failed attempt is reported, the last one too.
+                    self.report(client, &tables, to, attempt, &e).await?;
+                    // The retry says nothing more; when the attempts are spent, the
+                    // lock error gives way to one that says what to do.
+                    retry
+                        .after(e, self.cancel, |_| None)
                         .await
-                        .unwrap_or_default();
-                    let who = if holders.is_empty() {
-                        "no holder seen any more".to_string()
-                    } else {
-                        holders.join("; ")
-                    };
-                    if e.sqlstate() == Some("40P01") {
-                        tracing::warn!(
-                            "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",
-                            lock.attempts
-                        );
-                    } else {
-                        tracing::warn!(
-                            "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
-                            lock.attempts,
-                            lock.lock_timeout
-                        );
-                    }
-                    journal::event(
-                        &*client,
-                        plan,
-                        to,
-                        &format!(
-                            "attempt {attempt} {}: {who}",
-                            crate::stmt::conflict_kind(&e)
-                        ),
-                    )
-                    .await?;
-                    if attempt < lock.attempts {
-                        self.pause(backoff(lock.backoff, attempt)).await?;
-                    }
+                        .map_err(|e| match e {
+                            Error::Interrupted => e,
+                            _ => self.gave_up(to),
+                        })?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::RetryLater {
+    }
+
+    /// A failed attempt: who held the locks, in the log and the journal's events.
+    async fn report(
+        &self,
+        client: &Client,
+        tables: &[String],
+        to: Phase,
+        attempt: u32,
+        e: &Error,
+    ) -> Result<()> {
+        let lock = self.lock;
+        let holders = lock_holders(client, tables, std::time::Duration::ZERO)
+            .await
+            .unwrap_or_default();
+        let who = if holders.is_empty() {
+            "no holder seen any more".to_string()
+        } else {
+            holders.join("; ")
+        };
+        if e.sqlstate() == Some("40P01") {
+            tracing::warn!(
+                "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",
+                lock.attempts
+            );
+        } else {
+            tracing::warn!(
+                "phase {to}: attempt {attempt} of {} could not take its locks within {:?}; blocked by: {who}",
+                lock.attempts,
+                lock.lock_timeout
+            );
+        }
+        journal::event(
+            client,
+            self.plan,
+            to,
+            &format!("attempt {attempt} {}: {who}", conflict_kind(e)),
+        )
+        .await
+    }
+
+    /// Every attempt met a lock conflict.
+    fn gave_up(&self, to: Phase) -> Error {
+        let lock = self.lock;
+        Error::RetryLater {
             problem: format!(
                 "could not take the locks for phase {to} in {} attempts of {:?} each; nothing was changed, the source is still live",
                 lock.attempts, lock.lock_timeout
             ),
             fix: "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again".into(),
-        })
-    }
-
-    /// Sleeps, waking early (with `Interrupted`) on Ctrl-C.
-    async fn pause(&self, d: std::time::Duration) -> Result<()> {
-        let step = std::time::Duration::from_millis(50);
-        let until = std::time::Instant::now() + d;
-        while std::time::Instant::now() < until {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
-            tokio::time::sleep(
-                step.min(until.saturating_duration_since(std::time::Instant::now())),
-            )
-            .await;
         }
-        Ok(())
     }
 }
 

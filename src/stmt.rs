@@ -134,34 +134,6 @@ pub fn idle_limit(lock_timeout: Duration) -> Duration {
     (lock_timeout * 2).max(Duration::from_secs(5))
 }
 
-/// Whether an error is a lock timeout or deadlock, worth another attempt.
-pub fn is_lock_conflict(e: &Error) -> bool {
-    // 57014: the LOCK statement ran into its statement_timeout.
-    matches!(e.sqlstate(), Some("55P03") | Some("40P01") | Some("57014"))
-}
-
-/// What kind of conflict `e` is, in words, for the retry message.
-pub fn conflict_kind(e: &Error) -> &'static str {
-    match e.sqlstate() {
-        Some("40P01") => "was chosen as a deadlock victim",
-        Some("40001") => "met a serialization failure",
-        _ => "waited too long for a lock",
-    }
-}
-
-/// Pause before attempt `n` (1-based): `base * 2^(n-1)`, capped at 30 s, with +-50 % jitter.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
-        .min(Duration::from_secs(30));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = 0.5 + (nanos % 1000) as f64 / 1000.0;
-    exp.mul_f64(jitter)
-}
-
 /// Sessions holding locks on `tables` (other than ours): what a DBA needs to find the
 /// transaction in the way.
 /// `min_age`: only transactions open at least this long, or idle in one (before an

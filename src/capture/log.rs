@@ -17,9 +17,11 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::ident::{quote_ident, QualifiedName};
 use crate::model::{CaptureId, Job};
+use crate::progress::Cancel;
+use crate::retry::{Class, Policy, Retry};
 use crate::stmt::{SqlLog, Stmt};
 
 /// Log entries taken by one draining pass (one statement, one transaction).
@@ -329,8 +331,18 @@ pub async fn replay_whole(
     pass(client, log, job, &sql, &[]).await
 }
 
-/// One replay, in a transaction of its own, tried again when it gave way; a partial one
-/// that meets a unique violation is done again over the whole log.
+/// What a draining pass that gave way tries again after: a lock it waited too long
+/// for, a deadlock or serialization failure, or (a copy with foreign keys) a parent
+/// row deleted after the pass's snapshot.
+const RETRYABLE: &[Class] = &[
+    Class::LockTimeout,
+    Class::Deadlock,
+    Class::Serialization,
+    Class::ForeignKeyRace,
+];
+
+/// One replay, in a transaction of its own, tried again when it gave way;
+/// a partial one that meets a unique violation is done again over the whole log.
 async fn pass(
     client: &impl GenericClient,
     log: &SqlLog,
@@ -341,9 +353,14 @@ async fn pass(
     let ctx = || format!("replaying the change log of {}", job.source);
     // A pass over the whole log binds nothing.
     let whole = params.is_empty();
-    let mut attempt = 0;
+    let mut retry = Retry::new(Policy {
+        attempts: ATTEMPTS,
+        pause: std::time::Duration::from_millis(200),
+        retryable: RETRYABLE,
+    });
+    // No Ctrl-C here: a drain's callers stop between their steps, as before.
+    let cancel = Cancel::default();
     loop {
-        attempt += 1;
         let as_owner = job
             .as_owner_sql()
             .map(|s| format!("; {s}"))
@@ -362,32 +379,31 @@ async fn pass(
                 Err(e)
             }
         };
-        match result {
+        let e = match result {
             Ok(r) => return Ok(r),
-            Err(e) if !whole && e.code().map(|c| c.code()) == Some("23505") => {
-                tracing::info!(
-                    "replaying the change log of {}: a stale row stands in the way of another key's ({}); replaying the whole log at once",
-                    job.source,
-                    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
-                );
-                return Box::pin(replay_whole(client, log, job)).await;
-            }
-            Err(e)
-                if attempt < ATTEMPTS
-                    && matches!(
-                        e.code().map(|c| c.code()),
-                        Some("55P03" | "40P01" | "40001" | "23503")
-                    ) =>
-            {
-                let pause = crate::stmt::backoff(std::time::Duration::from_millis(200), attempt);
-                tracing::warn!(
-                    "replaying the change log of {}: {} (attempt {attempt} of {ATTEMPTS}); retrying in {pause:?}",
-                    job.source,
-                    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
-                );
-                tokio::time::sleep(pause).await;
-            }
-            Err(e) => return Err(e).with_context(ctx),
+            Err(e) => e,
+        };
+        let why = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string());
+        if !whole && e.code().map(|c| c.code()) == Some("23505") {
+            tracing::info!(
+                "replaying the change log of {}: a stale row stands in the way of another key's ({why}); replaying the whole log at once",
+                job.source,
+            );
+            return Box::pin(replay_whole(client, log, job)).await;
         }
+        let e = Error::Db {
+            context: ctx(),
+            source: e,
+        };
+        retry
+            .after(e, &cancel, |r| {
+                Some(format!(
+                    "replaying the change log of {}: {why} (attempt {} of {ATTEMPTS}); retrying in {:?}",
+                    job.source, r.attempt, r.pause
+                ))
+            })
+            .await?;
     }
 }

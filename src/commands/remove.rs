@@ -135,7 +135,7 @@ pub async fn end_fk_emulation(cx: &Context<'_>, keep_history: bool) -> Result<Ve
             ))
             .await?;
     }
-    let ended = fk_emulation::end(&mut client, &plan.name, log, &cx.lock).await?;
+    let ended = fk_emulation::end(&mut client, &plan.name, log, &cx.lock, &cx.cancel).await?;
     if !started && !keep_history {
         // Finalized earlier with its history kept: drop that too, if there is one.
         match journal::drop_history(&mut client, &plan.name).await {

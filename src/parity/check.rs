@@ -1,8 +1,8 @@
-//! Running a comparison: the run and its journal records, each table's report in range
-//! order, repairs. The lanes that read the ranges are in `lanes.rs`, the classification
-//! of differing rows in `diff.rs`.
+//! Running a comparison: its rounds, each table's report in range order, repairs. The
+//! run's journal records are in `runs.rs`, the lanes that take the ranges in `lanes.rs`,
+//! how one range is read in `read.rs` (and begun and tried again in `replay.rs`), the
+//! classification of differing rows in `diff.rs`.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -17,15 +17,13 @@ use crate::phase::Phase;
 use crate::progress::Cancel;
 use crate::stmt::SqlLog;
 
-use super::lanes::{Lanes, Work};
+use super::lanes::{Lanes, Results, Round, Work};
 use super::ranges::{self, KeyValue};
+use super::read::{row_text, Reader};
 use super::sql::{repair_statements, RowText};
-use super::{pair, ParityReport, TableParity};
-use crate::journal::RangeSums as Sums;
+use super::{pair, ParityReport, TableParity, MAX_DIFFERENCES};
 
-/// Differences listed per table at most.
-pub(super) const MAX_DIFFERENCES: usize = 1000;
-
+/// One comparison of a plan's tables, live against mirror, in `phase`.
 pub struct Checker<'a> {
     pub connect: &'a ConnectOptions,
     pub log: &'a SqlLog,
@@ -43,8 +41,6 @@ pub struct Checker<'a> {
     pub cancel: Cancel,
     pub progress: &'a dyn crate::progress::Progress,
 }
-
-pub(super) type Results = HashMap<(i32, i32), (Sums, Sums)>;
 
 /// The parity run being recorded, and where.
 #[derive(Clone, Copy)]
@@ -64,7 +60,7 @@ impl Checker<'_> {
     /// Runs (or resumes) the comparison; `journal` is a connection for the records.
     pub async fn run(&self, journal: &Client) -> Result<ParityReport> {
         let started = Instant::now();
-        let mut lanes = self.open().await?;
+        let mut lanes = Lanes::open(self.connect, self.log, self.plan, self.lanes).await?;
         if self.phase.source_is_live() {
             // The backlog first, in passes; each range then replays what came since.
             self.progress
@@ -113,7 +109,7 @@ impl Checker<'_> {
         let (run_id, bounds) = self.find_or_start_run(journal, &lanes.conns[0]).await?;
         let mut results = self.recorded(journal, run_id).await?;
         let resumed_ranges = results.len();
-        let mut work = VecDeque::new();
+        let mut work = Vec::new();
         let mut texts = Vec::new();
         for (i, job) in self.jobs.iter().enumerate() {
             let text = row_text(journal, job, self.phase).await?;
@@ -121,7 +117,7 @@ impl Checker<'_> {
             let job_bounds = bounds.get(&job.ord).cloned().unwrap_or_default();
             for (range_no, range) in ranges::from_bounds(&job_bounds).into_iter().enumerate() {
                 if !results.contains_key(&(job.ord as i32, range_no as i32)) {
-                    work.push_back(Work {
+                    work.push(Work {
                         job: i,
                         range_no,
                         range,
@@ -132,7 +128,13 @@ impl Checker<'_> {
         }
         let total = (work.len() + resumed_ranges) as u64;
         self.progress.parity_start(total, resumed_ranges as u64);
-        let fresh = self.checksum_all(journal, lanes, run_id, work).await?;
+        let round = Round {
+            jobs: self.jobs,
+            journal,
+            run_id,
+            progress: self.progress,
+        };
+        let fresh = lanes.checksum_all(self.reader(), round, work).await?;
         self.progress.parity_finish();
         results.extend(fresh);
         let mut digest = Sha256::new();
@@ -194,11 +196,13 @@ impl Checker<'_> {
             };
             if l != m {
                 let found = self
-                    .pinpoint(&mut lanes.conns[0], &lanes.stats, job, live, mirror, range)
+                    .reader()
+                    .pinpoint(&mut lanes.conns[0], &lanes.stats, job, range)
                     .await?;
                 if found.is_empty() {
                     // Gone since (a concurrent repair?): check the range again.
                     (l, m) = self
+                        .reader()
                         .checksum(&mut lanes.conns[0], &lanes.stats, job, range, text)
                         .await?;
                     self.record_again(journal, run_id, key, &(l.clone(), m.clone()))
@@ -230,6 +234,15 @@ impl Checker<'_> {
             differences,
             differences_truncated: truncated,
         })
+    }
+
+    /// How this comparison reads a range.
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            phase: self.phase,
+            log: self.log,
+            cancel: &self.cancel,
+        }
     }
 
     pub(super) async fn repair_keys(
@@ -266,94 +279,4 @@ impl Checker<'_> {
         );
         Ok(())
     }
-
-    /// The unfinished run of the same comparison, or a new one with fresh bounds.
-    pub(super) async fn find_or_start_run(
-        &self,
-        journal: &Client,
-        live: &Client,
-    ) -> Result<(i64, HashMap<usize, Vec<KeyValue>>)> {
-        let open = crate::journal::open_parity_run(
-            journal,
-            self.plan,
-            self.phase.as_str(),
-            self.resume_within,
-        )
-        .await?;
-        if let Some((id, bounds)) = open {
-            if let Ok(b) = serde_json::from_str(&bounds) {
-                return Ok((id, b));
-            }
-        }
-        let bounds = plan_bounds(live, self.jobs, self.range_rows).await?;
-        let text = serde_json::to_string(&bounds).expect("bounds serialise");
-        let id = crate::journal::start_parity_run(journal, self.plan, self.phase.as_str(), &text)
-            .await?;
-        Ok((id, bounds))
-    }
-
-    pub(super) async fn recorded(
-        &self,
-        journal: &Client,
-        run_id: i64,
-    ) -> Result<HashMap<(i32, i32), (Sums, Sums)>> {
-        crate::journal::parity_range_results(journal, run_id).await
-    }
-
-    pub(super) async fn record(
-        &self,
-        journal: &Client,
-        run_id: i64,
-        key: (i32, i32),
-        sums: &(Sums, Sums),
-    ) -> Result<()> {
-        crate::journal::record_parity_range(journal, run_id, key, sums).await
-    }
-
-    pub(super) async fn record_again(
-        &self,
-        journal: &Client,
-        run_id: i64,
-        key: (i32, i32),
-        sums: &(Sums, Sums),
-    ) -> Result<()> {
-        crate::journal::forget_parity_range(journal, run_id, key).await?;
-        self.record(journal, run_id, key, sums).await
-    }
-
-    pub(super) async fn finish_run(
-        &self,
-        journal: &Client,
-        run_id: i64,
-        equal: bool,
-        digest: &str,
-    ) -> Result<()> {
-        crate::journal::finish_parity_run(journal, self.plan, run_id, equal, digest).await
-    }
-}
-
-/// Whole-row text when both sides have the same columns, types and order (a column
-/// named like the alias would shadow it, so then not either).
-pub async fn row_text(client: &Client, job: &Job, phase: Phase) -> Result<RowText> {
-    let (live, mirror) = pair(job, phase);
-    let a = crate::catalog::row_signature(client, live).await?;
-    let b = crate::catalog::row_signature(client, mirror).await?;
-    Ok(if a.is_some() && a == b {
-        RowText::WholeRow
-    } else {
-        RowText::Columns
-    })
-}
-
-/// The range boundaries of every table, from a sample of its keys.
-pub async fn plan_bounds(
-    client: &Client,
-    jobs: &[Job],
-    range_rows: u64,
-) -> Result<HashMap<usize, Vec<KeyValue>>> {
-    let mut bounds = HashMap::new();
-    for job in jobs {
-        bounds.insert(job.ord, ranges::bounds(client, job, range_rows).await?);
-    }
-    Ok(bounds)
 }

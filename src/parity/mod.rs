@@ -16,6 +16,9 @@ mod check;
 mod diff;
 mod lanes;
 pub mod ranges;
+mod read;
+mod replay;
+mod runs;
 pub mod sql;
 
 use serde::Serialize;
@@ -25,7 +28,12 @@ use crate::model::Job;
 use crate::phase::Phase;
 use crate::stmt::Stmt;
 
-pub use check::{plan_bounds, row_text, Checker};
+pub use check::Checker;
+pub use read::row_text;
+pub use runs::plan_bounds;
+
+/// Differences listed per table at most.
+const MAX_DIFFERENCES: usize = 1000;
 
 /// The distinct checksum statements a run over `bounds` executes for `job`, live then
 /// mirror, for `plan show`.

@@ -81,6 +81,23 @@ BEGIN
 END
 $$;
 
+-- The change logs' catch-up, sampled while a plan runs (every few seconds, per table):
+-- what waits, the log's size, what arrives and what is replayed per second, and whether
+-- the replay keeps up; for `status` and the plan's report.
+CREATE TABLE IF NOT EXISTS hyperswap.catch_up (
+    plan_name      text        NOT NULL,
+    ord            int         NOT NULL,
+    at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+    phase          text        NOT NULL,
+    waiting        bigint      NOT NULL,
+    log_bytes      bigint      NOT NULL,
+    arrived_per_s  float8      NOT NULL,
+    replayed_per_s float8      NOT NULL,
+    converging     boolean     NOT NULL,
+    FOREIGN KEY (plan_name, ord) REFERENCES hyperswap.tables (plan_name, ord) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS catch_up_plan_idx ON hyperswap.catch_up (plan_name, ord, at);
+
 CREATE TABLE IF NOT EXISTS hyperswap.events (
     id        bigserial PRIMARY KEY,
     plan_name text        NOT NULL,

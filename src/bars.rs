@@ -152,6 +152,29 @@ impl Progress for Bars {
     fn step(&self, message: &str) {
         tracing::info!("{message}");
     }
+
+    fn catch_up(&self, table: &str, line: &str) {
+        let key = format!("catch-up {table}");
+        let bar = self.bars().get(&key).cloned();
+        let bar = bar.unwrap_or_else(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:.bold} {msg}").expect("valid template"),
+            );
+            bar.set_prefix(table.to_string());
+            self.bars().insert(key.clone(), bar.clone());
+            bar
+        });
+        bar.set_message(line.to_string());
+        // Off a terminal: a line as often as the backfill's.
+        if let Some(every) = self.lines_every {
+            let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+            if last.get(&key).is_none_or(|t| t.elapsed() >= every) {
+                last.insert(key, Instant::now());
+                tracing::info!("{table}: {line}");
+            }
+        }
+    }
 }
 
 /// Writes tracing output to stderr with the bars suspended.

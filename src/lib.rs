@@ -14,6 +14,7 @@
 //! - [`capture`]: change capture behind one boundary (install, catch up, count what
 //!   waits, turn round at cutover and back at rollback, remove); nothing else names the
 //!   change log or the trigger functions.
+//! - [`watch`]: the catch-up watched: rates, samples, and the limits that stop a run.
 //! - [`runner`]: runs a phase's transaction (lock policy, retries, the window).
 //! - [`retry`]: the one retry loop's rules (what is retryable, backoff, attempts, the
 //!   log line, Ctrl-C while waiting); [`pool`]: sessions on connections of their own
@@ -69,5 +70,6 @@ pub mod stmt;
 pub mod target;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 pub use error::{Error, Result};

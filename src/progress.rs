@@ -20,6 +20,8 @@ pub trait Progress: Send + Sync {
     fn parity_finish(&self) {}
     /// A step of the run, for a log line that should not tear the bars.
     fn step(&self, _message: &str) {}
+    /// The catch-up of `table`'s change log, in words (see [`crate::watch::line`]).
+    fn catch_up(&self, _table: &str, _line: &str) {}
 }
 
 pub struct NoProgress;

@@ -152,6 +152,7 @@ fn only_the_journal_names_its_tables() {
         "events",
         "parity_runs",
         "parity_ranges",
+        "catch_up",
     ];
     let needles: Vec<String> = tables.iter().map(|t| format!("hyperswap.{t}")).collect();
     let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
@@ -170,6 +171,7 @@ fn only_the_journal_names_its_tables() {
             "journal::parity::",
             "journal::definitions::",
             "journal::status::",
+            "journal::catch_up::",
         ],
     );
     assert!(

@@ -202,7 +202,7 @@ fn phase_3_backfill() {
             out.push(Stmt::new(backfill::batch_sql(&j, from, c)));
         }
     }
-    out.push(Stmt::new(hyperswap::capture::catch_up_sql(&j)));
+    out.push(Stmt::new(hyperswap::capture::drain_sql(&j)));
     out.extend(
         hyperswap::target::deferred_indexes(&j)
             .into_iter()

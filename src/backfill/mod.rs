@@ -9,7 +9,8 @@
 //!   empty batches;
 //! - copies the interval as its snapshot shows it, without locking a row: a change the
 //!   application commits after the snapshot has its key in the change log, replayed
-//!   once every batch has committed (see [`crate::replay`]), so no stale copy survives;
+//!   once the batch's range is copied past it (see `marks.rs`), or at the latest when
+//!   every batch has committed (see [`crate::capture`]), so no stale copy survives;
 //! - advances its range's cursor in the same transaction, so a stopped run resumes after
 //!   its last committed batch, with any number of workers.
 //!
@@ -22,16 +23,21 @@
 //! - `ranges.rs`: the key ranges, cut and recorded when the backfill starts;
 //! - `worker.rs`: a worker, one session of the pool, and its retries; `batch.rs`: one
 //!   batch's transaction and the sizing of the next; `throttle.rs`: the brakes;
+//! - `marks.rs`: which logged keys may be replayed while batches run, dropped, or must
+//!   wait; `catch_up.rs`: the session that replays and drops them meanwhile;
 //! - `indexes.rs`: the indexes built after the copy.
 
 mod batch;
+mod catch_up;
 mod indexes;
+mod marks;
 mod ranges;
 mod sql;
 mod throttle;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,16 +47,20 @@ use crate::conn::ConnectOptions;
 use crate::error::{Context, Result};
 use crate::journal::{self, RangeRecord};
 use crate::model::Job;
+use crate::phase::Phase;
 use crate::plan::BackfillOptions;
 use crate::pool::{self, Sessions};
 use crate::progress::{Cancel, Progress};
 use crate::stmt::SqlLog;
+use crate::watch::Watch;
 
 pub use batch::next_batch_rows;
 pub use ranges::{prepare, ranges_for, worker_count};
 pub use sql::{batch_sql, bounds_sql, next_sql, session_statements, Conflicts, From};
 pub use throttle::throttle_verdict;
 
+use catch_up::CatchUp;
+use marks::{Mark, State};
 use worker::Worker;
 
 /// Copies every range not yet done, replays what the application changed meanwhile and
@@ -67,6 +77,8 @@ pub struct Backfill<'a> {
     pub workers: usize,
     pub progress: &'a dyn Progress,
     pub cancel: &'a Cancel,
+    /// The whole plan: its `catch_up` settings.
+    pub settings: &'a crate::plan::Plan,
 }
 
 /// What the workers share (the ranges' queue is the pool's).
@@ -80,6 +92,9 @@ struct Shared<'a> {
     took: Mutex<Vec<Duration>>,
     /// The workers' server process ids: the throttle does not count them as load.
     pids: Vec<i32>,
+    /// Where each range stands, for the catch-up (see `marks.rs`); locked while the
+    /// catch-up drops entries and when a worker takes a range.
+    marks: tokio::sync::Mutex<Vec<Mark>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,6 +110,29 @@ impl Shared<'_> {
 
     fn job(&self, ord: i32) -> &Job {
         &self.run.jobs[ord as usize]
+    }
+
+    /// A worker takes `range`: from now on its keys past the cursor wait (see
+    /// `marks.rs`). Before the range's first batch starts.
+    async fn taken(&self, range: &RangeRecord) {
+        self.mark(range, State::Copying, range.cursor.clone()).await;
+    }
+
+    /// A batch of `range` committed, having copied up to `last` (all of it: `done`).
+    async fn copied(&self, range: &RangeRecord, last: &[String], done: bool) {
+        let state = if done { State::Done } else { State::Copying };
+        self.mark(range, state, Some(last.to_vec())).await;
+    }
+
+    async fn mark(&self, range: &RangeRecord, state: State, cursor: Option<Vec<String>>) {
+        let mut marks = self.marks.lock().await;
+        if let Some(m) = marks
+            .iter_mut()
+            .find(|m| m.ord == range.ord && m.range_no == range.range_no)
+        {
+            m.state = state;
+            m.cursor = cursor;
+        }
     }
 
     /// A range is done: end its table's bar when it was the last.
@@ -114,6 +152,7 @@ impl<'a> Backfill<'a> {
     pub async fn run(self) -> Result<Option<String>> {
         let ranges = journal::ranges(&*self.client, self.plan).await?;
         let left = self.start_bars(&ranges).await?;
+        let ranges_all = ranges.clone();
         let queue: Vec<RangeRecord> = ranges.into_iter().filter(|r| !r.done).collect();
         let n = self.workers.clamp(1, queue.len().max(1));
         let sessions = if queue.is_empty() {
@@ -128,14 +167,48 @@ impl<'a> Backfill<'a> {
             logged: Mutex::default(),
             took: Mutex::default(),
             pids,
+            marks: tokio::sync::Mutex::new(ranges_all.iter().map(Mark::of).collect()),
         };
         if !sessions.is_empty() {
             tracing::info!("backfill of plan `{}`: {n} worker(s)", self.plan);
         }
+        let catch_up = if self.settings.catch_up.during_backfill && !sessions.is_empty() {
+            let client = self
+                .connect
+                .connect(&format!("hyperswap catch-up {}", self.plan))
+                .await?;
+            let watch = Watch::new(&client, self.settings, self.jobs, Phase::Backfilling).await?;
+            Some(CatchUp::new(&shared, client, watch))
+        } else {
+            None
+        };
         let workers = sessions.into_iter().map(|c| Worker::new(c, &shared));
-        pool::run(workers, queue, self.cancel).await?;
+        let finished = AtomicBool::new(false);
+        let copy = async {
+            let r = pool::run(workers, queue, self.cancel).await;
+            finished.store(true, Ordering::SeqCst);
+            r
+        };
+        let watch = match catch_up {
+            Some(c) => Some(futures_util::try_join!(copy, c.run(&finished))?.1),
+            None => {
+                copy.await?;
+                None
+            }
+        };
         let summary = batch::summary(&locked(&shared.took), n);
         drop(shared);
+        if let Some(w) = &watch {
+            for job in self.jobs {
+                let seen = w.seen(job.ord as i32);
+                tracing::info!(
+                    "caught up {} logged change(s) of {} while copying; at most {} waited",
+                    seen.taken,
+                    job.source,
+                    seen.largest
+                );
+            }
+        }
         // Every batch has committed: what the application changed meanwhile is the
         // change log's, replayed now (before the deferred indexes, which it would feed),
         // and again after them.

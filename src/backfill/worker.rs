@@ -60,6 +60,9 @@ impl<'s, 'a> Worker<'s, 'a> {
         let run = self.shared.run;
         let job = self.shared.job(range.ord);
         let label = job.source.to_string();
+        // Before the range's first batch (see `marks.rs`: the catch-up no longer drops
+        // its keys from here on).
+        self.shared.taken(&range).await;
         loop {
             if run.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
@@ -69,6 +72,9 @@ impl<'s, 'a> Worker<'s, 'a> {
             let copied = self.batch_with_retries(job, &range, from, &start).await?;
             run.progress.backfill_advance(&label, copied.rows as u64);
             range.rows_copied += copied.rows;
+            self.shared
+                .copied(&range, &copied.last_key, copied.exhausted)
+                .await;
             range.cursor = Some(copied.last_key);
             if copied.exhausted {
                 self.shared.range_done(range.ord);

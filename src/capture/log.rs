@@ -50,6 +50,10 @@ pub enum Take<'a> {
     /// The entries whose key satisfies `clause` (a parity range; its parameters are
     /// numbered from `$1`).
     Where(&'a str),
+    /// At most `$<n+1>` entries after the entry at ctid `$<n+2>` whose key satisfies
+    /// `clause` (whose parameters are `$1` to `$n`): a catch-up pass while the backfill
+    /// runs, over the keys already copied.
+    Pass { clause: &'a str, n: usize },
 }
 
 /// The replay statement of `job` (see sql/replay.sql).
@@ -66,6 +70,18 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
             "the entries of one key range".to_string(),
             format!("\n        WHERE {clause}"),
             String::new(),
+        ),
+        Take::Pass { clause, n } => (
+            format!(
+                "at most ${} entries after the one at ${} (a ctid) whose keys the backfill has copied",
+                n + 1,
+                n + 2
+            ),
+            format!(
+                "\n        WHERE ctid OPERATOR(pg_catalog.>) ${}::pg_catalog.text::pg_catalog.tid\n          AND ({clause})",
+                n + 2
+            ),
+            format!("\n        LIMIT ${}", n + 1),
         ),
     };
     let unique: Vec<&str> = job.unique_columns();
@@ -340,6 +356,140 @@ const RETRYABLE: &[Class] = &[
     Class::Serialization,
     Class::ForeignKeyRace,
 ];
+
+/// A catch-up pass while the backfill runs (see [`Take::Pass`]), in a transaction of its
+/// own, tried again when it gave way. `Ok(None)` when a row it writes meets a stale row
+/// of another key on a unique index: the entries stay in the log, for the replay at the
+/// end of the backfill, which replays the whole log when it meets the same (a replay of
+/// the whole log now could take keys the backfill has yet to copy).
+pub async fn catch_up_pass(
+    client: &impl GenericClient,
+    job: &Job,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Replayed>> {
+    let ctx = || format!("catching up the change log of {}", job.source);
+    let mut retry = Retry::new(Policy {
+        attempts: ATTEMPTS,
+        pause: std::time::Duration::from_millis(200),
+        retryable: RETRYABLE,
+    });
+    let cancel = Cancel::default();
+    loop {
+        let as_owner = job
+            .as_owner_sql()
+            .map(|s| format!("; {s}"))
+            .unwrap_or_default();
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'{as_owner}"
+            ))
+            .await
+            .with_context(ctx)?;
+        let result = match run(client, sql, params).await {
+            Ok(r) => client.batch_execute("COMMIT").await.map(|()| r),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        };
+        let e = match result {
+            Ok(r) => return Ok(Some(r)),
+            Err(e) if e.code().map(|c| c.code()) == Some("23505") => return Ok(None),
+            Err(e) => e,
+        };
+        let why = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string());
+        let e = Error::Db {
+            context: ctx(),
+            source: e,
+        };
+        retry
+            .after(e, &cancel, |r| {
+                Some(format!(
+                    "catching up the change log of {}: {why} (attempt {} of {ATTEMPTS}); retrying in {:?}",
+                    job.source, r.attempt, r.pause
+                ))
+            })
+            .await?;
+    }
+}
+
+/// Whether a log entry's key (its columns qualified by the log's name) lies in one of
+/// the intervals bound from `$first` on: per key column the lower bounds (`text[]`,
+/// NULL: unbounded below), per key column the upper bounds, then whether each lower
+/// bound is included (`bool[]`); each key compared by its unique index's operators.
+fn in_intervals_sql(job: &Job, first: usize) -> String {
+    let m = job.key.columns.len();
+    let log = job.change_log().quoted();
+    let names: Vec<String> = (1..=m)
+        .map(|i| format!("hyperswap_l{i}"))
+        .chain((1..=m).map(|i| format!("hyperswap_h{i}")))
+        .chain(std::iter::once("hyperswap_incl".to_string()))
+        .collect();
+    // ROWS FROM: unnest's own many-array form is special syntax that a
+    // schema-qualified call does not get.
+    let arrays: Vec<String> = (0..2 * m)
+        .map(|i| format!("pg_catalog.unnest(${}::pg_catalog.text[])", first + i))
+        .chain(std::iter::once(format!(
+            "pg_catalog.unnest(${}::pg_catalog.bool[])",
+            first + 2 * m
+        )))
+        .collect();
+    let typed = |prefix: &str| -> Vec<String> {
+        job.key
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("hyperswap_b.{prefix}{}::{}{}", i + 1, c.type_sql, c.collate))
+            .collect()
+    };
+    let (lo, hi) = (typed("hyperswap_l"), typed("hyperswap_h"));
+    let key = &job.key;
+    format!(
+        "EXISTS (SELECT FROM ROWS FROM ({}) AS hyperswap_b({})\n          WHERE (hyperswap_b.hyperswap_l1 IS NULL\n                 OR (hyperswap_b.hyperswap_incl AND {})\n                 OR (NOT hyperswap_b.hyperswap_incl AND {}))\n            AND {})",
+        arrays.join(", "),
+        names.join(", "),
+        key.compare(Some(&log), ">=", &lo),
+        key.compare(Some(&log), ">", &lo),
+        key.compare(Some(&log), "<=", &hi),
+    )
+}
+
+/// The catch-up pass while the backfill runs (see [`Take::Pass`]): entries whose key
+/// lies in none of the intervals bound from `$1` (the keys not copied yet).
+pub fn catch_up_sql(job: &Job) -> String {
+    let n = 2 * job.key.columns.len() + 1;
+    let clause = format!("NOT {}", in_intervals_sql(job, 1));
+    replay_sql(job, Take::Pass { clause: &clause, n })
+}
+
+/// The statement that drops the entries whose key lies in one of the intervals bound
+/// from `$1`, without replaying them (keys no batch has read yet: the batch that will
+/// reads them as they are then).
+pub fn discard_sql(job: &Job) -> String {
+    format!(
+        "DELETE FROM {} WHERE {}",
+        job.change_log().quoted(),
+        in_intervals_sql(job, 1)
+    )
+}
+
+/// What waits in `job`'s change log, from the statistics (no scan): entries (live
+/// tuples), entries ever appended, and the log's size in bytes. `None` without a log.
+pub async fn backlog(client: &impl GenericClient, job: &Job) -> Result<Option<(i64, i64, i64)>> {
+    let row = client
+        .query_opt(
+            "SELECT s.n_live_tup, s.n_tup_ins, pg_catalog.pg_total_relation_size(s.relid)
+             FROM pg_catalog.pg_stat_user_tables s
+             WHERE s.relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
+            &[&job.change_log().quoted()],
+        )
+        .await
+        .with_context(|| format!("reading the size of the change log of {}", job.source))?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+}
 
 /// One replay, in a transaction of its own, tried again when it gave way;
 /// a partial one that meets a unique violation is done again over the whole log.

@@ -37,12 +37,70 @@ use futures_util::future::LocalBoxFuture;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use crate::error::Result;
+use crate::error::{Context as _, Result};
 use crate::ident::QualifiedName;
+use crate::keyspace::KeyValue;
 use crate::model::{CaptureId, Job, Removal};
 use crate::stmt::{SqlLog, Stmt};
 
 pub use log::Replayed;
+
+/// Intervals of key values, each from a lower bound (`None`: unbounded; included or
+/// not) up to and including its upper bound; each key value as text, one element per
+/// key column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyIntervals {
+    pub lo: Vec<Option<KeyValue>>,
+    pub lo_inclusive: Vec<bool>,
+    pub hi: Vec<KeyValue>,
+}
+
+/// One parameter of [`KeyIntervals`], as bound.
+enum Param {
+    Texts(Vec<Option<String>>),
+    Bools(Vec<bool>),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Texts(t) => t,
+            Param::Bools(b) => b,
+        }
+    }
+}
+
+impl KeyIntervals {
+    /// As `log::in_intervals_sql` binds them: per key column the lower bounds, per key
+    /// column the upper bounds, then whether each lower bound is included.
+    fn params(&self, columns: usize) -> Vec<Param> {
+        let col = |v: &KeyValue, j: usize| v.get(j).cloned();
+        let mut out: Vec<Param> = (0..columns)
+            .map(|j| {
+                Param::Texts(
+                    self.lo
+                        .iter()
+                        .map(|lo| lo.as_ref().and_then(|v| col(v, j)))
+                        .collect(),
+                )
+            })
+            .collect();
+        out.extend((0..columns).map(|j| Param::Texts(self.hi.iter().map(|v| col(v, j)).collect())));
+        out.push(Param::Bools(self.lo_inclusive.clone()));
+        out
+    }
+}
+
+/// What waits to be replayed for a table, as the statistics count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Entries waiting (approximate: the statistics' live tuples).
+    pub waiting: i64,
+    /// Entries appended since capture was installed (for the arrival rate).
+    pub arrived: i64,
+    /// The log's size on disk.
+    pub bytes: i64,
+}
 
 /// Where a statement of a removal goes: the first stage in a short lock-polite
 /// transaction over every table (off the table the application writes to), the others
@@ -106,6 +164,53 @@ pub trait Capture: Sync {
     /// `plan show`: the statements of one draining pass, and what follows a long drain.
     fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>);
 
+    /// While the backfill runs: replays at most `limit` entries after the entry at
+    /// `after` (a position in the log, `(0,0)` from its start) whose key lies in none
+    /// of the `pending` intervals (keys the backfill has yet to copy), in a transaction
+    /// of its own. `Ok(None)`: it met a stale row of another key on a unique index, and
+    /// left its entries for the replay at the end of the backfill. `log_once` is given
+    /// the statements.
+    fn catch_up<'a>(
+        &'a self,
+        client: &'a Client,
+        log_once: &'a dyn Fn(&str),
+        job: &'a Job,
+        pending: &'a KeyIntervals,
+        after: &'a str,
+        limit: i64,
+    ) -> LocalBoxFuture<'a, Result<Option<Replayed>>>;
+
+    /// While the backfill runs: drops, without replaying them, the entries whose key
+    /// lies in one of the `unread` intervals (keys of ranges no batch has started: the
+    /// batch that will reads them as they are then); how many.
+    fn discard<'a>(
+        &'a self,
+        client: &'a Client,
+        log_once: &'a dyn Fn(&str),
+        job: &'a Job,
+        unread: &'a KeyIntervals,
+    ) -> LocalBoxFuture<'a, Result<u64>>;
+
+    /// `plan show`: the catch-up's two statements while the backfill runs.
+    fn catch_up_statements(&self, job: &Job) -> Vec<Stmt>;
+
+    /// After many entries were taken: what they leave behind goes (a replay reads the
+    /// log through it).
+    fn tidy<'a>(
+        &'a self,
+        client: &'a Client,
+        log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<()>>;
+
+    /// What waits for `job`, from the statistics, without a scan (`None`: nothing is
+    /// captured for it).
+    fn backlog<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Option<Backlog>>>;
+
     /// The cutover transaction, under its locks, before anything is renamed: what is
     /// left to catch up (the copy then equals the source when it takes the name), in
     /// at most `budget` (past it the transaction fails, and the locks go back).
@@ -155,7 +260,7 @@ pub async fn drain(client: &Client, log: &SqlLog, jobs: &[Job]) -> Result<Replay
 }
 
 /// The catch-up statement of one draining pass of `job` (the snapshot tests').
-pub fn catch_up_sql(job: &Job) -> String {
+pub fn drain_sql(job: &Job) -> String {
     log::replay_sql(job, log::Take::Limit)
 }
 
@@ -221,8 +326,92 @@ impl Capture for StatementTriggers {
 
     fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>) {
         let mut pass: Vec<Stmt> = log::owner_grants(job).into_iter().collect();
-        pass.push(Stmt::new(catch_up_sql(job)));
+        pass.push(Stmt::new(drain_sql(job)));
         (pass, vec![log::vacuum_statement(job)])
+    }
+
+    fn catch_up<'a>(
+        &'a self,
+        client: &'a Client,
+        log_once: &'a dyn Fn(&str),
+        job: &'a Job,
+        pending: &'a KeyIntervals,
+        after: &'a str,
+        limit: i64,
+    ) -> LocalBoxFuture<'a, Result<Option<Replayed>>> {
+        Box::pin(async move {
+            let sql = log::catch_up_sql(job);
+            if let Some(owner) = job.as_owner_sql() {
+                log_once(&owner);
+            }
+            log_once(&sql);
+            let params = pending.params(job.key.columns.len());
+            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_sql()).collect();
+            bound.push(&limit);
+            bound.push(&after);
+            log::catch_up_pass(client, job, &sql, &bound).await
+        })
+    }
+
+    fn discard<'a>(
+        &'a self,
+        client: &'a Client,
+        log_once: &'a dyn Fn(&str),
+        job: &'a Job,
+        unread: &'a KeyIntervals,
+    ) -> LocalBoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let sql = log::discard_sql(job);
+            log_once(&sql);
+            let params = unread.params(job.key.columns.len());
+            let bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_sql()).collect();
+            client.execute(&sql, &bound).await.with_context(|| {
+                format!(
+                    "dropping entries of keys the backfill has yet to copy, from the change log of {}",
+                    job.source
+                )
+            })
+        })
+    }
+
+    fn catch_up_statements(&self, job: &Job) -> Vec<Stmt> {
+        vec![
+            Stmt::noted(
+                log::discard_sql(job),
+                "every 2 s, while no worker may take a range: entries of keys in ranges no batch has started are dropped (the batch that will reads them fresh); $1.. = the intervals of those keys, per key column their lower bounds (NULL: none), then their upper bounds, then whether each lower bound is included",
+            ),
+            Stmt::noted(
+                log::catch_up_sql(job),
+                "in passes, beside the workers, each in a transaction of its own as the table's owner: entries of keys already copied (or outside every range) are replayed; $1.. = the intervals of the keys not copied yet, as above, then the pass's size and where it starts in the log",
+            ),
+        ]
+    }
+
+    fn tidy<'a>(
+        &'a self,
+        client: &'a Client,
+        sql_log: &'a SqlLog,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<()>> {
+        Box::pin(
+            async move { crate::stmt::exec(client, sql_log, &log::vacuum_statement(job)).await },
+        )
+    }
+
+    fn backlog<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<Option<Backlog>>> {
+        Box::pin(async move {
+            Ok(log::backlog(client, job)
+                .await?
+                .map(|(waiting, arrived, bytes)| Backlog {
+                    waiting,
+                    arrived,
+                    bytes,
+                }))
+        })
     }
 
     fn cutover_catch_up(&self, job: &Job, budget: Duration) -> Vec<Stmt> {

@@ -21,7 +21,9 @@
 //! - `parity`: parity runs and the sums of each range they compared.
 //! - `definitions`: what both tables carry besides columns and indexes, as recorded.
 //! - `status`: a plan's times and each table's progress, for `status`.
+//! - `catch_up`: samples of each change log's catch-up (waiting, rates, converging).
 
+mod catch_up;
 mod definitions;
 mod lock;
 mod parity;
@@ -32,6 +34,7 @@ mod schema;
 mod status;
 mod trust;
 
+pub use catch_up::{latest_catch_up, record_catch_up, CatchUpSample};
 pub use definitions::{record_definitions, record_target_definitions, recorded_definitions};
 pub use lock::lock_plan;
 pub use parity::{

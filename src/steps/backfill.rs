@@ -87,6 +87,7 @@ impl Step for Backfill {
                 opts: &cx.plan.backfill,
                 progress: cx.progress,
                 cancel: &cx.cancel,
+                settings: cx.plan,
             }
             .run()
             .await?;
@@ -202,6 +203,13 @@ fn show_table(show: &Show<'_>, job: &Job, out: &mut Script) {
         &[backfill::From::RangeStart, backfill::From::Cursor]
             .map(|from| Stmt::new(backfill::batch_sql(job, from, backfill::Conflicts::Skip))),
     );
+    if show.plan.catch_up.during_backfill {
+        out.section(&format!(
+            "phase 3, backfill {}: the catch-up, on a session of its own, run only when the workers have ranges to copy (catch_up.during_backfill); the VACUUM below whenever it has taken 200,000 entries",
+            job.source
+        ));
+        out.stmts(&capture::of(job).catch_up_statements(job));
+    }
     out.section(&format!(
         "phase 3, end of the backfill {}: the change log replayed, in passes of {} entries ($1), before the indexes below and again after them; parity replays each range's entries (the same statement, taking those in the range) in the range's snapshot",
         job.source,

@@ -1,0 +1,160 @@
+//! The catch-up while the backfill runs: a session of its own that, beside the workers,
+//! replays the change log's entries of keys already copied (or outside every range) and
+//! drops those of ranges no worker has started (see `marks.rs` for the rules), so that
+//! little is left to replay when the last batch commits. Watched (see
+//! [`crate::watch`]): it stops the run, resumable, when the application outruns it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use crate::capture::{self, PASS_ENTRIES};
+use crate::error::{Error, Result};
+use crate::watch::Watch;
+
+use super::marks::Marks;
+use super::Shared;
+
+/// How long the session rests once every log is caught up.
+const REST: Duration = Duration::from_millis(250);
+/// How often entries of keys no batch has read yet are dropped.
+const DROP_EVERY: Duration = Duration::from_secs(2);
+/// Entries taken from a log after which it is vacuumed.
+const TIDY_AFTER: i64 = 200_000;
+
+/// The catch-up session and what it keeps between passes.
+pub(super) struct CatchUp<'s, 'a> {
+    shared: &'s Shared<'a>,
+    client: Client,
+    watch: Watch,
+    /// Per table: where its next pass starts in the log, and what was taken since the
+    /// last vacuum.
+    at: Vec<(String, i64)>,
+    dropped_at: Option<Instant>,
+}
+
+impl<'s, 'a> CatchUp<'s, 'a> {
+    pub(super) fn new(shared: &'s Shared<'a>, client: Client, watch: Watch) -> Self {
+        let at = shared
+            .run
+            .jobs
+            .iter()
+            .map(|_| ("(0,0)".into(), 0))
+            .collect();
+        CatchUp {
+            shared,
+            client,
+            watch,
+            at,
+            dropped_at: None,
+        }
+    }
+
+    /// Passes until the workers are `finished` (or one fails, or a limit stops it);
+    /// returns the watch, for what it saw.
+    pub(super) async fn run(mut self, finished: &AtomicBool) -> Result<Watch> {
+        let run = self.shared.run;
+        while !finished.load(Ordering::SeqCst) {
+            if run.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let drop_now = self.dropped_at.is_none_or(|t| t.elapsed() >= DROP_EVERY);
+            if drop_now {
+                self.dropped_at = Some(Instant::now());
+            }
+            let mut caught_up = true;
+            for (i, job) in run.jobs.iter().enumerate() {
+                if drop_now {
+                    self.drop_unread(i).await?;
+                }
+                caught_up &= self.pass(i).await?;
+                if self.at[i].1 >= TIDY_AFTER {
+                    capture::of(job).tidy(&self.client, run.log, job).await?;
+                    self.at[i].1 = 0;
+                }
+            }
+            self.watch
+                .check(&self.client, run.jobs, run.progress)
+                .await?;
+            if caught_up {
+                self.rest(finished).await;
+            }
+        }
+        Ok(self.watch)
+    }
+
+    /// Drops table `i`'s entries of keys in ranges no worker has taken, with the marks
+    /// locked: a worker taking one of those ranges waits, and its first batch reads
+    /// every change the dropped entries stood for.
+    async fn drop_unread(&mut self, i: usize) -> Result<()> {
+        let job = &self.shared.run.jobs[i];
+        let marks = self.shared.marks.lock().await;
+        let mine = Marks {
+            ranges: marks.iter().filter(|m| m.ord == job.ord as i32).collect(),
+        };
+        let Some(unread) = mine.unread() else {
+            return Ok(());
+        };
+        let log_once = |sql: &str| self.shared.log_once(sql);
+        let n = capture::of(job)
+            .discard(&self.client, &log_once, job, &unread)
+            .await?;
+        drop(marks);
+        self.watch.taken(job.ord as i32, n as i64);
+        self.at[i].1 += n as i64;
+        Ok(())
+    }
+
+    /// One pass over table `i`'s log, of keys already copied; whether it reached the
+    /// end of what it may take.
+    async fn pass(&mut self, i: usize) -> Result<bool> {
+        let job = &self.shared.run.jobs[i];
+        let pending = {
+            let marks = self.shared.marks.lock().await;
+            Marks {
+                ranges: marks.iter().filter(|m| m.ord == job.ord as i32).collect(),
+            }
+            .pending()
+        };
+        let log_once = |sql: &str| self.shared.log_once(sql);
+        let r = capture::of(job)
+            .catch_up(
+                &self.client,
+                &log_once,
+                job,
+                &pending,
+                &self.at[i].0,
+                PASS_ENTRIES,
+            )
+            .await?;
+        let ord = job.ord as i32;
+        let Some(r) = r else {
+            // A stale row of another key stood in the way: its entries wait for the
+            // replay at the end of the backfill, which replays the whole log then.
+            self.at[i].0 = "(0,0)".into();
+            return Ok(true);
+        };
+        self.watch.taken(ord, r.taken);
+        self.at[i].1 += r.taken;
+        match r.last {
+            Some(last) if r.taken >= PASS_ENTRIES => {
+                self.at[i].0 = last;
+                Ok(false)
+            }
+            _ => {
+                self.at[i].0 = "(0,0)".into();
+                self.watch.caught_up(ord);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Waits a moment, or until the workers are done.
+    async fn rest(&self, finished: &AtomicBool) {
+        let until = Instant::now() + REST;
+        while Instant::now() < until && !finished.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

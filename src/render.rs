@@ -199,6 +199,9 @@ pub fn status(list: &[PlanStatus], only: Option<&str>) -> String {
                     t.source
                 );
             }
+            if let Some(c) = &t.catch_up {
+                let _ = writeln!(out, "  {}: at {}, {}", t.source, c.at, c.summary);
+            }
         }
     }
     out.trim_end().to_string()

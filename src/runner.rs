@@ -3,6 +3,7 @@
 //! waits, retries with backoff, the sessions in the way named), inside the maintenance
 //! window where one is set. `apply`, `rollback` and `remove` run their transactions here.
 
+use futures_util::future::LocalBoxFuture;
 use tokio_postgres::Client;
 
 use crate::error::{Context, Error, Result};
@@ -63,6 +64,23 @@ pub struct PhaseTx<'a> {
     pub window: Option<&'a Plan>,
 }
 
+/// What runs before each attempt of a phase's transaction, on its connection (the
+/// cutover's catch-up: what the locks would hold the application for is replayed
+/// first).
+pub trait BeforeAttempt {
+    fn before<'a>(&'a mut self, client: &'a Client, attempt: u32)
+        -> LocalBoxFuture<'a, Result<()>>;
+}
+
+/// Nothing before an attempt.
+struct Nothing;
+
+impl BeforeAttempt for Nothing {
+    fn before<'a>(&'a mut self, _: &'a Client, _: u32) -> LocalBoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 impl PhaseTx<'_> {
     /// `reverse_sql` is stored with the phase (the cutover records its rollback).
     pub async fn run(
@@ -71,6 +89,19 @@ impl PhaseTx<'_> {
         stmts: &[Stmt],
         to: Phase,
         reverse_sql: Option<&str>,
+    ) -> Result<()> {
+        self.run_with(client, stmts, to, reverse_sql, &mut Nothing)
+            .await
+    }
+
+    /// [`PhaseTx::run`], with `before` run before each attempt.
+    pub async fn run_with(
+        &self,
+        client: &mut Client,
+        stmts: &[Stmt],
+        to: Phase,
+        reverse_sql: Option<&str>,
+        before: &mut dyn BeforeAttempt,
     ) -> Result<()> {
         let (lock, plan) = (self.lock, self.plan);
         // The tables and the sequences they own: a session that called nextval() on one
@@ -97,6 +128,7 @@ impl PhaseTx<'_> {
             if let Some(plan) = self.window {
                 check_window(client, plan).await?;
             }
+            before.before(client, attempt).await?;
             // Say who is in the way before queueing behind them.
             let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))
                 .await
@@ -145,6 +177,19 @@ impl PhaseTx<'_> {
         } else {
             holders.join("; ")
         };
+        if e.sqlstate() == Some("57014") && !e.to_string().contains("running: LOCK TABLE") {
+            tracing::warn!(
+                "phase {to}: attempt {attempt} of {} ran over cutover.catch_up_budget replaying the change log under its locks, and gave them back",
+                lock.attempts
+            );
+            return journal::event(
+                client,
+                self.plan,
+                to,
+                &format!("attempt {attempt}: the replay under the locks ran over its budget"),
+            )
+            .await;
+        }
         if e.sqlstate() == Some("40P01") {
             tracing::warn!(
                 "phase {to}: attempt {attempt} of {} deadlocked with another session and was rolled back; sessions holding locks: {who}",

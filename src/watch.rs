@@ -89,7 +89,8 @@ impl Watch {
             max_behind: plan.catch_up.max_behind,
             max_log_text,
             tables,
-            checked: None,
+            // The first reading after a while: the statistics lag a moment behind.
+            checked: Some(Instant::now()),
         })
     }
 

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::writer;
 use common::*;
 
 /// Two 63-byte table names whose change logs shared a name under the names of earlier
@@ -130,4 +131,207 @@ async fn until_parity_on_a_verified_plan_checks_again() {
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     assert_eq!(waiting(&s), 0);
     assert_eq!(except_both_ways(&s.client, "pv", "pv_hs_new").await, 0);
+}
+
+/// `public.<table>` with ids 1..=rows, one a second from 2026-01-01, `v = id`.
+fn seed(table: &str, rows: u32) -> String {
+    format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v int);
+         INSERT INTO {table} SELECT g, '2026-01-01'::timestamptz + g * interval '1 second', g FROM generate_series(1, {rows}) g;"
+    )
+}
+
+/// The plan's phase, as `status --json` says.
+fn phase(s: &Scenario) -> String {
+    let status = s.run(&["status", "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    doc[0]["phase"].as_str().unwrap_or_default().to_string()
+}
+
+/// The finding: "a long backfill leaves the whole log for its end: nothing is replayed
+/// while batches run". Now a row the application inserts beyond the backfill's last
+/// key, and an update of a key the backfill has copied, reach the copy while batches
+/// still run; the copy is exact after parity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catch_up_replays_while_the_backfill_runs() {
+    let s = Scenario::new(
+        "catch_up_during_backfill",
+        &seed("cu", 200_000),
+        "cu",
+        "cu",
+        "backfill:\n  workers: 1\n  batch_rows: 2000\n  max_batch_rows: 2000\n  pause: 100ms\n",
+    )
+    .await;
+    s.apply(Some("trigger"));
+    let mut child =
+        s.db.command(&[
+            "plan",
+            "apply",
+            path_str(&s.plan),
+            "--until",
+            "backfill",
+            "-q",
+        ])
+        .spawn()
+        .unwrap();
+    // Once the first batches are in: a new row, and a change to a copied row.
+    wait_until("the first batches", || async {
+        count(&s.client, "cu_hs_new").await >= 4000
+    })
+    .await;
+    s.client
+        .batch_execute(
+            "INSERT INTO cu VALUES (500001, '2026-06-01', 7);
+             UPDATE cu SET v = -1 WHERE id = 10;
+             UPDATE cu SET v = -2 WHERE id = 199000;",
+        )
+        .await
+        .unwrap();
+    wait_until("the new row and the change in the copy", || async {
+        count(
+            &s.client,
+            "cu_hs_new WHERE (id = 500001 AND v = 7) OR (id = 10 AND v = -1)",
+        )
+        .await
+            == 2
+    })
+    .await;
+    // Reached before the backfill ended.
+    assert_eq!(phase(&s), "backfilling");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backfill had ended"
+    );
+    assert!(count(&s.client, "cu_hs_new").await < 200_000);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // The catch-up was sampled, and status says so.
+    let out = s.run(&["status"]).ok().stdout;
+    assert!(out.contains("change log:"), "{out}");
+    let run = s.apply(Some("parity"));
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert_eq!(except_both_ways(&s.client, "cu", "cu_hs_new").await, 0);
+    assert_eq!(
+        count(&s.client, "cu_hs_new WHERE id = 199000 AND v = -2").await,
+        1
+    );
+}
+
+/// Acceptance 3: the application outruns the catch-up (here: changes to keys of the
+/// range a paused worker holds, which must wait for it): the tool stops before the
+/// plan's log limit, resumable, exit 3, saying why; once the writes stop it resumes and
+/// the move is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_that_outruns_the_catch_up_stops_it_cleanly() {
+    let db_name = "catch_up_outrun";
+    let pause =
+        std::env::temp_dir().join(format!("hyperswap-{db_name}-{}.pause", std::process::id()));
+    std::fs::write(&pause, "").unwrap();
+    let s = Scenario::new(
+        db_name,
+        &seed("ou", 60_000),
+        "ou",
+        "ou",
+        &format!(
+            "backfill:\n  workers: 1\n  pause_file: {}\ncatch_up:\n  max_log_size: 2MB\n",
+            pause.display()
+        ),
+    )
+    .await;
+    s.apply(Some("trigger"));
+    let child =
+        s.db.command(&["plan", "apply", path_str(&s.plan), "--until", "backfill"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // The worker holds the range, waiting on the pause file: its keys' entries wait.
+    wait_for_session(&s.client, "hyperswap catch-up ou").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    for _ in 0..3 {
+        s.client
+            .batch_execute("UPDATE ou SET v = v + 1")
+            .await
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("catch_up.max_log_size"), "{stderr}");
+    assert!(stderr.contains("hyperswap plan apply"), "{stderr}");
+    assert_eq!(phase(&s), "backfilling");
+    // The writes have stopped: the same command goes on and finishes.
+    std::fs::remove_file(&pause).unwrap();
+    s.apply(Some("backfill"));
+    let run = s.apply(Some("parity"));
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert_eq!(except_both_ways(&s.client, "ou", "ou_hs_new").await, 0);
+}
+
+/// Waits until a session named `name` exists in this database.
+async fn wait_for_session(client: &tokio_postgres::Client, name: &str) {
+    wait_until(&format!("a session `{name}`"), || async {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1)",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await
+}
+
+/// The finding: the drain ran once, before the first lock attempt; while attempts timed
+/// out behind the application, entries piled up and the last attempt replayed all of
+/// them under ACCESS EXCLUSIVE. Now every attempt is preceded by a drain, and the locks
+/// are taken only when what is left fits the budget: the log says how much was left
+/// before each attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cutover_attempt_is_preceded_by_a_drain() {
+    let s = Scenario::new(
+        "cutover_drains_each_attempt",
+        &format!(
+            "{}\nCREATE SEQUENCE ca_ids START 1000000;",
+            seed("ca", 20_000)
+        ),
+        "ca",
+        "ca",
+        "cutover:\n  lock_timeout: 300ms\n  attempts: 30\n  backoff: 100ms\n",
+    )
+    .await;
+    s.apply(Some("parity"));
+    let writer = writer::SqlWriter::start(
+        &s.db.url,
+        1,
+        &["INSERT INTO ca SELECT nextval('ca_ids'), '2026-02-01', 1 FROM generate_series(1, 100)"],
+        std::time::Duration::from_millis(5),
+    );
+    // A report holding the table for 2 s: the first attempts time out behind it.
+    let reader = s.db.client().await;
+    let held = tokio::spawn(async move {
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM ca; SELECT pg_sleep(2); COMMIT;")
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let run = s.apply(None);
+    held.await.unwrap().unwrap();
+    let counts = writer.stop().await;
+    assert!(counts.errors.is_empty(), "{:?}", counts.errors);
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    // Attempts timed out, and each later one drained and measured what was left.
+    assert!(
+        run.stderr.contains("could not take its locks"),
+        "{}",
+        run.stderr
+    );
+    let before: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("logged change(s) left, about"))
+        .collect();
+    assert!(before.len() >= 2, "{}", run.stderr);
+    assert_eq!(except_both_ways(&s.client, "ca", "ca_hs_old").await, 0);
 }

@@ -51,6 +51,17 @@ impl<'s, 'a> CatchUp<'s, 'a> {
         }
     }
 
+    /// Before the workers start: drops the entries of keys no batch has read (every
+    /// range is queued now), so a run resumed after a stop on the log's size starts
+    /// from what the workers will not read anyway.
+    pub(super) async fn drop_unread_all(&mut self) -> Result<()> {
+        for i in 0..self.shared.run.jobs.len() {
+            self.drop_unread(i).await?;
+        }
+        self.dropped_at = Some(Instant::now());
+        Ok(())
+    }
+
     /// Passes until the workers are `finished` (or one fails, or a limit stops it);
     /// returns the watch, for what it saw.
     pub(super) async fn run(mut self, finished: &AtomicBool) -> Result<Watch> {

@@ -178,7 +178,9 @@ impl<'a> Backfill<'a> {
                 .connect(&format!("hyperswap catch-up {}", self.plan))
                 .await?;
             let watch = Watch::new(&client, self.settings, self.jobs, Phase::Backfilling).await?;
-            Some(CatchUp::new(&shared, client, watch))
+            let mut c = CatchUp::new(&shared, client, watch);
+            c.drop_unread_all().await?;
+            Some(c)
         } else {
             None
         };

@@ -477,11 +477,16 @@ pub fn discard_sql(job: &Job) -> String {
 }
 
 /// What waits in `job`'s change log, from the statistics (no scan): entries (live
-/// tuples), entries ever appended, and the log's size in bytes. `None` without a log.
+/// tuples), entries ever appended, and the bytes its live entries take (its size on
+/// disk in the share of live tuples: space of entries taken is reused once vacuumed).
+/// `None` without a log.
 pub async fn backlog(client: &impl GenericClient, job: &Job) -> Result<Option<(i64, i64, i64)>> {
     let row = client
         .query_opt(
-            "SELECT s.n_live_tup, s.n_tup_ins, pg_catalog.pg_total_relation_size(s.relid)
+            "SELECT s.n_live_tup, s.n_tup_ins,
+                    (pg_catalog.pg_total_relation_size(s.relid)::pg_catalog.float8
+                     OPERATOR(pg_catalog.*) s.n_live_tup
+                     OPERATOR(pg_catalog./) GREATEST(s.n_live_tup OPERATOR(pg_catalog.+) s.n_dead_tup, 1::pg_catalog.int8))::pg_catalog.int8
              FROM pg_catalog.pg_stat_user_tables s
              WHERE s.relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
             &[&job.change_log().quoted()],

@@ -98,7 +98,7 @@ pub struct Backlog {
     pub waiting: i64,
     /// Entries appended since capture was installed (for the arrival rate).
     pub arrived: i64,
-    /// The log's size on disk.
+    /// The bytes its waiting entries take on disk.
     pub bytes: i64,
 }
 

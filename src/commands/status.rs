@@ -37,6 +37,23 @@ pub struct TableStatus {
     /// Keys in the change log, waiting for replay (before cutover; `None` when there is
     /// no change log, or it could not be counted).
     pub changes_waiting: Option<i64>,
+    /// The catch-up as last sampled, while the tool was replaying the change log.
+    pub catch_up: Option<CatchUpStatus>,
+}
+
+/// The last sample of a table's catch-up (see [`crate::watch`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUpStatus {
+    /// When it was taken.
+    pub at: String,
+    pub waiting: i64,
+    pub log_bytes: i64,
+    pub arrived_per_second: f64,
+    pub replayed_per_second: f64,
+    /// Whether the replay was keeping up with the application then.
+    pub converging: bool,
+    /// The same, in words.
+    pub summary: String,
 }
 
 /// Every plan in the journal, or just `only`.
@@ -73,8 +90,22 @@ async fn plan_status(client: &Client, name: &str) -> Result<PlanStatus> {
                 0.0
             },
             changes_waiting: None,
+            catch_up: None,
         })
         .collect();
+    for s in journal::latest_catch_up(client, name).await? {
+        if let Some(t) = tables.get_mut(s.ord as usize) {
+            t.catch_up = Some(CatchUpStatus {
+                summary: crate::watch::line(&s),
+                at: s.at,
+                waiting: s.waiting,
+                log_bytes: s.log_bytes,
+                arrived_per_second: s.arrived_per_s,
+                replayed_per_second: s.replayed_per_s,
+                converging: s.converging,
+            });
+        }
+    }
     if p.phase != "cut_over" {
         for (t, id) in tables.iter_mut().zip(ids) {
             t.changes_waiting = match crate::ident::QualifiedName::parse(&t.source) {

@@ -3,13 +3,19 @@
 //! [`crate::cutover`] for the SQL) and records the SQL that undoes it, which `hyperswap
 //! rollback` runs. The plan is then `cut_over`.
 
+use std::time::{Duration, Instant};
+
 use futures_util::future::LocalBoxFuture;
+use tokio_postgres::Client;
 
 use super::{Flow, Script, Show, Step, StepRun};
+use crate::context::Context;
 use crate::cutover;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::Job;
 use crate::phase::Phase;
-use crate::runner::{check_window, PhaseTx};
+use crate::runner::{check_window, BeforeAttempt, PhaseTx};
+use crate::watch::Watch;
 
 pub struct Cutover;
 
@@ -46,19 +52,29 @@ impl Step for Cutover {
                 }
             }
             let cx = run.cx;
-            // What the change log holds now is replayed before the locks, so that the
-            // cutover's own replay, under them, has seconds' worth.
             cx.progress.step("replaying the change log");
-            crate::capture::drain(&*run.client, cx.log, run.jobs).await?;
-            cx.progress.step("cutting over");
             let budget = cx.plan.cutover.budget();
             let stmts = cutover::statements(&cx.plan.name, run.jobs, &cx.lock, budget);
             let reverse = cutover::reverse_script(run.jobs, &cx.lock);
+            let watch = Watch::new(run.client, cx.plan, run.jobs, Phase::Verified).await?;
+            let mut first = CatchUpFirst {
+                cx,
+                jobs: run.jobs,
+                budget,
+                watch,
+                rate: None,
+            };
             PhaseTx {
                 window: Some(cx.plan),
                 ..cx.phase_tx(run.jobs)
             }
-            .run(run.client, &stmts, self.leaves(), Some(&reverse))
+            .run_with(
+                run.client,
+                &stmts,
+                self.leaves(),
+                Some(&reverse),
+                &mut first,
+            )
             .await?;
             Ok(Flow::Next(self.leaves()))
         })
@@ -90,5 +106,84 @@ impl Step for Cutover {
             );
             out.stmts(&after);
         }
+    }
+}
+
+/// Before each attempt of the cutover: the change log drained until what is left can be
+/// replayed under the locks within `cutover.catch_up_budget`, at the rate the drains just
+/// measured; so the locks are taken only when the application will wait for no more
+/// than the lock wait and the budget. Watched like the backfill's catch-up: a log the
+/// application fills faster than the drains empty it stops the run past
+/// `catch_up.max_behind` or `catch_up.max_log_size`.
+struct CatchUpFirst<'a> {
+    cx: &'a Context<'a>,
+    jobs: &'a [Job],
+    budget: Duration,
+    watch: Watch,
+    /// Entries per second the drains replayed (`None`: none measured yet).
+    rate: Option<f64>,
+}
+
+/// The replay rate assumed before one is measured: low, so a large residual is drained
+/// first rather than replayed under the locks.
+const ASSUMED_RATE: f64 = 5_000.0;
+
+impl BeforeAttempt for CatchUpFirst<'_> {
+    fn before<'a>(
+        &'a mut self,
+        client: &'a Client,
+        attempt: u32,
+    ) -> LocalBoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            loop {
+                if self.cx.cancel.is_cancelled() {
+                    return Err(Error::Interrupted);
+                }
+                let started = Instant::now();
+                let mut taken = 0;
+                for job in self.jobs {
+                    let r = crate::capture::of(job)
+                        .drain(client, self.cx.log, job)
+                        .await?;
+                    self.watch.taken(job.ord as i32, r.taken);
+                    taken += r.taken;
+                }
+                let secs = started.elapsed().as_secs_f64();
+                if taken >= 1_000 && secs > 0.0 {
+                    self.rate = Some(taken as f64 / secs);
+                }
+                let mut left = 0;
+                for job in self.jobs {
+                    let id = job.capture_id;
+                    left += crate::capture::waiting(client, &job.source, id)
+                        .await
+                        .unwrap_or(0);
+                }
+                let rate = self.rate.unwrap_or(ASSUMED_RATE);
+                let estimate = Duration::from_secs_f64(left as f64 / rate);
+                self.watch
+                    .check(client, self.jobs, self.cx.progress)
+                    .await?;
+                if estimate <= self.budget {
+                    for job in self.jobs {
+                        self.watch.caught_up(job.ord as i32);
+                    }
+                    if attempt > 1 || left > 0 {
+                        tracing::info!(
+                            "cutover, attempt {attempt}: {left} logged change(s) left, about {:?} of replay under the locks at {rate:.0}/s (budget {:?})",
+                            estimate,
+                            self.budget
+                        );
+                    }
+                    self.cx.progress.step("cutting over");
+                    return Ok(());
+                }
+                tracing::info!(
+                    "cutover: {left} logged change(s) left would take about {:?} under the locks at {rate:.0}/s, over cutover.catch_up_budget ({:?}); replaying more first",
+                    estimate,
+                    self.budget
+                );
+            }
+        })
     }
 }

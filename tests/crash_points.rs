@@ -250,3 +250,109 @@ async fn a_run_right_after_a_kill_waits_for_the_dead_runs_session() {
         0
     );
 }
+
+/// Issue 18: kill points inside the catch-up that runs beside the backfill (its pass's
+/// transaction waits for the copy, which a reader holds in SHARE mode) and between two
+/// lock attempts of the cutover (after an attempt timed out behind a report). Each time
+/// the journal's phase holds, the application goes on writing, and the same command
+/// finishes the job with zero differences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_inside_the_catch_up_and_between_lock_attempts() {
+    let db = TestDb::new("crash_catch_up").await;
+    let client = db.client().await;
+    create_sample_table(&client, &QualifiedName::new("public", "metrics"), 60_000)
+        .await
+        .unwrap();
+    let plan = db.plan(
+        "p.yaml",
+        &one_table_plan(
+            "crash",
+            "public.metrics",
+            "backfill:\n  workers: 1\n  batch_rows: 1000\n  max_batch_rows: 1000\n  pause: 50ms\ncutover:\n  lock_timeout: 300ms\n  attempts: 50\n  backoff: 200ms\n",
+        ),
+    );
+    let plan = path_str(&plan);
+    db.hyperswap(&["plan", "apply", plan, "--until", "trigger"])
+        .ok();
+    let w = writer(&db);
+
+    // 1. Inside the catch-up's pass, beside the workers.
+    let blocker = db.client().await;
+    let mut child = db
+        .command(&["plan", "apply", plan, "--until", "backfill"])
+        .spawn()
+        .unwrap();
+    wait_until("the first batches", || async {
+        count(&client, "public.metrics_hs_new").await >= 3000
+    })
+    .await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE public.metrics_hs_new IN SHARE MODE")
+        .await
+        .unwrap();
+    wait_until("the catch-up to wait for the copy", || async {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                WHERE datname = current_database() AND wait_event_type = 'Lock'
+                                  AND application_name = 'hyperswap catch-up crash')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    wait_for_no_tool_session(&client).await;
+    assert_eq!(phase(&client).await, "backfilling");
+    let run = db
+        .hyperswap(&["plan", "apply", plan, "--until", "parity"])
+        .ok();
+    assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
+    assert_eq!(
+        db.settled_difference(
+            std::path::Path::new(plan),
+            "public.metrics",
+            "public.metrics_hs_new"
+        )
+        .await,
+        0
+    );
+
+    // 2. Between two lock attempts of the cutover: a report holds the new table.
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM public.metrics_hs_new")
+        .await
+        .unwrap();
+    let mut child = db.command(&["plan", "apply", plan]).spawn().unwrap();
+    wait_until("a lock attempt to time out", || async {
+        client
+            .query_one(
+                "SELECT count(*) >= 2 FROM hyperswap.events WHERE plan_name = 'crash' AND message LIKE 'attempt %'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    wait_for_no_tool_session(&client).await;
+    assert_eq!(phase(&client).await, "verified");
+    assert!(!is_hypertable(&client, "metrics").await);
+    let run = db.hyperswap(&["plan", "apply", plan]).ok();
+    assert!(run.stdout.contains("cut over"), "{}", run.stdout);
+    let stats = w.stop().await;
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert_eq!(
+        except_both_ways(&client, "public.metrics", "public.metrics_hs_old").await,
+        0
+    );
+    let rb = db.hyperswap(&["rollback", plan]).ok();
+    assert!(rb.stdout.contains("EQUAL"), "{}", rb.stdout);
+}

@@ -6,6 +6,9 @@
 //!
 //! Run it through `scripts/bench.sh`, which starts the cluster and builds the binary.
 
+#[path = "bench/catch_up.rs"]
+mod catch_up;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -76,6 +79,15 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The catch-up under writers at full speed (three mixes, the cores busy, with and
+    /// without a reader holding the table), replaying while batches run against only at
+    /// the end of the backfill, in the same round (see examples/bench/catch_up.rs).
+    CatchUp {
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 const TABLE: &str = "bench_metrics";
@@ -121,6 +133,7 @@ async fn run() -> anyhow::Result<()> {
             seconds,
         } => writes(&cli, &client, rows, rounds, seconds).await,
         Bench::Cutover { rows, rounds } => cutover(&cli, &client, rows, rounds).await,
+        Bench::CatchUp { rows, rounds } => catch_up::catch_up(&cli, &client, rows, rounds).await,
     }
 }
 

@@ -63,8 +63,10 @@ pub async fn catch_up(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> a
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         for (mix, statements) in MIXES {
-            for reader in [false, true] {
-                for during in [true, false] {
+            // The replay during the backfill against at its end only, then with a
+            // reader holding the table (what the cutover meets).
+            for (during, reader) in [(true, false), (false, false), (true, true)] {
+                {
                     std::fs::write(&plan_path, plan(during))?;
                     let r = one(cli, client, rows, statements, reader, &plan_path).await?;
                     println!(

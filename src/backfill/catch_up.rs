@@ -95,23 +95,27 @@ impl<'s, 'a> CatchUp<'s, 'a> {
         Ok(self.watch)
     }
 
-    /// Drops table `i`'s entries of keys in ranges no worker has taken, with the marks
-    /// locked: a worker taking one of those ranges waits, and its first batch reads
-    /// every change the dropped entries stood for.
+    /// Drops table `i`'s entries of keys in ranges no worker has taken, while no worker
+    /// may take one: a worker taking one of those ranges waits, and its first batch
+    /// reads every change the dropped entries stood for.
     async fn drop_unread(&mut self, i: usize) -> Result<()> {
         let job = &self.shared.run.jobs[i];
-        let marks = self.shared.marks.lock().await;
-        let mine = Marks {
-            ranges: marks.iter().filter(|m| m.ord == job.ord as i32).collect(),
+        let taking = self.shared.taking.lock().await;
+        let unread = {
+            let marks = self.shared.marks.lock().await;
+            Marks {
+                ranges: marks.iter().filter(|m| m.ord == job.ord as i32).collect(),
+            }
+            .unread()
         };
-        let Some(unread) = mine.unread() else {
+        let Some(unread) = unread else {
             return Ok(());
         };
         let log_once = |sql: &str| self.shared.log_once(sql);
         let n = capture::of(job)
             .discard(&self.client, &log_once, job, &unread)
             .await?;
-        drop(marks);
+        drop(taking);
         self.watch.taken(job.ord as i32, n as i64);
         self.at[i].1 += n as i64;
         Ok(())

@@ -14,7 +14,7 @@
 //!   and no batch reads `k` again (cursors only move forward, ranges never overlap).
 //!   A cursor read late is only lower: it makes the rule stricter, never wrong.
 //! - **drop** when `k` lies beyond the cursor of a *queued* range. The drop runs while
-//!   the marks are locked, and a worker marks a range taken under the same lock before
+//!   no worker may take a range, and a worker marks a range taken under that lock before
 //!   its first batch starts: that batch's snapshot is taken after the drop committed, so
 //!   after W, and it reads `k` as W left it.
 //! - **wait** when `k` lies beyond the cursor of a range being copied: a batch may be
@@ -102,7 +102,7 @@ impl Marks<'_> {
     }
 
     /// The keys whose entries may be dropped now (not copied yet, in queued ranges);
-    /// `None` when there are none. Only while the marks are locked.
+    /// `None` when there are none. Only while no worker may take a range.
     pub(super) fn unread(&self) -> Option<KeyIntervals> {
         let queued = merge(
             self.ranges

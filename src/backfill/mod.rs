@@ -92,9 +92,11 @@ struct Shared<'a> {
     took: Mutex<Vec<Duration>>,
     /// The workers' server process ids: the throttle does not count them as load.
     pids: Vec<i32>,
-    /// Where each range stands, for the catch-up (see `marks.rs`); locked while the
-    /// catch-up drops entries and when a worker takes a range.
+    /// Where each range stands, for the catch-up (see `marks.rs`).
     marks: tokio::sync::Mutex<Vec<Mark>>,
+    /// Held while the catch-up drops entries of queued ranges, and by a worker while it
+    /// marks a range taken: no range's first batch starts during a drop.
+    taking: tokio::sync::Mutex<()>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -115,6 +117,7 @@ impl Shared<'_> {
     /// A worker takes `range`: from now on its keys past the cursor wait (see
     /// `marks.rs`). Before the range's first batch starts.
     async fn taken(&self, range: &RangeRecord) {
+        let _taking = self.taking.lock().await;
         self.mark(range, State::Copying, range.cursor.clone()).await;
     }
 
@@ -168,6 +171,7 @@ impl<'a> Backfill<'a> {
             took: Mutex::default(),
             pids,
             marks: tokio::sync::Mutex::new(ranges_all.iter().map(Mark::of).collect()),
+            taking: tokio::sync::Mutex::new(()),
         };
         if !sessions.is_empty() {
             tracing::info!("backfill of plan `{}`: {n} worker(s)", self.plan);

@@ -97,6 +97,13 @@ impl Phase {
     pub fn source_is_live(self) -> bool {
         !matches!(self, Phase::CutOver | Phase::Finalizing)
     }
+
+    /// Whether the hypertables carry the tables' names and the way back is recorded:
+    /// what `rollback` undoes and `finalize` completes (a phase a step after the
+    /// cutover leaves belongs here too).
+    pub fn cut_over(self) -> bool {
+        self == Phase::CutOver
+    }
 }
 
 impl fmt::Display for Phase {

@@ -53,7 +53,7 @@ pub async fn remove(cx: &Context<'_>, kind: Removal, keep_history: bool) -> Resu
         .started(plan, cmd)?;
     let ok = match kind {
         Removal::Abort => record.phase.source_is_live() || record.phase == Phase::Aborting,
-        Removal::Finalize => matches!(record.phase, Phase::CutOver | Phase::Finalizing),
+        Removal::Finalize => record.phase.cut_over() || record.phase == Phase::Finalizing,
     };
     if !ok {
         let hint = match kind {

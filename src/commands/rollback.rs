@@ -26,7 +26,7 @@ pub async fn rollback(cx: &Context<'_>) -> Result<ParityReport> {
         .open(&format!("hyperswap rollback {}", plan.name), PlanLock::Take)
         .await?
         .started(plan, "rollback")?;
-    if record.phase != Phase::CutOver && record.phase != Phase::RolledBack {
+    if !record.phase.cut_over() && record.phase != Phase::RolledBack {
         return Err(Error::WrongPhase {
             plan: plan.name.clone(),
             phase: Some(record.phase),
@@ -44,7 +44,7 @@ pub async fn rollback(cx: &Context<'_>) -> Result<ParityReport> {
             "roll back by hand with the statements `hyperswap plan show` prints for the rollback, or finish the move with the hyperswap that cut it over",
         )
     })?;
-    if record.phase == Phase::CutOver {
+    if record.phase.cut_over() {
         let (main, pinned) = cutover::rollback_transaction(&reverse);
         if !pinned {
             tracing::warn!(

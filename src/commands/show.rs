@@ -42,7 +42,7 @@ pub async fn show(client: &Client, plan: &Plan) -> Result<String> {
         "-- every session of hyperswap first runs: {}",
         crate::stmt::SESSION_SETTINGS
     );
-    if phase == Some(Phase::CutOver) {
+    if phase.is_some_and(Phase::cut_over) {
         let reverse = record.and_then(|r| r.reverse_sql).unwrap_or_default();
         let (_, after) = cutover::split_reverse(&reverse);
         let (main, _) = cutover::rollback_transaction(&reverse);

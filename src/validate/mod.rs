@@ -129,7 +129,7 @@ async fn resolve_table(
     field: &str,
     phase: Option<Phase>,
 ) -> Result<Option<Job>> {
-    let cut_over = phase == Some(Phase::CutOver);
+    let cut_over = phase.is_some_and(Phase::cut_over);
     // After cutover the original table lives on under the retired name.
     let original_name = if cut_over { &t.retired } else { &t.source };
     let table = load_original(client, plan, original_name, field).await?;
@@ -249,12 +249,12 @@ pub async fn resolve_for_removal(
     let mut jobs = Vec::new();
     for (ord, t) in plan.tables.iter().enumerate() {
         let field = format!("tables[{ord}]");
-        let original = if phase == Phase::CutOver {
+        let original = if phase.cut_over() {
             &t.retired
         } else {
             &t.source
         };
-        let original = if phase == Phase::CutOver && !relation_exists(client, original).await? {
+        let original = if phase.cut_over() && !relation_exists(client, original).await? {
             &t.source
         } else {
             original
@@ -292,7 +292,7 @@ pub async fn resolve_for_removal(
 fn copy_pair(t: &TablePlan, phase: Option<Phase>) -> Option<(&QualifiedName, &QualifiedName)> {
     match phase? {
         Phase::Planned => None,
-        Phase::CutOver => Some((&t.source, &t.retired)),
+        p if p.cut_over() => Some((&t.source, &t.retired)),
         _ => Some((&t.source, &t.target)),
     }
 }

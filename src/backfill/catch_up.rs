@@ -16,8 +16,10 @@ use crate::watch::Watch;
 use super::marks::Marks;
 use super::Shared;
 
-/// How long the session rests once every log is caught up.
+/// How long the session rests once every log is caught up; longer when its last
+/// passes found nothing they could take.
 const REST: Duration = Duration::from_millis(250);
+const IDLE: Duration = Duration::from_secs(1);
 /// How often entries of keys no batch has read yet are dropped.
 const DROP_EVERY: Duration = Duration::from_secs(2);
 /// Entries taken from a log after which it is vacuumed.
@@ -75,11 +77,14 @@ impl<'s, 'a> CatchUp<'s, 'a> {
                 self.dropped_at = Some(Instant::now());
             }
             let mut caught_up = true;
+            let mut took = 0;
             for (i, job) in run.jobs.iter().enumerate() {
                 if drop_now {
                     self.drop_unread(i).await?;
                 }
-                caught_up &= self.pass(i).await?;
+                let (done, n) = self.pass(i).await?;
+                caught_up &= done;
+                took += n;
                 if self.at[i].1 >= TIDY_AFTER {
                     capture::of(job).tidy(&self.client, run.log, job).await?;
                     self.at[i].1 = 0;
@@ -89,7 +94,8 @@ impl<'s, 'a> CatchUp<'s, 'a> {
                 .check(&self.client, run.jobs, run.progress)
                 .await?;
             if caught_up {
-                self.rest(finished).await;
+                self.rest(finished, if took == 0 { IDLE } else { REST })
+                    .await;
             }
         }
         Ok(self.watch)
@@ -122,9 +128,15 @@ impl<'s, 'a> CatchUp<'s, 'a> {
     }
 
     /// One pass over table `i`'s log, of keys already copied; whether it reached the
-    /// end of what it may take.
-    async fn pass(&mut self, i: usize) -> Result<bool> {
+    /// end of what it may take, and how many entries it took.
+    async fn pass(&mut self, i: usize) -> Result<(bool, i64)> {
         let job = &self.shared.run.jobs[i];
+        // The pass's statement is planned over every chunk of the copy: not for nothing.
+        if !capture::of(job).any_waiting(&self.client, job).await? {
+            self.at[i].0 = "(0,0)".into();
+            self.watch.caught_up(job.ord as i32);
+            return Ok((true, 0));
+        }
         let pending = {
             let marks = self.shared.marks.lock().await;
             Marks {
@@ -148,26 +160,26 @@ impl<'s, 'a> CatchUp<'s, 'a> {
             // A stale row of another key stood in the way: its entries wait for the
             // replay at the end of the backfill, which replays the whole log then.
             self.at[i].0 = "(0,0)".into();
-            return Ok(true);
+            return Ok((true, 0));
         };
         self.watch.taken(ord, r.taken);
         self.at[i].1 += r.taken;
         match r.last {
             Some(last) if r.taken >= PASS_ENTRIES => {
                 self.at[i].0 = last;
-                Ok(false)
+                Ok((false, r.taken))
             }
             _ => {
                 self.at[i].0 = "(0,0)".into();
                 self.watch.caught_up(ord);
-                Ok(true)
+                Ok((true, r.taken))
             }
         }
     }
 
-    /// Waits a moment, or until the workers are done.
-    async fn rest(&self, finished: &AtomicBool) {
-        let until = Instant::now() + REST;
+    /// Waits `how_long`, or until the workers are done.
+    async fn rest(&self, finished: &AtomicBool, how_long: Duration) {
+        let until = Instant::now() + how_long;
         while Instant::now() < until && !finished.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -465,6 +465,18 @@ pub fn catch_up_sql(job: &Job) -> String {
     replay_sql(job, Take::Pass { clause: &clause, n })
 }
 
+/// Whether `job`'s change log holds an entry (it stops at the first it finds).
+pub async fn any_waiting(client: &impl GenericClient, job: &Job) -> Result<bool> {
+    Ok(client
+        .query_one(
+            &format!("SELECT EXISTS (SELECT FROM {})", job.change_log().quoted()),
+            &[],
+        )
+        .await
+        .with_context(|| format!("looking into the change log of {}", job.source))?
+        .get(0))
+}
+
 /// The statement that drops the entries whose key lies in one of the intervals bound
 /// from `$1`, without replaying them (keys no batch has read yet: the batch that will
 /// reads them as they are then).

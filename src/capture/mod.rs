@@ -194,6 +194,14 @@ pub trait Capture: Sync {
     /// `plan show`: the catch-up's two statements while the backfill runs.
     fn catch_up_statements(&self, job: &Job) -> Vec<Stmt>;
 
+    /// Whether anything waits for `job` at all (a look that costs next to nothing,
+    /// before a pass whose statement is planned over every chunk of the copy).
+    fn any_waiting<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<bool>>;
+
     /// After many entries were taken: what they leave behind goes (a replay reads the
     /// log through it).
     fn tidy<'a>(
@@ -385,6 +393,14 @@ impl Capture for StatementTriggers {
                 "in passes, beside the workers, each in a transaction of its own as the table's owner: entries of keys already copied (or outside every range) are replayed; $1.. = the intervals of the keys not copied yet, as above, then the pass's size and where it starts in the log",
             ),
         ]
+    }
+
+    fn any_waiting<'a>(
+        &'a self,
+        client: &'a Client,
+        job: &'a Job,
+    ) -> LocalBoxFuture<'a, Result<bool>> {
+        Box::pin(log::any_waiting(client, job))
     }
 
     fn tidy<'a>(

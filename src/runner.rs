@@ -125,10 +125,12 @@ impl PhaseTx<'_> {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
+            // What runs first may take a while (the cutover's drain): the window is
+            // checked after it, right before the locks.
+            before.before(client, attempt).await?;
             if let Some(plan) = self.window {
                 check_window(client, plan).await?;
             }
-            before.before(client, attempt).await?;
             // Say who is in the way before queueing behind them.
             let holders = lock_holders(client, &tables, std::time::Duration::from_secs(1))
                 .await
@@ -144,6 +146,7 @@ impl PhaseTx<'_> {
                 Err(e) if retry.is_retryable(&e) => {
                     // Every failed attempt is reported, the last one too.
                     self.report(client, &tables, to, attempt, &e).await?;
+                    let overran = over_budget(&e);
                     // The retry says nothing more; when the attempts are spent, the
                     // lock error gives way to one that says what to do.
                     retry
@@ -151,6 +154,7 @@ impl PhaseTx<'_> {
                         .await
                         .map_err(|e| match e {
                             Error::Interrupted => e,
+                            _ if overran => self.overran(to),
                             _ => self.gave_up(to),
                         })?;
                 }
@@ -177,7 +181,7 @@ impl PhaseTx<'_> {
         } else {
             holders.join("; ")
         };
-        if e.sqlstate() == Some("57014") && !e.to_string().contains("running: LOCK TABLE") {
+        if over_budget(e) {
             tracing::warn!(
                 "phase {to}: attempt {attempt} of {} ran over cutover.catch_up_budget replaying the change log under its locks, and gave them back",
                 lock.attempts
@@ -211,6 +215,17 @@ impl PhaseTx<'_> {
         .await
     }
 
+    /// The last attempt took its locks, but its replay under them ran over its budget.
+    fn overran(&self, to: Phase) -> Error {
+        Error::RetryLater {
+            problem: format!(
+                "phase {to}: the last of {} attempts took its locks but could not replay what the application had written since the drain before it within cutover.catch_up_budget, and gave the locks back; nothing was changed, the source is still live",
+                self.lock.attempts
+            ),
+            fix: "run `hyperswap plan apply` again when the application writes less (`hyperswap status` shows the change log's rates); a plan with more cutover.attempts or a larger cutover.catch_up_budget holds the application longer".into(),
+        }
+    }
+
     /// Every attempt met a lock conflict.
     fn gave_up(&self, to: Phase) -> Error {
         let lock = self.lock;
@@ -222,6 +237,12 @@ impl PhaseTx<'_> {
             fix: "end or wait out the blocking transactions named above (see pg_stat_activity), then run `hyperswap plan apply` again".into(),
         }
     }
+}
+
+/// A statement timeout of the replay under the cutover's locks (not of its LOCK, which
+/// waits for the application's locks under the same timeout).
+fn over_budget(e: &Error) -> bool {
+    e.sqlstate() == Some("57014") && !e.to_string().contains("running: LOCK TABLE")
 }
 
 async fn try_tx(

@@ -145,6 +145,7 @@ impl Watch {
                 continue;
             };
             let now = Instant::now();
+            let shrinking = t.last.is_some_and(|(_, last, _)| b.waiting < last.waiting);
             let (arrived, replayed) = match t.last {
                 Some((at, last, taken)) => {
                     let secs = now.duration_since(at).as_secs_f64().max(0.001);
@@ -170,7 +171,8 @@ impl Watch {
             };
             journal::record_catch_up(client, &plan, phase, &sample).await?;
             progress.catch_up(&t.label, &line(&sample));
-            if b.bytes > t.limit {
+            // Over the limit and not going down (a resumed run replays what waits).
+            if b.bytes > t.limit && !shrinking {
                 return Err(self.stop(
                     job,
                     format!(
@@ -210,7 +212,7 @@ impl Watch {
                 job.source, s.arrived_per_s, s.replayed_per_s
             ),
             fix: format!(
-                "run `hyperswap plan apply {0}` again once the writes slow down (it resumes, and replays the log first), or give the catch-up more room (catch_up.max_log_size, catch_up.max_behind) in a new plan; `hyperswap abort {0}` ends the capture and drops the log",
+                "run `hyperswap plan apply {0}` again once the writes slow down: it resumes where it stopped and replays the log, and stops again only while the log keeps growing past the limit; or `hyperswap abort {0}`, which ends the capture and drops the log (catch_up.max_log_size and catch_up.max_behind belong to the plan, which is frozen once started)",
                 self.path
             ),
         }

@@ -335,3 +335,56 @@ async fn every_cutover_attempt_is_preceded_by_a_drain() {
     assert!(before.len() >= 2, "{}", run.stderr);
     assert_eq!(except_both_ways(&s.client, "ca", "ca_hs_old").await, 0);
 }
+
+/// Review finding: on a journal an earlier build made (no `capture_id` column, no
+/// `hyperswap.catch_up` table), every command but `plan apply` failed ("column
+/// capture_id does not exist"), `abort` included. They read it as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_an_earlier_build_serves_status_and_abort() {
+    let s = Scenario::new(
+        "journal_of_earlier_build",
+        &seed("ej", 2000),
+        "ej",
+        "ej",
+        "",
+    )
+    .await;
+    s.apply(Some("backfill"));
+    s.client
+        .batch_execute(
+            "DO $$
+             DECLARE oid oid := 'public.ej'::regclass::oid;
+             BEGIN
+                 ALTER TABLE hyperswap.tables DROP COLUMN capture_id;
+                 DROP TABLE hyperswap.catch_up;
+                 EXECUTE format('ALTER TABLE hyperswap.changes_%s RENAME TO changes__public__ej', oid);
+                 EXECUTE format('ALTER FUNCTION hyperswap.copy_%s() RENAME TO copy__public__ej', oid);
+                 EXECUTE format('ALTER FUNCTION hyperswap.reverse_%s() RENAME TO reverse__public__ej', oid);
+                 EXECUTE format('ALTER VIEW hyperswap.columns_%s RENAME TO columns__public__ej', oid);
+             END $$;",
+        )
+        .await
+        .unwrap();
+    let status = s.run(&["status", "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    // Its log found under the name of the earlier build.
+    assert_eq!(
+        doc[0]["tables"][0]["changes_waiting"].as_i64(),
+        Some(0),
+        "{}",
+        status.stdout
+    );
+    s.run(&["abort"]).ok();
+    assert_eq!(count(&s.client, "ej").await, 2000);
+    let left: i64 = s
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'hyperswap' OR c.relname LIKE 'ej_hs_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}

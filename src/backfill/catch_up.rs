@@ -1,7 +1,7 @@
 //! The catch-up while the backfill runs: a session of its own that, beside the workers,
-//! replays the change log's entries of keys already copied (or outside every range) and
-//! drops those of ranges no worker has started (see `marks.rs` for the rules), so that
-//! little is left to replay when the last batch commits. Watched (see
+//! replays the change log's entries of keys already copied (or outside every range; see
+//! `marks.rs` for the rules), so that little is left to replay when the last batch
+//! commits. Watched (see
 //! [`crate::watch`]): it stops the run, resumable, when the application outruns it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,6 @@ use super::Shared;
 /// passes found nothing they could take.
 const REST: Duration = Duration::from_millis(250);
 const IDLE: Duration = Duration::from_secs(1);
-/// How often entries of keys no batch has read yet are dropped.
-const DROP_EVERY: Duration = Duration::from_secs(2);
 /// Entries taken from a log after which it is vacuumed.
 const TIDY_AFTER: i64 = 200_000;
 
@@ -33,7 +31,6 @@ pub(super) struct CatchUp<'s, 'a> {
     /// Per table: where its next pass starts in the log, and what was taken since the
     /// last vacuum.
     at: Vec<(String, i64)>,
-    dropped_at: Option<Instant>,
 }
 
 impl<'s, 'a> CatchUp<'s, 'a> {
@@ -49,19 +46,7 @@ impl<'s, 'a> CatchUp<'s, 'a> {
             client,
             watch,
             at,
-            dropped_at: None,
         }
-    }
-
-    /// Before the workers start: drops the entries of keys no batch has read (every
-    /// range is queued now), so a run resumed after a stop on the log's size starts
-    /// from what the workers will not read anyway.
-    pub(super) async fn drop_unread_all(&mut self) -> Result<()> {
-        for i in 0..self.shared.run.jobs.len() {
-            self.drop_unread(i).await?;
-        }
-        self.dropped_at = Some(Instant::now());
-        Ok(())
     }
 
     /// Passes until the workers are `finished` (or one fails, or a limit stops it);
@@ -72,16 +57,9 @@ impl<'s, 'a> CatchUp<'s, 'a> {
             if run.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
-            let drop_now = self.dropped_at.is_none_or(|t| t.elapsed() >= DROP_EVERY);
-            if drop_now {
-                self.dropped_at = Some(Instant::now());
-            }
             let mut caught_up = true;
             let mut took = 0;
             for (i, job) in run.jobs.iter().enumerate() {
-                if drop_now {
-                    self.drop_unread(i).await?;
-                }
                 let (done, n) = self.pass(i).await?;
                 caught_up &= done;
                 took += n;
@@ -99,32 +77,6 @@ impl<'s, 'a> CatchUp<'s, 'a> {
             }
         }
         Ok(self.watch)
-    }
-
-    /// Drops table `i`'s entries of keys in ranges no worker has taken, while no worker
-    /// may take one: a worker taking one of those ranges waits, and its first batch
-    /// reads every change the dropped entries stood for.
-    async fn drop_unread(&mut self, i: usize) -> Result<()> {
-        let job = &self.shared.run.jobs[i];
-        let taking = self.shared.taking.lock().await;
-        let unread = {
-            let marks = self.shared.marks.lock().await;
-            Marks {
-                ranges: marks.iter().filter(|m| m.ord == job.ord as i32).collect(),
-            }
-            .unread()
-        };
-        let Some(unread) = unread else {
-            return Ok(());
-        };
-        let log_once = |sql: &str| self.shared.log_once(sql);
-        let n = capture::of(job)
-            .discard(&self.client, &log_once, job, &unread)
-            .await?;
-        drop(taking);
-        self.watch.taken(job.ord as i32, n as i64);
-        self.at[i].1 += n as i64;
-        Ok(())
     }
 
     /// One pass over table `i`'s log, of keys already copied; whether it reached the
@@ -145,21 +97,26 @@ impl<'s, 'a> CatchUp<'s, 'a> {
             .pending()
         };
         let log_once = |sql: &str| self.shared.log_once(sql);
-        let r = capture::of(job)
-            .catch_up(
-                &self.client,
-                &log_once,
-                job,
-                &pending,
-                &self.at[i].0,
-                PASS_ENTRIES,
-            )
-            .await?;
+        let capture = capture::of(job);
         let ord = job.ord as i32;
+        let at = self.at[i].0.clone();
+        let mut r = capture
+            .catch_up(&self.client, &log_once, job, &pending, &at, PASS_ENTRIES)
+            .await?;
+        if r.is_none() {
+            // A stale row of another key stood in the way, whose own entry this pass did
+            // not take: every entry it may take, in one statement, which removes the
+            // stale row before it writes the other.
+            r = capture
+                .catch_up(&self.client, &log_once, job, &pending, "(0,0)", i64::MAX)
+                .await?;
+        }
         let Some(r) = r else {
-            // A stale row of another key stood in the way: its entries wait for the
-            // replay at the end of the backfill, which replays the whole log then.
+            // The stale row's own key waits for its range: its entries, and those behind
+            // them, wait for the end of the backfill (which replays the whole log), or
+            // for that range to be copied. Not a catch-up falling behind.
             self.at[i].0 = "(0,0)".into();
+            self.watch.caught_up(ord);
             return Ok((true, 0));
         };
         self.watch.taken(ord, r.taken);

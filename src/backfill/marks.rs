@@ -1,6 +1,6 @@
 //! The watermarks of the catch-up while the backfill runs (Spirit's and gh-ost's low and
-//! high watermarks, over key ranges): which logged keys may be replayed now, which may be
-//! dropped, and which must wait.
+//! high watermarks, over key ranges): which logged keys may be replayed now, and which
+//! must wait.
 //!
 //! Each range of a table is `[lo, hi]` (the first) or `(previous hi, hi]`; its cursor is
 //! the last key a committed batch copied. A range is *queued* (no worker has taken it
@@ -13,13 +13,11 @@
 //!   before the replay's snapshot: the replay writes what the source holds after both,
 //!   and no batch reads `k` again (cursors only move forward, ranges never overlap).
 //!   A cursor read late is only lower: it makes the rule stricter, never wrong.
-//! - **drop** when `k` lies beyond the cursor of a *queued* range. The drop runs while
-//!   no worker may take a range, and a worker marks a range taken under that lock before
-//!   its first batch starts: that batch's snapshot is taken after the drop committed, so
-//!   after W, and it reads `k` as W left it.
-//! - **wait** when `k` lies beyond the cursor of a range being copied: a batch may be
-//!   reading it from a snapshot older than W. It is replayed once the cursor passes it,
-//!   or at the end of the backfill.
+//! - **wait** when `k` lies beyond its range's cursor: a batch may be reading it from a
+//!   snapshot older than W. It is replayed once the cursor passes it, or at the end of
+//!   the backfill. (Such entries are not dropped, though a batch yet to start reads the
+//!   key fresh: a batch that meets a stale row of another key on a unique index skips
+//!   its conflicting rows, and only their entries bring them into the copy.)
 //!
 //! A key update that moves a row across ranges logs both keys; each is judged by its
 //! own range, and the replay of either reads the source again, so the order does not
@@ -100,18 +98,6 @@ impl Marks<'_> {
     pub(super) fn pending(&self) -> KeyIntervals {
         intervals(merge(self.ranges.iter().filter_map(|m| m.uncopied())))
     }
-
-    /// The keys whose entries may be dropped now (not copied yet, in queued ranges);
-    /// `None` when there are none. Only while no worker may take a range.
-    pub(super) fn unread(&self) -> Option<KeyIntervals> {
-        let queued = merge(
-            self.ranges
-                .iter()
-                .filter(|m| m.state == State::Queued)
-                .filter_map(|m| m.uncopied()),
-        );
-        (!queued.is_empty()).then(|| intervals(queued))
-    }
 }
 
 /// Joins intervals that touch (one ends where the next starts after), in order.
@@ -181,12 +167,10 @@ mod tests {
         let m = ranges();
         // The three untouched ranges join into one interval, [1, 300].
         assert_eq!(marks(&m).pending(), of(&[Some((1, true))], &[300]));
-        // All of it may be dropped while no range is taken.
-        assert_eq!(marks(&m).unread(), Some(of(&[Some((1, true))], &[300])));
     }
 
     #[test]
-    fn copied_keys_are_replayed_copying_ones_wait_queued_ones_are_dropped() {
+    fn copied_keys_are_replayed_the_others_wait() {
         let mut m = ranges();
         // Range 0 copied up to 40 and being copied; range 1 done; range 2 queued.
         m[0].cursor = Some(k(40));
@@ -198,8 +182,6 @@ mod tests {
             marks(&m).pending(),
             of(&[Some((40, false)), Some((200, false))], &[100, 300])
         );
-        // Only the queued range's keys may be dropped; the copying one's wait.
-        assert_eq!(marks(&m).unread(), Some(of(&[Some((200, false))], &[300])));
     }
 
     #[test]
@@ -209,7 +191,6 @@ mod tests {
             r.state = State::Done;
         }
         assert_eq!(marks(&m).pending(), KeyIntervals::default());
-        assert!(marks(&m).unread().is_none());
     }
 
     #[test]
@@ -218,8 +199,8 @@ mod tests {
         // Queued again after a restart, with half of it copied before.
         m[1].cursor = Some(k(150));
         m[0].state = State::Done;
-        // (150, 200] and (200, 300] join; (100, 150] is copied: replayed, not dropped.
-        assert_eq!(marks(&m).unread(), Some(of(&[Some((150, false))], &[300])));
+        // (150, 200] and (200, 300] join; (100, 150] is copied: replayed.
+        assert_eq!(marks(&m).pending(), of(&[Some((150, false))], &[300]));
     }
 
     #[test]

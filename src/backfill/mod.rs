@@ -23,8 +23,8 @@
 //! - `ranges.rs`: the key ranges, cut and recorded when the backfill starts;
 //! - `worker.rs`: a worker, one session of the pool, and its retries; `batch.rs`: one
 //!   batch's transaction and the sizing of the next; `throttle.rs`: the brakes;
-//! - `marks.rs`: which logged keys may be replayed while batches run, dropped, or must
-//!   wait; `catch_up.rs`: the session that replays and drops them meanwhile;
+//! - `marks.rs`: which logged keys may be replayed while batches run, and which must
+//!   wait; `catch_up.rs`: the session that replays them meanwhile;
 //! - `indexes.rs`: the indexes built after the copy.
 
 mod batch;
@@ -94,9 +94,6 @@ struct Shared<'a> {
     pids: Vec<i32>,
     /// Where each range stands, for the catch-up (see `marks.rs`).
     marks: tokio::sync::Mutex<Vec<Mark>>,
-    /// Held while the catch-up drops entries of queued ranges, and by a worker while it
-    /// marks a range taken: no range's first batch starts during a drop.
-    taking: tokio::sync::Mutex<()>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,7 +114,6 @@ impl Shared<'_> {
     /// A worker takes `range`: from now on its keys past the cursor wait (see
     /// `marks.rs`). Before the range's first batch starts.
     async fn taken(&self, range: &RangeRecord) {
-        let _taking = self.taking.lock().await;
         self.mark(range, State::Copying, range.cursor.clone()).await;
     }
 
@@ -171,7 +167,6 @@ impl<'a> Backfill<'a> {
             took: Mutex::default(),
             pids,
             marks: tokio::sync::Mutex::new(ranges_all.iter().map(Mark::of).collect()),
-            taking: tokio::sync::Mutex::new(()),
         };
         if !sessions.is_empty() {
             tracing::info!("backfill of plan `{}`: {n} worker(s)", self.plan);
@@ -182,9 +177,7 @@ impl<'a> Backfill<'a> {
                 .connect(&format!("hyperswap catch-up {}", self.plan))
                 .await?;
             let watch = Watch::new(&client, self.settings, self.jobs, Phase::Backfilling).await?;
-            let mut c = CatchUp::new(&shared, client, watch);
-            c.drop_unread_all().await?;
-            Some(c)
+            Some(CatchUp::new(&shared, client, watch))
         } else {
             None
         };

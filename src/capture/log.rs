@@ -6,8 +6,10 @@
 //! the only rule is that an entry is taken only once the copy of its key is no longer
 //! the backfill's to make:
 //!
-//! - during the backfill nothing is replayed (a batch reading a key from an older
-//!   snapshot than a replay could otherwise put back a row the replay removed);
+//! - while the backfill runs, only the entries of keys its batches have copied (or that
+//!   lie outside every range) are replayed (see `src/backfill/marks.rs`): a batch
+//!   reading a key from an older snapshot than a replay could otherwise put back a row
+//!   the replay removed;
 //! - when the backfill ends, the log is drained, in passes of [`PASS_ENTRIES`];
 //! - parity replays each range's entries in the range's own snapshot, before it reads
 //!   both sides (the copy is then exactly the source there);
@@ -477,28 +479,19 @@ pub async fn any_waiting(client: &impl GenericClient, job: &Job) -> Result<bool>
         .get(0))
 }
 
-/// The statement that drops the entries whose key lies in one of the intervals bound
-/// from `$1`, without replaying them (keys no batch has read yet: the batch that will
-/// reads them as they are then).
-pub fn discard_sql(job: &Job) -> String {
-    format!(
-        "DELETE FROM {} WHERE {}",
-        job.change_log().quoted(),
-        in_intervals_sql(job, 1)
-    )
-}
-
 /// What waits in `job`'s change log, from the statistics (no scan): entries (live
-/// tuples), entries ever appended, and the bytes its live entries take (its size on
-/// disk in the share of live tuples: space of entries taken is reused once vacuumed).
-/// `None` without a log.
+/// tuples), entries ever appended, and the bytes the waiting entries take: their count
+/// times an entry's size (a heap tuple's header and line pointer, 28 bytes, and its
+/// columns, 32 bytes for one of variable width), not the file's size, which keeps the
+/// room of entries taken (reused once vacuumed). `None` without a log.
 pub async fn backlog(client: &impl GenericClient, job: &Job) -> Result<Option<(i64, i64, i64)>> {
     let row = client
         .query_opt(
             "SELECT s.n_live_tup, s.n_tup_ins,
-                    (pg_catalog.pg_total_relation_size(s.relid)::pg_catalog.float8
-                     OPERATOR(pg_catalog.*) s.n_live_tup
-                     OPERATOR(pg_catalog./) GREATEST(s.n_live_tup OPERATOR(pg_catalog.+) s.n_dead_tup, 1::pg_catalog.int8))::pg_catalog.int8
+                    s.n_live_tup OPERATOR(pg_catalog.*) (28 OPERATOR(pg_catalog.+) (
+                        SELECT pg_catalog.sum(CASE WHEN t.typlen OPERATOR(pg_catalog.>) 0 THEN t.typlen ELSE 32 END)::pg_catalog.int8
+                        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+                        WHERE a.attrelid OPERATOR(pg_catalog.=) s.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped))
              FROM pg_catalog.pg_stat_user_tables s
              WHERE s.relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
             &[&job.change_log().quoted()],

@@ -37,7 +37,7 @@ use futures_util::future::LocalBoxFuture;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use crate::error::{Context as _, Result};
+use crate::error::Result;
 use crate::ident::QualifiedName;
 use crate::keyspace::KeyValue;
 use crate::model::{CaptureId, Job, Removal};
@@ -180,18 +180,7 @@ pub trait Capture: Sync {
         limit: i64,
     ) -> LocalBoxFuture<'a, Result<Option<Replayed>>>;
 
-    /// While the backfill runs: drops, without replaying them, the entries whose key
-    /// lies in one of the `unread` intervals (keys of ranges no batch has started: the
-    /// batch that will reads them as they are then); how many.
-    fn discard<'a>(
-        &'a self,
-        client: &'a Client,
-        log_once: &'a dyn Fn(&str),
-        job: &'a Job,
-        unread: &'a KeyIntervals,
-    ) -> LocalBoxFuture<'a, Result<u64>>;
-
-    /// `plan show`: the catch-up's two statements while the backfill runs.
+    /// `plan show`: the catch-up's statement while the backfill runs.
     fn catch_up_statements(&self, job: &Job) -> Vec<Stmt>;
 
     /// Whether anything waits for `job` at all (a look that costs next to nothing,
@@ -361,38 +350,11 @@ impl Capture for StatementTriggers {
         })
     }
 
-    fn discard<'a>(
-        &'a self,
-        client: &'a Client,
-        log_once: &'a dyn Fn(&str),
-        job: &'a Job,
-        unread: &'a KeyIntervals,
-    ) -> LocalBoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            let sql = log::discard_sql(job);
-            log_once(&sql);
-            let params = unread.params(job.key.columns.len());
-            let bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_sql()).collect();
-            client.execute(&sql, &bound).await.with_context(|| {
-                format!(
-                    "dropping entries of keys the backfill has yet to copy, from the change log of {}",
-                    job.source
-                )
-            })
-        })
-    }
-
     fn catch_up_statements(&self, job: &Job) -> Vec<Stmt> {
-        vec![
-            Stmt::noted(
-                log::discard_sql(job),
-                "every 2 s, while no worker may take a range: entries of keys in ranges no batch has started are dropped (the batch that will reads them fresh); $1.. = the intervals of those keys, per key column their lower bounds (NULL: none), then their upper bounds, then whether each lower bound is included",
-            ),
-            Stmt::noted(
-                log::catch_up_sql(job),
-                "in passes, beside the workers, each in a transaction of its own as the table's owner: entries of keys already copied (or outside every range) are replayed; $1.. = the intervals of the keys not copied yet, as above, then the pass's size and where it starts in the log",
-            ),
-        ]
+        vec![Stmt::noted(
+            log::catch_up_sql(job),
+            "in passes, beside the workers, each in a transaction of its own as the table's owner: entries of keys already copied (or outside every range) are replayed; $1.. = the intervals of the keys not copied yet: per key column their lower bounds (NULL: none), then their upper bounds, then whether each lower bound is included; then the pass's size and where it starts in the log",
+        )]
     }
 
     fn any_waiting<'a>(

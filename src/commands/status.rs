@@ -71,9 +71,9 @@ pub async fn status(client: &Client, only: Option<&str>) -> Result<Vec<PlanStatu
 async fn plan_status(client: &Client, name: &str) -> Result<PlanStatus> {
     let p = journal::plan_times(client, name).await?;
     let progress = journal::table_progress(client, name).await?;
-    let ids: Vec<CaptureId> = progress
-        .iter()
-        .map(|t| CaptureId::from_recorded(t.capture_id))
+    let recorded = journal::capture_ids(client, name).await?;
+    let ids: Vec<CaptureId> = (0..progress.len())
+        .map(|ord| CaptureId::from_recorded(recorded.get(&(ord as i32)).copied().flatten()))
         .collect();
     let mut tables: Vec<TableStatus> = progress
         .into_iter()

@@ -53,6 +53,18 @@ pub async fn latest_catch_up(
     client: &impl GenericClient,
     plan: &str,
 ) -> Result<Vec<CatchUpSample>> {
+    // None in a journal an earlier build made (until `plan apply` brings it up to date).
+    let exists: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('hyperswap.catch_up') IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("reading the catch-up from the journal")?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
     let rows = client
         .query(
             "SELECT DISTINCT ON (ord) ord, to_char(at, 'YYYY-MM-DD HH24:MI:SSOF'), waiting, log_bytes,

@@ -133,7 +133,10 @@ pub async fn capture_ids(
     }
     let rows = client
         .query(
-            "SELECT ord, capture_id FROM hyperswap.tables WHERE plan_name = $1",
+            // A journal an earlier build made has no capture_id until `plan apply`
+            // brings it up to date: every other command reads it as it is.
+            "SELECT t.ord, (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'capture_id')::pg_catalog.int8
+             FROM hyperswap.tables t WHERE t.plan_name = $1",
             &[&plan],
         )
         .await

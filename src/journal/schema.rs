@@ -86,7 +86,7 @@ async fn create_schema(tx: &impl GenericClient) -> Result<bool> {
 pub(super) async fn drop_journal(tx: &impl GenericClient) -> Result<()> {
     let schema = quote_ident(TOOL_SCHEMA);
     tx.batch_execute(&format!(
-        "DROP TABLE {schema}.catch_up, {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
+        "DROP TABLE IF EXISTS {schema}.catch_up; DROP TABLE {schema}.parity_ranges, {schema}.parity_runs, {schema}.ranges, {schema}.events, {schema}.tables, {schema}.plans"
     ))
     .await
     .context("removing the hyperswap journal")?;

@@ -47,8 +47,6 @@ pub struct TableProgress {
     pub batches: i64,
     /// From the first range's start to the last batch.
     pub seconds: f64,
-    /// See [`crate::model::CaptureId`].
-    pub capture_id: Option<i64>,
 }
 
 pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<Vec<TableProgress>> {
@@ -56,12 +54,11 @@ pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<V
         .query(
             "SELECT t.source, t.target, t.retired, coalesce(sum(r.rows_copied), 0)::bigint,
                     coalesce(t.rows_total, 0), coalesce(sum(r.batches), 0)::bigint,
-                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8,
-                    t.capture_id
+                    coalesce(extract(epoch FROM max(r.updated_at) - min(r.started_at)), 0)::float8
              FROM hyperswap.tables t
              LEFT JOIN hyperswap.ranges r ON r.plan_name = t.plan_name AND r.ord = t.ord
              WHERE t.plan_name = $1
-             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total, t.capture_id
+             GROUP BY t.ord, t.source, t.target, t.retired, t.rows_total
              ORDER BY t.ord",
             &[&plan],
         )
@@ -77,7 +74,6 @@ pub async fn table_progress(client: &impl GenericClient, plan: &str) -> Result<V
             rows_total: r.get(4),
             batches: r.get(5),
             seconds: r.get(6),
-            capture_id: r.get(7),
         })
         .collect())
 }

@@ -53,9 +53,12 @@ fn plan(during_backfill: bool) -> String {
 
 pub async fn catch_up(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow::Result<()> {
     let plan_path = std::env::temp_dir().join("hyperswap-bench-catch-up.yaml");
-    if !super::seeded(client, "bench_cu_seed", rows, &[]).await? {
+    if !super::seeded(client, "bench_cu_seed", rows, &["public.bench_cu_seed"]).await? {
+        // The copies take their ids from the seed's sequence.
         client
-            .batch_execute("DROP TABLE IF EXISTS bench_cu_seed")
+            .batch_execute(
+                "DROP TABLE IF EXISTS bench_cu_hs_old; DROP TABLE IF EXISTS bench_cu_hs_new; DROP TABLE IF EXISTS bench_cu; DROP TABLE IF EXISTS bench_cu_seed",
+            )
             .await?;
         create_sample_table(client, &QualifiedName::new("public", "bench_cu_seed"), rows).await?;
     }

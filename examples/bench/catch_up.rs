@@ -119,16 +119,7 @@ async fn one(
     plan: &std::path::Path,
 ) -> anyhow::Result<Outcome> {
     let plan_arg = plan.to_str().unwrap().to_string();
-    let _ = run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &["abort", &plan_arg, "-q"],
-    );
-    let _ = run_tool(
-        &cli.hyperswap,
-        &cli.database_url,
-        &["finalize", &plan_arg, "--yes", "--drop-history", "-q"],
-    );
+    clean(cli, client).await?;
     client
         .batch_execute(
             // A hypertable is dropped in a statement of its own.
@@ -245,6 +236,33 @@ async fn one(
         difference,
         errors,
     })
+}
+
+/// Ends the previous run's plan (as the journal keeps it: its file has changed since):
+/// abort before cutover, finalize after it.
+async fn clean(cli: &Cli, client: &Client) -> anyhow::Result<()> {
+    let text: Option<String> = client
+        .query_opt(
+            "SELECT plan_text FROM hyperswap.plans WHERE name = 'bench-catch-up'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get(0));
+    let Some(text) = text else {
+        return Ok(());
+    };
+    let old = std::env::temp_dir().join("hyperswap-bench-catch-up-previous.yaml");
+    std::fs::write(&old, text)?;
+    let old = old.to_str().unwrap();
+    let _ = run_tool(&cli.hyperswap, &cli.database_url, &["abort", old, "-q"]);
+    let _ = run_tool(
+        &cli.hyperswap,
+        &cli.database_url,
+        &["finalize", old, "--yes", "--drop-history", "-q"],
+    );
+    Ok(())
 }
 
 /// From the last batch's commit to the plan's move to `verified`, by the database's

@@ -219,6 +219,30 @@ impl Watch {
     }
 }
 
+/// A drain's passes (after the backfill: parity's, the cutover's) are watched too.
+impl capture::Passes for Watch {
+    fn after<'a>(
+        &'a mut self,
+        client: &'a Client,
+        job: &'a Job,
+        taken: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let ord = job.ord as i32;
+            self.taken(ord, taken);
+            if taken < capture::PASS_ENTRIES {
+                self.caught_up(ord);
+            }
+            self.check(
+                client,
+                std::slice::from_ref(job),
+                &crate::progress::NoProgress,
+            )
+            .await
+        })
+    }
+}
+
 /// `1234 waiting, 5000/s in, 7000/s replayed, catching up`.
 pub fn line(s: &CatchUpSample) -> String {
     format!(

@@ -291,7 +291,12 @@ const ATTEMPTS: u32 = 8;
 /// met a parent row deleted after its snapshot, for a copy with foreign keys) is tried
 /// again, and the application is never the one that waits. Returns what was done,
 /// summed.
-pub async fn drain(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Result<Replayed> {
+pub async fn drain(
+    client: &tokio_postgres::Client,
+    log: &SqlLog,
+    job: &Job,
+    watch: &mut dyn super::Passes,
+) -> Result<Replayed> {
     let mut total = Replayed::default();
     let Some(waiting) = pending(client, job).await? else {
         return Ok(total);
@@ -310,6 +315,7 @@ pub async fn drain(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Resu
         total.taken += r.taken;
         total.deleted += r.deleted;
         total.written += r.written;
+        watch.after(client, job, r.taken).await?;
         match r.last {
             Some(last) if r.taken >= PASS_ENTRIES && total.taken < waiting => after = last,
             _ => break,

@@ -139,6 +139,7 @@ pub trait Capture: Sync {
         client: &'a Client,
         log: &'a SqlLog,
         job: &'a Job,
+        watch: &'a mut dyn Passes,
     ) -> LocalBoxFuture<'a, Result<Replayed>>;
 
     /// Everything caught for `job`, replayed in one transaction of its own.
@@ -244,11 +245,46 @@ pub fn of(_job: &Job) -> &'static dyn Capture {
 /// into the retired table after it.
 pub struct StatementTriggers;
 
+/// What a drain calls after each of its passes (the catch-up's watch, which may stop
+/// the run on a limit).
+pub trait Passes {
+    fn after<'a>(
+        &'a mut self,
+        client: &'a Client,
+        job: &'a Job,
+        taken: i64,
+    ) -> LocalBoxFuture<'a, Result<()>>;
+}
+
+/// Passes nobody watches.
+pub struct Unwatched;
+
+impl Passes for Unwatched {
+    fn after<'a>(
+        &'a mut self,
+        _: &'a Client,
+        _: &'a Job,
+        _: i64,
+    ) -> LocalBoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// Drains every table's capture (see [`Capture::drain`]); what was done, summed.
 pub async fn drain(client: &Client, log: &SqlLog, jobs: &[Job]) -> Result<Replayed> {
+    drain_watched(client, log, jobs, &mut Unwatched).await
+}
+
+/// [`drain`], each pass shown to `watch`.
+pub async fn drain_watched(
+    client: &Client,
+    log: &SqlLog,
+    jobs: &[Job],
+    watch: &mut dyn Passes,
+) -> Result<Replayed> {
     let mut total = Replayed::default();
     for job in jobs {
-        let r = of(job).drain(client, log, job).await?;
+        let r = of(job).drain(client, log, job, &mut *watch).await?;
         total.taken += r.taken;
         total.deleted += r.deleted;
         total.written += r.written;
@@ -295,8 +331,9 @@ impl Capture for StatementTriggers {
         client: &'a Client,
         sql_log: &'a SqlLog,
         job: &'a Job,
+        watch: &'a mut dyn Passes,
     ) -> LocalBoxFuture<'a, Result<Replayed>> {
-        Box::pin(log::drain(client, sql_log, job))
+        Box::pin(log::drain(client, sql_log, job, watch))
     }
 
     fn replay_whole<'a>(

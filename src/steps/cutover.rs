@@ -143,9 +143,8 @@ impl BeforeAttempt for CatchUpFirst<'_> {
                 let mut taken = 0;
                 for job in self.jobs {
                     let r = crate::capture::of(job)
-                        .drain(client, self.cx.log, job)
+                        .drain(client, self.cx.log, job, &mut self.watch)
                         .await?;
-                    self.watch.taken(job.ord as i32, r.taken);
                     taken += r.taken;
                 }
                 let secs = started.elapsed().as_secs_f64();

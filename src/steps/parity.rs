@@ -11,6 +11,7 @@ use crate::journal;
 use crate::parity::{self, ParityReport};
 use crate::phase::Phase;
 use crate::stmt::{self, Stmt};
+use crate::watch::Watch;
 
 pub struct Parity;
 
@@ -103,6 +104,14 @@ pub async fn verify(run: &mut StepRun<'_>, phase: Phase) -> Result<ParityReport>
         .step("analyzing the targets and checking parity");
     for job in run.jobs {
         stmt::exec(&*run.client, cx.log, &parity::analyze_statement(job)).await?;
+    }
+    if phase.source_is_live() {
+        // The backlog first, watched: an application that fills the log faster than
+        // it drains stops the run (resumable) before the log passes its limit.
+        let mut watch = Watch::new(run.client, cx.plan, run.jobs, phase).await?;
+        cx.progress
+            .step("replaying the change log before comparing");
+        crate::capture::drain_watched(run.client, cx.log, run.jobs, &mut watch).await?;
     }
     cx.checker(run.jobs, phase, false).run(run.client).await
 }

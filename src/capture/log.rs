@@ -365,6 +365,50 @@ const RETRYABLE: &[Class] = &[
     Class::ForeignKeyRace,
 ];
 
+/// How a replay in a transaction of its own is tried again.
+fn pass_policy() -> Policy {
+    Policy {
+        attempts: ATTEMPTS,
+        pause: std::time::Duration::from_millis(200),
+        retryable: RETRYABLE,
+    }
+}
+
+/// The server's message of `e`, else `e` as text.
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+/// One replay statement in a transaction of its own: a short `lock_timeout`, as the
+/// table's owner (see [`Job::as_owner_sql`]); rolled back when it fails. The outer
+/// error is the transaction's start; the inner, the statement's or its commit's.
+async fn in_transaction(
+    client: &impl GenericClient,
+    job: &Job,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    ctx: &str,
+) -> Result<std::result::Result<Replayed, tokio_postgres::Error>> {
+    let as_owner = job
+        .as_owner_sql()
+        .map(|s| format!("; {s}"))
+        .unwrap_or_default();
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'{as_owner}"
+        ))
+        .await
+        .context(ctx.to_string())?;
+    Ok(match run(client, sql, params).await {
+        Ok(r) => client.batch_execute("COMMIT").await.map(|()| r),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    })
+}
+
 /// A catch-up pass while the backfill runs (see [`Take::Pass`]), in a transaction of its
 /// own, tried again when it gave way. `Ok(None)` when a row it writes meets a stale row
 /// of another key on a unique index: the entries stay in the log, for the replay at the
@@ -377,38 +421,15 @@ pub async fn catch_up_pass(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Replayed>> {
     let ctx = || format!("catching up the change log of {}", job.source);
-    let mut retry = Retry::new(Policy {
-        attempts: ATTEMPTS,
-        pause: std::time::Duration::from_millis(200),
-        retryable: RETRYABLE,
-    });
+    let mut retry = Retry::new(pass_policy());
     let cancel = Cancel::default();
     loop {
-        let as_owner = job
-            .as_owner_sql()
-            .map(|s| format!("; {s}"))
-            .unwrap_or_default();
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'{as_owner}"
-            ))
-            .await
-            .with_context(ctx)?;
-        let result = match run(client, sql, params).await {
-            Ok(r) => client.batch_execute("COMMIT").await.map(|()| r),
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
-        };
-        let e = match result {
+        let e = match in_transaction(client, job, sql, params, &ctx()).await? {
             Ok(r) => return Ok(Some(r)),
             Err(e) if e.code().map(|c| c.code()) == Some("23505") => return Ok(None),
             Err(e) => e,
         };
-        let why = e
-            .as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_string());
+        let why = message(&e);
         let e = Error::Db {
             context: ctx(),
             source: e,
@@ -519,39 +540,15 @@ async fn pass(
     let ctx = || format!("replaying the change log of {}", job.source);
     // A pass over the whole log binds nothing.
     let whole = params.is_empty();
-    let mut retry = Retry::new(Policy {
-        attempts: ATTEMPTS,
-        pause: std::time::Duration::from_millis(200),
-        retryable: RETRYABLE,
-    });
+    let mut retry = Retry::new(pass_policy());
     // No Ctrl-C here: a drain's callers stop between their steps, as before.
     let cancel = Cancel::default();
     loop {
-        let as_owner = job
-            .as_owner_sql()
-            .map(|s| format!("; {s}"))
-            .unwrap_or_default();
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'{as_owner}"
-            ))
-            .await
-            .with_context(ctx)?;
-        let result = run(client, sql, params).await;
-        let result = match result {
-            Ok(r) => client.batch_execute("COMMIT").await.map(|()| r),
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
-        };
-        let e = match result {
+        let e = match in_transaction(client, job, sql, params, &ctx()).await? {
             Ok(r) => return Ok(r),
             Err(e) => e,
         };
-        let why = e
-            .as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_string());
+        let why = message(&e);
         if !whole && e.code().map(|c| c.code()) == Some("23505") {
             tracing::info!(
                 "replaying the change log of {}: a stale row stands in the way of another key's ({why}); replaying the whole log at once",

@@ -143,6 +143,30 @@ impl Script {
     }
 }
 
+/// `SET LOCAL lock_timeout`, then each table's statements: the one transaction of a step
+/// that only runs DDL.
+fn per_table(lock: &LockPolicy, jobs: &[Job], each: impl Fn(&Job) -> Vec<Stmt>) -> Vec<Stmt> {
+    std::iter::once(crate::stmt::set_lock_timeout(lock.lock_timeout))
+        .chain(jobs.iter().flat_map(each))
+        .collect()
+}
+
+/// Runs `stmts` with the move to `to` as one lock-polite transaction (see
+/// [`crate::runner::PhaseTx`]), saying `title` first.
+async fn one_transaction(
+    run: &mut StepRun<'_>,
+    title: &str,
+    stmts: &[Stmt],
+    to: Phase,
+) -> Result<Flow> {
+    let cx = run.cx;
+    cx.progress.step(title);
+    cx.phase_tx(run.jobs)
+        .run(run.client, stmts, to, None)
+        .await?;
+    Ok(Flow::Next(to))
+}
+
 /// What `abort` or `finalize` runs, from every step's [`Step::removal`]: the first
 /// transaction (lock-polite, off the tables the application writes to) and the second
 /// (table by table, in [`Stage`] order).

@@ -10,19 +10,17 @@ use crate::capture::Stage;
 use crate::error::Result;
 use crate::model::{Job, Removal};
 use crate::phase::Phase;
-use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
+use crate::stmt::{LockPolicy, Stmt};
 
 pub struct Target;
 
 /// The step's statements: every target, in one transaction.
 pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(|j| {
-            let mut s = crate::target::statements(j);
-            s.push(crate::journal::record_definitions(plan, j));
-            s
-        }))
-        .collect()
+    super::per_table(lock, jobs, |j| {
+        let mut s = crate::target::statements(j);
+        s.push(crate::journal::record_definitions(plan, j));
+        s
+    })
 }
 
 impl Step for Target {
@@ -40,14 +38,15 @@ impl Step for Target {
 
     // Nothing created yet: create every target in one transaction.
     fn run<'a>(&'a self, run: &'a mut StepRun<'_>, _: Phase) -> LocalBoxFuture<'a, Result<Flow>> {
+        let stmts = statements(&run.cx.plan.name, run.jobs, &run.cx.lock);
         Box::pin(async move {
-            let cx = run.cx;
-            cx.progress.step("creating the target hypertables");
-            let stmts = statements(&cx.plan.name, run.jobs, &cx.lock);
-            cx.phase_tx(run.jobs)
-                .run(run.client, &stmts, self.leaves(), None)
-                .await?;
-            Ok(Flow::Next(self.leaves()))
+            super::one_transaction(
+                run,
+                "creating the target hypertables",
+                &stmts,
+                self.leaves(),
+            )
+            .await
         })
     }
 

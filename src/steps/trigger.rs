@@ -12,15 +12,13 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::model::{Job, Removal};
 use crate::phase::Phase;
-use crate::stmt::{set_lock_timeout, LockPolicy, Stmt};
+use crate::stmt::{LockPolicy, Stmt};
 
 pub struct Trigger;
 
 /// The step's statements: capture for every table, in one transaction.
 pub fn statements(plan: &str, jobs: &[Job], lock: &LockPolicy) -> Vec<Stmt> {
-    std::iter::once(set_lock_timeout(lock.lock_timeout))
-        .chain(jobs.iter().flat_map(|j| capture::of(j).install(j, plan)))
-        .collect()
+    super::per_table(lock, jobs, |j| capture::of(j).install(j, plan))
 }
 
 impl Step for Trigger {
@@ -38,14 +36,9 @@ impl Step for Trigger {
 
     // Targets exist and are empty: install the copy triggers.
     fn run<'a>(&'a self, run: &'a mut StepRun<'_>, _: Phase) -> LocalBoxFuture<'a, Result<Flow>> {
+        let stmts = statements(&run.cx.plan.name, run.jobs, &run.cx.lock);
         Box::pin(async move {
-            let cx = run.cx;
-            cx.progress.step("installing the copy triggers");
-            let stmts = statements(&cx.plan.name, run.jobs, &cx.lock);
-            cx.phase_tx(run.jobs)
-                .run(run.client, &stmts, self.leaves(), None)
-                .await?;
-            Ok(Flow::Next(self.leaves()))
+            super::one_transaction(run, "installing the copy triggers", &stmts, self.leaves()).await
         })
     }
 

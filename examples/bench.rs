@@ -87,6 +87,10 @@ enum Bench {
         rows: u64,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Only this mix (1: single-row, 2: 100-row batches, 3: deletes and key and time
+        /// updates).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+        mix: Option<u8>,
     },
 }
 
@@ -133,7 +137,9 @@ async fn run() -> anyhow::Result<()> {
             seconds,
         } => writes(&cli, &client, rows, rounds, seconds).await,
         Bench::Cutover { rows, rounds } => cutover(&cli, &client, rows, rounds).await,
-        Bench::CatchUp { rows, rounds } => catch_up::catch_up(&cli, &client, rows, rounds).await,
+        Bench::CatchUp { rows, rounds, mix } => {
+            catch_up::catch_up(&cli, &client, rows, rounds, mix).await
+        }
     }
 }
 

@@ -51,7 +51,13 @@ fn plan(during_backfill: bool) -> String {
     )
 }
 
-pub async fn catch_up(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> anyhow::Result<()> {
+pub async fn catch_up(
+    cli: &Cli,
+    client: &Client,
+    rows: u64,
+    rounds: usize,
+    only: Option<u8>,
+) -> anyhow::Result<()> {
     let plan_path = std::env::temp_dir().join("hyperswap-bench-catch-up.yaml");
     if !super::seeded(client, "bench_cu_seed", rows, &["public.bench_cu_seed"]).await? {
         // The copies take their ids from the seed's sequence.
@@ -65,7 +71,10 @@ pub async fn catch_up(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> a
     println!("| round | mix | reader | catch-up | writes/s | entries logged | largest residual | end of copy to verified | longest write during cutover (lock_timeout {LOCK_TIMEOUT_MS} ms) | EXCEPT ALL after cutover | writer errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
-        for (mix, statements) in MIXES {
+        for (n, (mix, statements)) in MIXES.into_iter().enumerate() {
+            if only.is_some_and(|o| o as usize != n + 1) {
+                continue;
+            }
             // The replay during the backfill against at its end only, then with a
             // reader holding the table (what the cutover meets).
             for (during, reader) in [(true, false), (false, false), (true, true)] {
@@ -85,7 +94,9 @@ pub async fn catch_up(cli: &Cli, client: &Client, rows: u64, rounds: usize) -> a
                         r.largest,
                         r.to_verified
                             .map(|d| format!("{:.1} s", d.as_secs_f64()))
-                            .unwrap_or_else(|| "not reached (stopped: falling behind)".into()),
+                            .unwrap_or_else(
+                                || "not reached: stopped, resumable (see stderr)".into()
+                            ),
                         r.longest_cutover_write.as_secs_f64() * 1000.0,
                         r.difference
                             .map(|d| d.to_string())

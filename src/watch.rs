@@ -145,6 +145,9 @@ impl Watch {
                 continue;
             };
             let now = Instant::now();
+            // The first reading only sets the baseline: whether the log goes down (a
+            // resumed run replaying it) shows at the next.
+            let first = t.last.is_none();
             let shrinking = t.last.is_some_and(|(_, last, _)| b.waiting < last.waiting);
             let (arrived, replayed) = match t.last {
                 Some((at, last, taken)) => {
@@ -172,7 +175,7 @@ impl Watch {
             journal::record_catch_up(client, &plan, phase, &sample).await?;
             progress.catch_up(&t.label, &line(&sample));
             // Over the limit and not going down (a resumed run replays what waits).
-            if b.bytes > t.limit && !shrinking {
+            if b.bytes > t.limit && !shrinking && !first {
                 return Err(self.stop(
                     job,
                     format!(

@@ -420,13 +420,37 @@ pub async fn catch_up_pass(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Replayed>> {
-    let ctx = || format!("catching up the change log of {}", job.source);
+    Ok(retried(client, job, sql, params, "catching up", true)
+        .await?
+        .ok())
+}
+
+/// One replay statement in a transaction of its own, tried again when it gave way
+/// (`doing` says what, in the messages). With `unique_back`, a unique violation is
+/// given back as `Ok(Err(()))`, for the caller to meet; otherwise it is an error.
+async fn retried(
+    client: &impl GenericClient,
+    job: &Job,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    doing: &str,
+    unique_back: bool,
+) -> Result<std::result::Result<Replayed, ()>> {
+    let ctx = || format!("{doing} the change log of {}", job.source);
     let mut retry = Retry::new(pass_policy());
+    // No Ctrl-C here: the callers stop between their steps.
     let cancel = Cancel::default();
     loop {
         let e = match in_transaction(client, job, sql, params, &ctx()).await? {
-            Ok(r) => return Ok(Some(r)),
-            Err(e) if e.code().map(|c| c.code()) == Some("23505") => return Ok(None),
+            Ok(r) => return Ok(Ok(r)),
+            Err(e) if unique_back && e.code().map(|c| c.code()) == Some("23505") => {
+                tracing::info!(
+                    "{doing} the change log of {}: a stale row stands in the way of another key's ({})",
+                    job.source,
+                    message(&e)
+                );
+                return Ok(Err(()));
+            }
             Err(e) => e,
         };
         let why = message(&e);
@@ -437,7 +461,7 @@ pub async fn catch_up_pass(
         retry
             .after(e, &cancel, |r| {
                 Some(format!(
-                    "catching up the change log of {}: {why} (attempt {} of {ATTEMPTS}); retrying in {:?}",
+                    "{doing} the change log of {}: {why} (attempt {} of {ATTEMPTS}); retrying in {:?}",
                     job.source, r.attempt, r.pause
                 ))
             })
@@ -537,36 +561,13 @@ async fn pass(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Replayed> {
-    let ctx = || format!("replaying the change log of {}", job.source);
-    // A pass over the whole log binds nothing.
-    let whole = params.is_empty();
-    let mut retry = Retry::new(pass_policy());
-    // No Ctrl-C here: a drain's callers stop between their steps, as before.
-    let cancel = Cancel::default();
-    loop {
-        let e = match in_transaction(client, job, sql, params, &ctx()).await? {
-            Ok(r) => return Ok(r),
-            Err(e) => e,
-        };
-        let why = message(&e);
-        if !whole && e.code().map(|c| c.code()) == Some("23505") {
-            tracing::info!(
-                "replaying the change log of {}: a stale row stands in the way of another key's ({why}); replaying the whole log at once",
-                job.source,
-            );
-            return Box::pin(replay_whole(client, log, job)).await;
+    // A pass over the whole log binds nothing: it has nothing to fall back on.
+    let partial = !params.is_empty();
+    match retried(client, job, sql, params, "replaying", partial).await? {
+        Ok(r) => Ok(r),
+        Err(()) => {
+            tracing::info!("replaying the whole change log of {} at once", job.source);
+            Box::pin(replay_whole(client, log, job)).await
         }
-        let e = Error::Db {
-            context: ctx(),
-            source: e,
-        };
-        retry
-            .after(e, &cancel, |r| {
-                Some(format!(
-                    "replaying the change log of {}: {why} (attempt {} of {ATTEMPTS}); retrying in {:?}",
-                    job.source, r.attempt, r.pause
-                ))
-            })
-            .await?;
     }
 }

@@ -91,6 +91,12 @@ enum Bench {
         /// updates).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
         mix: Option<u8>,
+        /// The plan's `catch_up.sessions` (default: the plan's default).
+        #[arg(long)]
+        sessions: Option<usize>,
+        /// Only the runs with the catch-up during the backfill (no end-only run).
+        #[arg(long)]
+        no_end_only: bool,
     },
 }
 
@@ -137,9 +143,13 @@ async fn run() -> anyhow::Result<()> {
             seconds,
         } => writes(&cli, &client, rows, rounds, seconds).await,
         Bench::Cutover { rows, rounds } => cutover(&cli, &client, rows, rounds).await,
-        Bench::CatchUp { rows, rounds, mix } => {
-            catch_up::catch_up(&cli, &client, rows, rounds, mix).await
-        }
+        Bench::CatchUp {
+            rows,
+            rounds,
+            mix,
+            sessions,
+            no_end_only,
+        } => catch_up::catch_up(&cli, &client, rows, rounds, mix, sessions, no_end_only).await,
     }
 }
 

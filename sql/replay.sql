@@ -7,7 +7,7 @@
 -- copied is in some entry: the change that moved it away logged it. The snapshot that
 -- reads the log also reads the source, so every change the taken entries stand for is
 -- in what is written; an entry committed later is not taken and comes in a later pass.
--- Returns the entries taken, the rows deleted, the rows written, and the last entry
+-- {{replace}}Returns the entries taken, the rows deleted, the rows written, and the last entry
 -- taken (its ctid: a draining pass goes on after it, never scanning again what the
 -- passes before it emptied).
 WITH taken AS (
@@ -27,9 +27,7 @@ WITH taken AS (
         WHERE {{same_old}}
     )
 ), gone AS (
-    DELETE FROM {{target}} AS hyperswap_t
-    USING stale AS hyperswap_o
-    WHERE {{target_is_old}}
+    DELETE FROM {{target}} AS hyperswap_t{{gone}}
     RETURNING 1
 ), put AS (
     INSERT INTO {{target}} AS hyperswap_t ({{columns}}) OVERRIDING SYSTEM VALUE

@@ -96,6 +96,18 @@ impl<'a> Context<'a> {
         Ok(Opened { client, record })
     }
 
+    /// The sessions that drain the change logs beside the command's own (see
+    /// `catch_up.sessions`).
+    pub async fn replay_sessions(&self) -> Result<Vec<Client>> {
+        crate::pool::replay_sessions(
+            self.connect,
+            self.log,
+            &self.plan.name,
+            self.plan.catch_up.sessions,
+        )
+        .await
+    }
+
     /// The runner of a phase's transaction over `jobs`' tables.
     pub fn phase_tx<'b>(&'b self, jobs: &'b [Job]) -> PhaseTx<'b> {
         PhaseTx {

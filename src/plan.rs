@@ -256,6 +256,16 @@ pub struct CatchUpOptions {
     /// log grows past it.
     #[serde(default)]
     pub max_log_size: LogSize,
+    /// Sessions that drain a change log together once the backfill has ended (before
+    /// parity, and before each cutover attempt), each replaying the entries of its own
+    /// share of the keys: a replay writes more per entry than the application did, and
+    /// one session cannot follow several writers.
+    #[serde(default = "default_catch_up_sessions")]
+    pub sessions: usize,
+}
+
+fn default_catch_up_sessions() -> usize {
+    3
 }
 
 impl Default for CatchUpOptions {
@@ -264,6 +274,7 @@ impl Default for CatchUpOptions {
             during_backfill: true,
             max_behind: default_max_behind(),
             max_log_size: LogSize::default(),
+            sessions: default_catch_up_sessions(),
         }
     }
 }
@@ -580,6 +591,12 @@ impl Plan {
         if file.catch_up.max_behind < Duration::from_secs(1) {
             return Err(at("catch_up.max_behind: must be at least 1s".into()));
         }
+        if !(1..=16).contains(&file.catch_up.sessions) {
+            return Err(at(format!(
+                "catch_up.sessions: {} is out of range: use 1 to 16 (each is a connection)",
+                file.catch_up.sessions
+            )));
+        }
         let tables = file
             .tables
             .into_iter()
@@ -887,6 +904,15 @@ mod tests {
         ))
         .unwrap();
         assert!(!p.catch_up.during_backfill);
+        assert_eq!(p.catch_up.sessions, 3);
+        assert!(parse(&format!("{GOOD}catch_up:\n  sessions: 0\n")).is_err());
+        assert_eq!(
+            parse(&format!("{GOOD}catch_up:\n  sessions: 4\n"))
+                .unwrap()
+                .catch_up
+                .sessions,
+            4
+        );
         assert_eq!(p.catch_up.max_behind, Duration::from_secs(30));
         assert_eq!(p.catch_up.max_log_size, LogSize::Bytes(2 << 30));
         assert!(parse(&format!("{GOOD}catch_up:\n  max_log_size: lots\n")).is_err());

@@ -97,6 +97,30 @@ impl Sessions<'_> {
     }
 }
 
+/// The sessions that drain change logs together beside one already open (see
+/// [`crate::capture::drain`]): `n - 1` more, plain (each replay sets what
+/// it needs in its own transaction).
+pub async fn replay_sessions(
+    connect: &ConnectOptions,
+    log: &SqlLog,
+    plan: &str,
+    n: usize,
+) -> Result<Vec<Client>> {
+    Sessions {
+        connect,
+        log,
+        statements: Vec::new(),
+        context: "opening a session to replay the change log",
+    }
+    .open((2..=n).map(|i| format!("hyperswap catch-up {plan} #{i}")))
+    .await
+}
+
+/// `first` and `more`, as [`crate::capture::drain`] takes its sessions.
+pub fn with<'a>(first: &'a Client, more: &'a [Client]) -> Vec<&'a Client> {
+    std::iter::once(first).chain(more.iter()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -32,6 +32,10 @@ struct Watched {
     taken: i64,
     /// When a pass last reached the end of what it may take (or the watch began).
     caught_up_at: Instant,
+    /// The fewest entries seen waiting since the replay last caught up, and when the
+    /// log went a tenth below the fewest before: a large backlog that goes down is
+    /// being caught up, though no pass reaches its end for a while.
+    low: Option<(i64, Instant)>,
     /// The most entries seen waiting.
     pub largest: i64,
 }
@@ -75,6 +79,7 @@ impl Watch {
                 last: None,
                 taken: 0,
                 caught_up_at: Instant::now(),
+                low: None,
                 largest: 0,
             });
         }
@@ -109,6 +114,7 @@ impl Watch {
     pub fn caught_up(&mut self, ord: i32) {
         if let Some(t) = self.table(ord) {
             t.caught_up_at = Instant::now();
+            t.low = None;
         }
     }
 
@@ -161,8 +167,20 @@ impl Watch {
             };
             t.last = Some((now, b, t.taken));
             t.largest = t.largest.max(b.waiting);
-            let behind = t.caught_up_at.elapsed();
-            let converging = behind < (EVERY * 5).max(Duration::from_secs(10));
+            match t.low {
+                // A tenth below the fewest seen: the replay gains on the application.
+                Some((low, _)) if b.waiting.saturating_mul(10) < low.saturating_mul(9) => {
+                    t.low = Some((b.waiting, now));
+                }
+                Some(_) => {}
+                None => t.low = Some((b.waiting, t.caught_up_at)),
+            }
+            let gained_at = t
+                .low
+                .map_or(t.caught_up_at, |(_, at)| at.max(t.caught_up_at));
+            let behind = gained_at.elapsed();
+            let converging = t.caught_up_at.elapsed() < (EVERY * 5).max(Duration::from_secs(10))
+                || behind < Duration::from_secs(30);
             let sample = CatchUpSample {
                 ord: t.ord,
                 at: String::new(),
@@ -197,7 +215,7 @@ impl Watch {
                 return Err(self.stop(
                     job,
                     format!(
-                        "the replay has not caught up with the application for {}, past catch_up.max_behind ({})",
+                        "the replay has neither caught up with the application nor gained on it for {}, past catch_up.max_behind ({})",
                         humantime::format_duration(Duration::from_secs(behind.as_secs())),
                         humantime::format_duration(max_behind)
                     ),
@@ -229,11 +247,12 @@ impl capture::Passes for Watch {
         client: &'a Client,
         job: &'a Job,
         taken: i64,
+        caught_up: bool,
     ) -> futures_util::future::LocalBoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let ord = job.ord as i32;
             self.taken(ord, taken);
-            if taken < capture::PASS_ENTRIES {
+            if caught_up {
                 self.caught_up(ord);
             }
             self.check(

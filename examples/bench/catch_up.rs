@@ -45,9 +45,12 @@ const MIXES: [(&str, &[&str]); 3] = [
 
 const LOCK_TIMEOUT_MS: u64 = 2000;
 
-fn plan(during_backfill: bool) -> String {
+fn plan(during_backfill: bool, sessions: Option<usize>) -> String {
+    let sessions = sessions
+        .map(|n| format!("  sessions: {n}\n"))
+        .unwrap_or_default();
     format!(
-        "name: bench-catch-up\ntables:\n  - source: public.bench_cu\n    time_column: ts\n    chunk_time_interval: 1 day\nbackfill:\n  batch_rows: 20000\ncutover:\n  lock_timeout: {LOCK_TIMEOUT_MS}ms\n  attempts: 100\ncatch_up:\n  during_backfill: {during_backfill}\n  max_behind: 5min\n"
+        "name: bench-catch-up\ntables:\n  - source: public.bench_cu\n    time_column: ts\n    chunk_time_interval: 1 day\nbackfill:\n  batch_rows: 20000\ncutover:\n  lock_timeout: {LOCK_TIMEOUT_MS}ms\n  attempts: 100\ncatch_up:\n  during_backfill: {during_backfill}\n  max_behind: 5min\n{sessions}"
     )
 }
 
@@ -57,6 +60,8 @@ pub async fn catch_up(
     rows: u64,
     rounds: usize,
     only: Option<u8>,
+    sessions: Option<usize>,
+    no_end_only: bool,
 ) -> anyhow::Result<()> {
     let plan_path = std::env::temp_dir().join("hyperswap-bench-catch-up.yaml");
     if !super::seeded(client, "bench_cu_seed", rows, &["public.bench_cu_seed"]).await? {
@@ -68,8 +73,8 @@ pub async fn catch_up(
             .await?;
         create_sample_table(client, &QualifiedName::new("public", "bench_cu_seed"), rows).await?;
     }
-    println!("| round | mix | reader | catch-up | writes/s | entries logged | largest residual | end of copy to verified | longest write during cutover (lock_timeout {LOCK_TIMEOUT_MS} ms) | EXCEPT ALL after cutover | writer errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| round | mix | reader | catch-up | writes/s | entries logged | entries/s in | replay rate (entries/s, median of samples) | largest residual | converged | end of copy to verified | longest write during cutover (lock_timeout {LOCK_TIMEOUT_MS} ms) | EXCEPT ALL after cutover | writer errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         for (n, (mix, statements)) in MIXES.into_iter().enumerate() {
             if only.is_some_and(|o| o as usize != n + 1) {
@@ -78,11 +83,14 @@ pub async fn catch_up(
             // The replay during the backfill against at its end only, then with a
             // reader holding the table (what the cutover meets).
             for (during, reader) in [(true, false), (false, false), (true, true)] {
+                if no_end_only && !during {
+                    continue;
+                }
                 {
-                    std::fs::write(&plan_path, plan(during))?;
+                    std::fs::write(&plan_path, plan(during, sessions))?;
                     let r = one(cli, client, rows, statements, reader, &plan_path).await?;
                     println!(
-                        "| {round} | {mix} | {} | {} | {:.0} | {} | {} | {} | {:.0} ms | {} | {} |",
+                        "| {round} | {mix} | {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {:.0} ms | {} | {} |",
                         if reader { "2.5 s transactions" } else { "none" },
                         if during {
                             "during the backfill"
@@ -91,7 +99,12 @@ pub async fn catch_up(
                         },
                         r.writes_per_s,
                         r.logged,
+                        r.logged as f64 / r.logging.as_secs_f64(),
+                        r.replay_rate
+                            .map(|x| format!("{x:.0}"))
+                            .unwrap_or_else(|| "-".into()),
                         r.largest,
+                        if r.to_verified.is_some() { "yes" } else { "no" },
                         r.to_verified
                             .map(|d| format!("{:.1} s", d.as_secs_f64()))
                             .unwrap_or_else(
@@ -113,6 +126,10 @@ pub async fn catch_up(
 struct Outcome {
     writes_per_s: f64,
     logged: i64,
+    /// From the start of the move to `verified` (or its stop): while `logged` came.
+    logging: std::time::Duration,
+    /// The median replay rate of the catch-up's samples that saw a replay.
+    replay_rate: Option<f64>,
     largest: i64,
     to_verified: Option<Duration>,
     longest_cutover_write: Duration,
@@ -189,6 +206,15 @@ async fn one(
         }
     };
     let logged = entries_logged(client).await?;
+    let logging = started.elapsed();
+    let replay_rate: Option<f64> = client
+        .query_one(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY replayed_per_s)
+             FROM hyperswap.catch_up WHERE plan_name = 'bench-catch-up' AND replayed_per_s > 0",
+            &[],
+        )
+        .await?
+        .get(0);
     let cut_started = Instant::now();
     let (bin, url, p) = (
         cli.hyperswap.clone(),
@@ -241,6 +267,8 @@ async fn one(
     Ok(Outcome {
         writes_per_s: writes as f64 / elapsed.as_secs_f64(),
         logged,
+        logging,
+        replay_rate,
         largest: largest.load(Ordering::SeqCst),
         to_verified,
         longest_cutover_write: longest,

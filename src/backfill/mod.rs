@@ -259,7 +259,15 @@ impl<'a> Backfill<'a> {
     async fn replay(&self) -> Result<()> {
         self.progress
             .step("replaying the changes the application made during the copy");
-        let r = crate::capture::drain(&*self.client, self.log, self.jobs).await?;
+        let more = crate::pool::replay_sessions(
+            self.connect,
+            self.log,
+            self.plan,
+            self.settings.catch_up.sessions,
+        )
+        .await?;
+        let r = crate::capture::drain(&crate::pool::with(self.client, &more), self.log, self.jobs)
+            .await?;
         if r.taken > 0 {
             tracing::info!(
                 "replayed {} logged change(s) of plan `{}`: {} row(s) written, {} removed",

@@ -40,12 +40,30 @@ pub struct Replayed {
     pub written: i64,
     /// The ctid of the last entry taken, as text.
     pub last: Option<String>,
+    /// The most sessions that replayed at once (0: none counted).
+    pub lanes: usize,
+}
+
+impl Replayed {
+    /// Adds what `other` took, removed and wrote.
+    pub fn add(&mut self, other: &Replayed) {
+        self.taken += other.taken;
+        self.deleted += other.deleted;
+        self.written += other.written;
+        self.lanes = self.lanes.max(other.lanes);
+    }
 }
 
 /// Which entries a replay takes.
 pub enum Take<'a> {
     /// Every entry (the cutover's, under its locks).
     All,
+    /// Every entry, and every row of the copy with a taken key goes before the source's
+    /// rows come in: what a replay falls back on when a row it writes meets, on another
+    /// unique index, a row of another taken key (values of a unique column swapped
+    /// between rows: an upsert writes the rows one after the other, and the first meets
+    /// the second's old value).
+    Replace,
     /// At most `$1` entries after the entry at ctid `$2` (a draining pass, in the log's
     /// physical order).
     Limit,
@@ -60,8 +78,9 @@ pub enum Take<'a> {
 
 /// The replay statement of `job` (see sql/replay.sql).
 pub fn replay_sql(job: &Job, take: Take) -> String {
+    let replace_all = matches!(take, Take::Replace);
     let (which, filter, limit) = match take {
-        Take::All => ("every entry".to_string(), String::new(), String::new()),
+        Take::All | Take::Replace => ("every entry".to_string(), String::new(), String::new()),
         Take::Limit => (
             "at most $1 entries after the one at $2 (a ctid)".to_string(),
             "\n        WHERE ctid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.tid"
@@ -108,6 +127,21 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
+    let (gone, replace) = if replace_all {
+        (
+            format!("\n    WHERE {}", job.key.any_of("keys")),
+            "The copy's rows of every taken key go first, whatever they hold (see below).\n-- "
+                .to_string(),
+        )
+    } else {
+        (
+            format!(
+                "\n    USING stale AS hyperswap_o\n    WHERE {}",
+                is_old("hyperswap_t")
+            ),
+            String::new(),
+        )
+    };
     // Columns an upsert overwrites: every written column but the time column (which
     // picks the chunk) and an identity GENERATED ALWAYS (which no UPDATE may set, and
     // which never changes). The key's columns too: a key equal by its operator class
@@ -146,7 +180,8 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
             ),
             ("old_time", old_time.clone()),
             ("same_old", is_old("hyperswap_s")),
-            ("target_is_old", is_old("hyperswap_t")),
+            ("gone", gone),
+            ("replace", replace),
             ("source_key_taken", job.key.any_of("keys")),
             ("columns", job.column_list()),
             (
@@ -220,6 +255,7 @@ pub async fn run(
         deleted: row.get(1),
         written: row.get(2),
         last: row.get(3),
+        lanes: 1,
     })
 }
 
@@ -286,17 +322,20 @@ const ATTEMPTS: u32 = 8;
 
 /// Replays `job`'s change log in passes of [`PASS_ENTRIES`] until it has taken as many
 /// entries as the log held when it began (or a pass finds fewer): under a steady writer
-/// the log never empties, and what comes meanwhile is the next replay's. Each pass is a
+/// the log never empties, and what comes meanwhile is the next replay's. Given several
+/// `sessions` and a log of [`LANES_FROM`] entries or more, the sessions share the log,
+/// each replaying the keys of its own lane (see [`lane_clause`]). Each pass is a
 /// transaction that waits at most [`LOCK_TIMEOUT_MS`] for a lock; one that gave way (or
 /// met a parent row deleted after its snapshot, for a copy with foreign keys) is tried
 /// again, and the application is never the one that waits. Returns what was done,
 /// summed.
 pub async fn drain(
-    client: &tokio_postgres::Client,
+    sessions: &[&tokio_postgres::Client],
     log: &SqlLog,
     job: &Job,
     watch: &mut dyn super::Passes,
 ) -> Result<Replayed> {
+    let client = sessions[0];
     let mut total = Replayed::default();
     let Some(waiting) = pending(client, job).await? else {
         return Ok(total);
@@ -304,28 +343,160 @@ pub async fn drain(
     if let Some(grants) = owner_grants(job) {
         crate::stmt::exec(client, log, &grants).await?;
     }
-    let sql = replay_sql(job, Take::Limit);
     if let Some(owner) = job.as_owner_sql() {
         log.record(&owner);
     }
-    log.record(&sql);
-    let mut after = "(0,0)".to_string();
-    loop {
-        let r = pass(client, log, job, &sql, &[&PASS_ENTRIES, &after]).await?;
-        total.taken += r.taken;
-        total.deleted += r.deleted;
-        total.written += r.written;
-        watch.after(client, job, r.taken).await?;
-        match r.last {
-            Some(last) if r.taken >= PASS_ENTRIES && total.taken < waiting => after = last,
-            _ => break,
+    let cuts = if sessions.len() > 1 && waiting >= LANES_FROM {
+        lane_cuts(client, job, sessions.len()).await?
+    } else {
+        Vec::new()
+    };
+    if cuts.is_empty() {
+        let sql = replay_sql(job, Take::Limit);
+        log.record(&sql);
+        let mut after = "(0,0)".to_string();
+        loop {
+            let r = pass(client, log, job, &sql, &[&PASS_ENTRIES, &after]).await?;
+            total.add(&r);
+            watch
+                .after(client, job, r.taken, r.taken < PASS_ENTRIES)
+                .await?;
+            match r.last {
+                Some(last) if r.taken >= PASS_ENTRIES && total.taken < waiting => after = last,
+                _ => break,
+            }
         }
+    } else {
+        total = in_lanes(sessions, log, job, watch, &cuts, waiting).await?;
     }
     if total.taken >= PASS_ENTRIES {
         // The entries taken are dead tuples until vacuumed, and every later replay
         // (each parity range's) would read through them.
         crate::stmt::exec(client, log, &vacuum_statement(job)).await?;
     }
+    Ok(total)
+}
+
+/// Entries waiting from which a drain given several sessions shares the log among them.
+pub const LANES_FROM: i64 = 2 * PASS_ENTRIES;
+
+/// Keys that cut the waiting entries of `job`'s log into at most `lanes` shares of
+/// about equal entries (a block sample of the log, as the backfill cuts a table).
+async fn lane_cuts(
+    client: &tokio_postgres::Client,
+    job: &Job,
+    lanes: usize,
+) -> Result<Vec<crate::keyspace::KeyValue>> {
+    let log = job.change_log();
+    let size = crate::keyspace::size(client, &log).await?;
+    crate::keyspace::cut_points(client, &log, &job.key, size, lanes).await
+}
+
+/// Which entries lane `lane` of `lanes` takes: those whose key is at or below none of
+/// the cut points before the lane's (bound first, from `$1`) and at or below the lane's
+/// own (bound last; the last lane has none). A key belongs to the first lane whose cut
+/// point it does not pass, and the last lane takes the keys past every cut point: a
+/// partition of the keys whatever order the cut points come in, so no key is ever
+/// replayed by two sessions at once (a replay from an older snapshot committing after
+/// one from a newer could otherwise put back an older row). Returns the clause and how
+/// many cut points it binds.
+fn lane_clause(job: &Job, lane: usize, lanes: usize) -> (String, usize) {
+    let log = job.change_log().quoted();
+    let at_or_below = |n: usize| job.key.compare(Some(&log), "<=", &job.key.param_values(n));
+    let mut parts: Vec<String> = (1..=lane)
+        .map(|n| format!("NOT {}", at_or_below(n)))
+        .collect();
+    let bound = if lane + 1 < lanes {
+        parts.push(at_or_below(lane + 1));
+        lane + 1
+    } else {
+        lane
+    };
+    (parts.join("\n          AND "), bound)
+}
+
+/// The statement of lane `lane` of `lanes` (`plan show`'s too).
+pub fn lane_sql(job: &Job, lane: usize, lanes: usize) -> String {
+    let (clause, n) = lane_clause(job, lane, lanes);
+    replay_sql(job, Take::Pass { clause: &clause, n })
+}
+
+/// A drain shared by sessions, each taking the entries of its own keys (see
+/// [`lane_clause`]), in rounds: every lane runs a pass at once, and a lane that found
+/// less than a full pass is done. A lane that meets a stale row of another lane's key
+/// on a unique index stops; once the others have, one session replays the whole log.
+async fn in_lanes(
+    sessions: &[&tokio_postgres::Client],
+    log: &SqlLog,
+    job: &Job,
+    watch: &mut dyn super::Passes,
+    cuts: &[crate::keyspace::KeyValue],
+    waiting: i64,
+) -> Result<Replayed> {
+    let lanes = cuts.len() + 1;
+    let sqls: Vec<String> = (0..lanes).map(|i| lane_sql(job, i, lanes)).collect();
+    for sql in &sqls {
+        log.record(sql);
+    }
+    tracing::debug!(
+        "replaying the change log of {} in {lanes} sessions",
+        job.source
+    );
+    let mut after: Vec<Option<String>> = vec![Some("(0,0)".to_string()); lanes];
+    let mut total = Replayed::default();
+    let mut whole = false;
+    loop {
+        let passes = (0..lanes)
+            .filter_map(|i| after[i].clone().map(|from| (i, from)))
+            .map(|(i, from)| {
+                let sql = &sqls[i];
+                async move {
+                    let own = if i + 1 < lanes { i + 1 } else { i };
+                    let mut bound: Vec<&(dyn ToSql + Sync)> = cuts[..own]
+                        .iter()
+                        .map(|c| c as &(dyn ToSql + Sync))
+                        .collect();
+                    bound.push(&PASS_ENTRIES);
+                    bound.push(&from);
+                    (
+                        i,
+                        retried(sessions[i], job, sql, &bound, "replaying", true).await,
+                    )
+                }
+            });
+        let done = futures_util::future::join_all(passes).await;
+        let mut round = 0;
+        let mut failed = None;
+        for (i, r) in done {
+            after[i] = None;
+            match r {
+                Ok(Ok(r)) => {
+                    round += r.taken;
+                    total.add(&r);
+                    if r.taken >= PASS_ENTRIES {
+                        after[i] = r.last;
+                    }
+                }
+                Ok(Err(())) => whole = true,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let caught_up = after.iter().all(Option::is_none);
+        watch
+            .after(sessions[0], job, round, caught_up && !whole)
+            .await?;
+        if whole || total.taken >= waiting || after.iter().all(Option::is_none) {
+            break;
+        }
+    }
+    if whole {
+        tracing::info!("replaying the whole change log of {} at once", job.source);
+        total.add(&Box::pin(replay_whole(sessions[0], log, job)).await?);
+    }
+    total.lanes = lanes;
     Ok(total)
 }
 
@@ -552,8 +723,10 @@ pub async fn backlog(client: &impl GenericClient, job: &Job) -> Result<Option<(i
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
-/// One replay, in a transaction of its own, tried again when it gave way;
-/// a partial one that meets a unique violation is done again over the whole log.
+/// One replay, in a transaction of its own, tried again when it gave way; one that
+/// meets a unique violation (a row of another key in its way on another unique index)
+/// is done again over the whole log, the copy's rows of its keys removed first (see
+/// [`Take::Replace`]).
 async fn pass(
     client: &impl GenericClient,
     log: &SqlLog,
@@ -561,13 +734,18 @@ async fn pass(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Replayed> {
-    // A pass over the whole log binds nothing: it has nothing to fall back on.
-    let partial = !params.is_empty();
-    match retried(client, job, sql, params, "replaying", partial).await? {
+    match retried(client, job, sql, params, "replaying", true).await? {
         Ok(r) => Ok(r),
         Err(()) => {
-            tracing::info!("replaying the whole change log of {} at once", job.source);
-            Box::pin(replay_whole(client, log, job)).await
+            tracing::info!(
+                "replaying the whole change log of {} at once, the copy's rows of its keys removed first",
+                job.source
+            );
+            let sql = replay_sql(job, Take::Replace);
+            log.record(&sql);
+            Ok(retried(client, job, &sql, &[], "replaying", false)
+                .await?
+                .unwrap_or_default())
         }
     }
 }

@@ -133,10 +133,11 @@ pub trait Capture: Sync {
     ) -> LocalBoxFuture<'a, Result<bool>>;
 
     /// Replays what was caught for `job` into the copy, in passes, each in a
-    /// transaction of its own, until it has taken what waited when it began.
+    /// transaction of its own, until it has taken what waited when it began; the
+    /// `sessions` (at least one) share the work when there is much of it.
     fn drain<'a>(
         &'a self,
-        client: &'a Client,
+        sessions: &'a [&'a Client],
         log: &'a SqlLog,
         job: &'a Job,
         watch: &'a mut dyn Passes,
@@ -162,8 +163,10 @@ pub trait Capture: Sync {
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> LocalBoxFuture<'a, std::result::Result<Replayed, tokio_postgres::Error>>;
 
-    /// `plan show`: the statements of one draining pass, and what follows a long drain.
-    fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>);
+    /// `plan show`: the statements of one draining pass, those of a drain shared by
+    /// `sessions` (one per session; none for one session), and what follows a long
+    /// drain.
+    fn drain_statements(&self, job: &Job, sessions: usize) -> (Vec<Stmt>, Vec<Stmt>, Vec<Stmt>);
 
     /// While the backfill runs: replays at most `limit` entries after the entry at
     /// `after` (a position in the log, `(0,0)` from its start) whose key lies in none
@@ -248,11 +251,14 @@ pub struct StatementTriggers;
 /// What a drain calls after each of its passes (the catch-up's watch, which may stop
 /// the run on a limit).
 pub trait Passes {
+    /// After a pass (or a round of passes, one per session) that took `taken` entries of
+    /// `job`'s log; `caught_up`: it reached the end of what it may take.
     fn after<'a>(
         &'a mut self,
         client: &'a Client,
         job: &'a Job,
         taken: i64,
+        caught_up: bool,
     ) -> LocalBoxFuture<'a, Result<()>>;
 }
 
@@ -265,29 +271,27 @@ impl Passes for Unwatched {
         _: &'a Client,
         _: &'a Job,
         _: i64,
+        _: bool,
     ) -> LocalBoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 }
 
 /// Drains every table's capture (see [`Capture::drain`]); what was done, summed.
-pub async fn drain(client: &Client, log: &SqlLog, jobs: &[Job]) -> Result<Replayed> {
-    drain_watched(client, log, jobs, &mut Unwatched).await
+pub async fn drain(sessions: &[&Client], log: &SqlLog, jobs: &[Job]) -> Result<Replayed> {
+    drain_watched(sessions, log, jobs, &mut Unwatched).await
 }
 
 /// [`drain`], each pass shown to `watch`.
 pub async fn drain_watched(
-    client: &Client,
+    sessions: &[&Client],
     log: &SqlLog,
     jobs: &[Job],
     watch: &mut dyn Passes,
 ) -> Result<Replayed> {
     let mut total = Replayed::default();
     for job in jobs {
-        let r = of(job).drain(client, log, job, &mut *watch).await?;
-        total.taken += r.taken;
-        total.deleted += r.deleted;
-        total.written += r.written;
+        total.add(&of(job).drain(sessions, log, job, &mut *watch).await?);
     }
     Ok(total)
 }
@@ -311,6 +315,9 @@ pub const OWNER_WRITABLE: &[&str] = &[names::CHANGE_LOG_PATTERN];
 /// Rows one draining pass takes at most.
 pub const PASS_ENTRIES: i64 = log::PASS_ENTRIES;
 
+/// Entries waiting from which a drain shares the log among its sessions.
+pub const LANES_FROM: i64 = log::LANES_FROM;
+
 impl Capture for StatementTriggers {
     fn install(&self, job: &Job, plan: &str) -> Vec<Stmt> {
         triggers::statements(job, plan)
@@ -328,12 +335,12 @@ impl Capture for StatementTriggers {
 
     fn drain<'a>(
         &'a self,
-        client: &'a Client,
+        sessions: &'a [&'a Client],
         sql_log: &'a SqlLog,
         job: &'a Job,
         watch: &'a mut dyn Passes,
     ) -> LocalBoxFuture<'a, Result<Replayed>> {
-        Box::pin(log::drain(client, sql_log, job, watch))
+        Box::pin(log::drain(sessions, sql_log, job, watch))
     }
 
     fn replay_whole<'a>(
@@ -358,10 +365,35 @@ impl Capture for StatementTriggers {
         Box::pin(log::run(tx, sql, params))
     }
 
-    fn drain_statements(&self, job: &Job) -> (Vec<Stmt>, Vec<Stmt>) {
+    fn drain_statements(&self, job: &Job, sessions: usize) -> (Vec<Stmt>, Vec<Stmt>, Vec<Stmt>) {
         let mut pass: Vec<Stmt> = log::owner_grants(job).into_iter().collect();
         pass.push(Stmt::new(drain_sql(job)));
-        (pass, vec![log::vacuum_statement(job)])
+        let lanes = if sessions > 1 {
+            (0..sessions)
+                .map(|i| {
+                    Stmt::noted(
+                        log::lane_sql(job, i, sessions),
+                        &format!(
+                            "session {} of {sessions}: $1..${} the cut points bound ({}), then the pass's size and where it starts in the log",
+                            i + 1,
+                            (i + 1).min(sessions - 1),
+                            if i + 1 < sessions {
+                                "those of the sessions before it, then its own"
+                            } else {
+                                "those of every other session: it takes the keys past them all"
+                            }
+                        ),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let replace = Stmt::noted(
+            log::replay_sql(job, log::Take::Replace),
+            "only when a replay met, on another unique index, a row of another key (values of a unique column swapped between rows): the whole log at once, the copy's rows of its keys removed first",
+        );
+        (pass, lanes, vec![log::vacuum_statement(job), replace])
     }
 
     fn catch_up<'a>(

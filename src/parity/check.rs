@@ -65,7 +65,8 @@ impl Checker<'_> {
             // The backlog first, in passes; each range then replays what came since.
             self.progress
                 .step("replaying the change log before comparing");
-            crate::capture::drain(&lanes.conns[0], self.log, self.jobs).await?;
+            let sessions: Vec<&Client> = lanes.conns.iter().collect();
+            crate::capture::drain(&sessions, self.log, self.jobs).await?;
         }
         let mut repaired: Vec<(String, usize)> = Vec::new();
         let mut report = self.compare(journal, &mut lanes).await?;

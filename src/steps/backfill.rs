@@ -215,10 +215,19 @@ fn show_table(show: &Show<'_>, job: &Job, out: &mut Script) {
         job.source,
         capture::PASS_ENTRIES
     ));
-    let (pass, after) = capture::of(job).drain_statements(job);
+    let sessions = show.plan.catch_up.sessions;
+    let (pass, lanes, after) = capture::of(job).drain_statements(job, sessions);
     out.stmts(&pass);
+    if !lanes.is_empty() {
+        out.section(&format!(
+            "phase 3, end of the backfill {}: run only when {} entries or more wait: the drain shared by catch_up.sessions ({sessions}) sessions, each taking the keys of its share (cut points sampled from the log's keys), in place of the pass above; also before parity and before each cutover attempt",
+            job.source,
+            capture::LANES_FROM
+        ));
+        out.stmts(&lanes);
+    }
     out.section(&format!(
-        "phase 3, end of the backfill {}: run only when a drain took 20,000 entries or more",
+        "phase 3, end of the backfill {}: run only when a drain took 20,000 entries or more (the VACUUM), or a replay met a unique violation (the replay after it)",
         job.source
     ));
     out.stmts(&after);

@@ -59,6 +59,7 @@ impl Step for Cutover {
             let watch = Watch::new(run.client, cx.plan, run.jobs, Phase::Verified).await?;
             let mut first = CatchUpFirst {
                 cx,
+                more: cx.replay_sessions().await?,
                 jobs: run.jobs,
                 budget,
                 watch,
@@ -117,10 +118,13 @@ impl Step for Cutover {
 /// `catch_up.max_behind` or `catch_up.max_log_size`.
 struct CatchUpFirst<'a> {
     cx: &'a Context<'a>,
+    /// The sessions that drain beside the cutover's own (`catch_up.sessions`).
+    more: Vec<Client>,
     jobs: &'a [Job],
     budget: Duration,
     watch: Watch,
-    /// Entries per second the drains replayed (`None`: none measured yet).
+    /// Entries per second one session's drains replayed (`None`: none measured yet):
+    /// the replay under the locks is one session's.
     rate: Option<f64>,
 }
 
@@ -140,16 +144,18 @@ impl BeforeAttempt for CatchUpFirst<'_> {
                     return Err(Error::Interrupted);
                 }
                 let started = Instant::now();
-                let mut taken = 0;
+                let sessions = crate::pool::with(client, &self.more);
+                let (mut taken, mut lanes) = (0, 1);
                 for job in self.jobs {
                     let r = crate::capture::of(job)
-                        .drain(client, self.cx.log, job, &mut self.watch)
+                        .drain(&sessions, self.cx.log, job, &mut self.watch)
                         .await?;
                     taken += r.taken;
+                    lanes = lanes.max(r.lanes);
                 }
                 let secs = started.elapsed().as_secs_f64();
                 if taken >= 1_000 && secs > 0.0 {
-                    self.rate = Some(taken as f64 / secs);
+                    self.rate = Some(taken as f64 / secs / lanes as f64);
                 }
                 let mut left = 0;
                 for job in self.jobs {

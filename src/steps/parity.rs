@@ -111,7 +111,9 @@ pub async fn verify(run: &mut StepRun<'_>, phase: Phase) -> Result<ParityReport>
         let mut watch = Watch::new(run.client, cx.plan, run.jobs, phase).await?;
         cx.progress
             .step("replaying the change log before comparing");
-        crate::capture::drain_watched(run.client, cx.log, run.jobs, &mut watch).await?;
+        let more = cx.replay_sessions().await?;
+        let sessions = crate::pool::with(run.client, &more);
+        crate::capture::drain_watched(&sessions, cx.log, run.jobs, &mut watch).await?;
     }
     cx.checker(run.jobs, phase, false).run(run.client).await
 }

@@ -373,7 +373,7 @@ impl Capture for StatementTriggers {
                 .map(|i| {
                     Stmt::noted(
                         log::lane_sql(job, i, sessions),
-                        &format!(
+                        format!(
                             "session {} of {sessions}: $1..${} the cut points bound ({}), then the pass's size and where it starts in the log",
                             i + 1,
                             (i + 1).min(sessions - 1),

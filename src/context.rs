@@ -131,6 +131,7 @@ impl<'a> Context<'a> {
             phase,
             range_rows: p.range_rows,
             lanes: p.lanes,
+            replay_sessions: self.plan.catch_up.sessions,
             resume_within: p.resume_within,
             repair,
             cancel: self.cancel.clone(),

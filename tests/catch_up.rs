@@ -435,9 +435,14 @@ async fn a_large_log_is_shared_by_sessions_and_the_copy_stays_exact() {
     assert!(run.ok().stdout.contains("EQUAL"));
     let statements = std::fs::read_to_string(&sql_log).unwrap();
     assert!(
-        statements.contains("whose keys the backfill has copied")
+        statements.contains("are this session's share")
             && statements.contains("NOT (\"hyperswap\""),
         "no lane statement in the SQL log"
+    );
+    // The swap: no session could write it; one statement over the whole log did.
+    assert!(
+        statements.contains("The copy's rows of every taken key go first"),
+        "the swap was not replayed over the whole log"
     );
     assert_eq!(except_both_ways(&s.client, "cl", "cl_hs_new").await, 0);
     let run = s.apply(None);

@@ -72,8 +72,13 @@ pub enum Take<'a> {
     Where(&'a str),
     /// At most `$<n+1>` entries after the entry at ctid `$<n+2>` whose key satisfies
     /// `clause` (whose parameters are `$1` to `$n`): a catch-up pass while the backfill
-    /// runs, over the keys already copied.
-    Pass { clause: &'a str, n: usize },
+    /// runs, over the keys already copied (`lane: false`), or one session's pass of a
+    /// drain shared by several, over its share of the keys (`lane: true`).
+    Pass {
+        clause: &'a str,
+        n: usize,
+        lane: bool,
+    },
 }
 
 /// The replay statement of `job` (see sql/replay.sql).
@@ -92,11 +97,16 @@ pub fn replay_sql(job: &Job, take: Take) -> String {
             format!("\n        WHERE {clause}"),
             String::new(),
         ),
-        Take::Pass { clause, n } => (
+        Take::Pass { clause, n, lane } => (
             format!(
-                "at most ${} entries after the one at ${} (a ctid) whose keys the backfill has copied",
+                "at most ${} entries after the one at ${} (a ctid) whose keys {}",
                 n + 1,
-                n + 2
+                n + 2,
+                if lane {
+                    "are this session's share (the cut points before it and its own)"
+                } else {
+                    "the backfill has copied"
+                }
             ),
             format!(
                 "\n        WHERE ctid OPERATOR(pg_catalog.>) ${}::pg_catalog.text::pg_catalog.tid\n          AND ({clause})",
@@ -418,13 +428,23 @@ fn lane_clause(job: &Job, lane: usize, lanes: usize) -> (String, usize) {
 /// The statement of lane `lane` of `lanes` (`plan show`'s too).
 pub fn lane_sql(job: &Job, lane: usize, lanes: usize) -> String {
     let (clause, n) = lane_clause(job, lane, lanes);
-    replay_sql(job, Take::Pass { clause: &clause, n })
+    replay_sql(
+        job,
+        Take::Pass {
+            clause: &clause,
+            n,
+            lane: true,
+        },
+    )
 }
 
 /// A drain shared by sessions, each taking the entries of its own keys (see
 /// [`lane_clause`]), in rounds: every lane runs a pass at once, and a lane that found
-/// less than a full pass is done. A lane that meets a stale row of another lane's key
-/// on a unique index stops; once the others have, one session replays the whole log.
+/// less than a full pass is done. A lane whose pass meets, on another unique index, a
+/// row of a key another lane holds (a key moved from one share to another) runs it
+/// again next round, once the other has committed; when a round moves no lane (values
+/// swapped between keys of different shares), or all else is done, one session
+/// replays the whole log at once, the copy's rows of its keys removed first.
 async fn in_lanes(
     sessions: &[&tokio_postgres::Client],
     log: &SqlLog,
@@ -465,36 +485,46 @@ async fn in_lanes(
                 }
             });
         let done = futures_util::future::join_all(passes).await;
-        let mut round = 0;
+        let (mut round, mut blocked) = (0, 0);
         let mut failed = None;
         for (i, r) in done {
-            after[i] = None;
             match r {
                 Ok(Ok(r)) => {
                     round += r.taken;
                     total.add(&r);
-                    if r.taken >= PASS_ENTRIES {
-                        after[i] = r.last;
-                    }
+                    after[i] = if r.taken >= PASS_ENTRIES {
+                        r.last
+                    } else {
+                        None
+                    };
                 }
-                Ok(Err(())) => whole = true,
-                Err(e) => failed = failed.or(Some(e)),
+                // Its cursor stays: the pass runs again next round, once the others'
+                // passes (which may have removed the row in its way) have committed.
+                Ok(Err(())) => blocked += 1,
+                Err(e) => {
+                    after[i] = None;
+                    failed = failed.or(Some(e));
+                }
             }
         }
         if let Some(e) = failed {
             return Err(e);
         }
-        let caught_up = after.iter().all(Option::is_none);
-        watch
-            .after(sessions[0], job, round, caught_up && !whole)
-            .await?;
-        if whole || total.taken >= waiting || after.iter().all(Option::is_none) {
+        let done = after.iter().all(Option::is_none);
+        watch.after(sessions[0], job, round, done).await?;
+        if blocked > 0 && (round == 0 || total.taken >= waiting) {
+            // No session moved (rows in each other's way: values of a unique column
+            // swapped between keys of different sessions), or the drain is done but
+            // for the blocked: only one statement over the whole log can write them.
+            whole = true;
+            break;
+        }
+        if done || total.taken >= waiting {
             break;
         }
     }
     if whole {
-        tracing::info!("replaying the whole change log of {} at once", job.source);
-        total.add(&Box::pin(replay_whole(sessions[0], log, job)).await?);
+        total.add(&Box::pin(replace_whole(sessions[0], log, job)).await?);
     }
     total.lanes = lanes;
     Ok(total)
@@ -552,7 +582,10 @@ fn message(e: &tokio_postgres::Error) -> String {
 }
 
 /// One replay statement in a transaction of its own: a short `lock_timeout`, as the
-/// table's owner (see [`Job::as_owner_sql`]); rolled back when it fails. The outer
+/// table's owner (see [`Job::as_owner_sql`]); rolled back when it fails. The log is
+/// read from its start (`synchronize_seqscans` off): a pass goes on after the last
+/// entry the one before took, and a scan joining another's midway would skip what lies
+/// before its start. The outer
 /// error is the transaction's start; the inner, the statement's or its commit's.
 async fn in_transaction(
     client: &impl GenericClient,
@@ -567,7 +600,7 @@ async fn in_transaction(
         .unwrap_or_default();
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'{as_owner}"
+            "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'; SET LOCAL synchronize_seqscans = off{as_owner}"
         ))
         .await
         .context(ctx.to_string())?;
@@ -686,7 +719,14 @@ fn in_intervals_sql(job: &Job, first: usize) -> String {
 pub fn catch_up_sql(job: &Job) -> String {
     let n = 2 * job.key.columns.len() + 1;
     let clause = format!("NOT {}", in_intervals_sql(job, 1));
-    replay_sql(job, Take::Pass { clause: &clause, n })
+    replay_sql(
+        job,
+        Take::Pass {
+            clause: &clause,
+            n,
+            lane: false,
+        },
+    )
 }
 
 /// Whether `job`'s change log holds an entry (it stops at the first it finds).
@@ -736,16 +776,20 @@ async fn pass(
 ) -> Result<Replayed> {
     match retried(client, job, sql, params, "replaying", true).await? {
         Ok(r) => Ok(r),
-        Err(()) => {
-            tracing::info!(
-                "replaying the whole change log of {} at once, the copy's rows of its keys removed first",
-                job.source
-            );
-            let sql = replay_sql(job, Take::Replace);
-            log.record(&sql);
-            Ok(retried(client, job, &sql, &[], "replaying", false)
-                .await?
-                .unwrap_or_default())
-        }
+        Err(()) => Box::pin(replace_whole(client, log, job)).await,
     }
+}
+
+/// Every entry of `job`'s log at once, the copy's rows of their keys removed first (see
+/// [`Take::Replace`]), in a transaction of its own, tried again when it gives way.
+async fn replace_whole(client: &impl GenericClient, log: &SqlLog, job: &Job) -> Result<Replayed> {
+    tracing::info!(
+        "replaying the whole change log of {} at once, the copy's rows of its keys removed first",
+        job.source
+    );
+    let sql = replay_sql(job, Take::Replace);
+    log.record(&sql);
+    Ok(retried(client, job, &sql, &[], "replaying", false)
+        .await?
+        .unwrap_or_default())
 }

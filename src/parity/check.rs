@@ -34,6 +34,8 @@ pub struct Checker<'a> {
     pub range_rows: u64,
     /// Connections comparing ranges at once.
     pub lanes: usize,
+    /// Of the lanes, how many drain the change log together first (`catch_up.sessions`).
+    pub replay_sessions: usize,
     /// Range results of an interrupted run are reused only within this time of its start.
     pub resume_within: std::time::Duration,
     /// Re-copy differing keys from live to mirror, then check again.
@@ -65,7 +67,7 @@ impl Checker<'_> {
             // The backlog first, in passes; each range then replays what came since.
             self.progress
                 .step("replaying the change log before comparing");
-            let sessions: Vec<&Client> = lanes.conns.iter().collect();
+            let sessions: Vec<&Client> = lanes.conns.iter().take(self.replay_sessions).collect();
             crate::capture::drain(&sessions, self.log, self.jobs).await?;
         }
         let mut repaired: Vec<(String, usize)> = Vec::new();

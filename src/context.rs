@@ -136,6 +136,7 @@ impl<'a> Context<'a> {
             repair,
             cancel: self.cancel.clone(),
             progress: self.progress,
+            watch: None,
         }
     }
 }

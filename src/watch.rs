@@ -138,6 +138,24 @@ impl Watch {
         jobs: &[Job],
         progress: &dyn Progress,
     ) -> Result<()> {
+        self.check_with(client, jobs, progress, true).await
+    }
+
+    /// [`Watch::check`] without `catch_up.max_behind`: while parity compares its ranges,
+    /// each range's entries wait for the range's turn, and the log grows by design; only
+    /// its size limit holds.
+    pub async fn check_size(&mut self, client: &Client, jobs: &[Job]) -> Result<()> {
+        self.check_with(client, jobs, &crate::progress::NoProgress, false)
+            .await
+    }
+
+    async fn check_with(
+        &mut self,
+        client: &Client,
+        jobs: &[Job],
+        progress: &dyn Progress,
+        behind_too: bool,
+    ) -> Result<()> {
         if self.checked.is_some_and(|t| t.elapsed() < EVERY) {
             return Ok(());
         }
@@ -211,7 +229,7 @@ impl Watch {
                     &sample,
                 ));
             }
-            if behind > max_behind {
+            if behind_too && behind > max_behind {
                 return Err(self.stop(
                     job,
                     format!(

@@ -42,6 +42,9 @@ pub struct Checker<'a> {
     pub repair: bool,
     pub cancel: Cancel,
     pub progress: &'a dyn crate::progress::Progress,
+    /// While the source is live: the catch-up's watch, whose size limit holds between
+    /// ranges (`None`: not watched).
+    pub watch: Option<&'a tokio::sync::Mutex<crate::watch::Watch>>,
 }
 
 /// The parity run being recorded, and where.
@@ -136,6 +139,7 @@ impl Checker<'_> {
             journal,
             run_id,
             progress: self.progress,
+            watch: self.watch,
         };
         let fresh = lanes.checksum_all(self.reader(), round, work).await?;
         self.progress.parity_finish();

@@ -66,6 +66,9 @@ pub(super) struct Round<'a> {
     pub(super) journal: &'a Client,
     pub(super) run_id: i64,
     pub(super) progress: &'a dyn Progress,
+    /// The catch-up's watch, whose size limit holds between ranges (see
+    /// [`crate::watch::Watch::check_size`]).
+    pub(super) watch: Option<&'a tokio::sync::Mutex<crate::watch::Watch>>,
 }
 
 /// What the lanes of one round share.
@@ -89,6 +92,9 @@ impl Session<Work> for Lane<'_, '_> {
             read, round, stats, ..
         } = self.shared;
         let job = &round.jobs[w.job];
+        if let Some(watch) = round.watch {
+            watch.lock().await.check_size(self.conn, round.jobs).await?;
+        }
         let sums = read
             .checksum(self.conn, stats, job, &w.range, w.text)
             .await?;

@@ -114,6 +114,13 @@ pub async fn verify(run: &mut StepRun<'_>, phase: Phase) -> Result<ParityReport>
         let more = cx.replay_sessions().await?;
         let sessions = crate::pool::with(run.client, &more);
         crate::capture::drain_watched(&sessions, cx.log, run.jobs, &mut watch).await?;
+        // The log's size limit holds while the ranges are compared too.
+        let watch = tokio::sync::Mutex::new(watch);
+        let checker = crate::parity::Checker {
+            watch: Some(&watch),
+            ..cx.checker(run.jobs, phase, false)
+        };
+        return checker.run(run.client).await;
     }
     cx.checker(run.jobs, phase, false).run(run.client).await
 }

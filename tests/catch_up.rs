@@ -239,12 +239,7 @@ async fn an_application_that_outruns_the_catch_up_stops_it_cleanly() {
     )
     .await;
     s.apply(Some("trigger"));
-    let child =
-        s.db.command(&["plan", "apply", path_str(&s.plan), "--until", "backfill"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+    let child = spawn_apply(&s, "backfill");
     // The worker holds the range, waiting on the pause file: its keys' entries wait.
     wait_for_session(&s.client, "hyperswap catch-up ou").await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -254,10 +249,7 @@ async fn an_application_that_outruns_the_catch_up_stops_it_cleanly() {
             .await
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("catch_up.max_log_size"), "{stderr}");
+    let stderr = stopped_at_the_log_limit(child);
     assert!(stderr.contains("hyperswap plan apply"), "{stderr}");
     assert_eq!(phase(&s), "backfilling");
     // The writes have stopped: the same command goes on and finishes.
@@ -266,6 +258,25 @@ async fn an_application_that_outruns_the_catch_up_stops_it_cleanly() {
     let run = s.apply(Some("parity"));
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
     assert_eq!(except_both_ways(&s.client, "ou", "ou_hs_new").await, 0);
+}
+
+/// `plan apply --until <until>` in the background, its output kept.
+fn spawn_apply(s: &Scenario, until: &str) -> std::process::Child {
+    s.db.command(&["plan", "apply", path_str(&s.plan), "--until", until])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` to end, stopped at the change log's size limit (exit 3, the
+/// message naming `catch_up.max_log_size`); returns what it wrote to stderr.
+fn stopped_at_the_log_limit(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("catch_up.max_log_size"), "{stderr}");
+    stderr
 }
 
 /// Waits until a session named `name` exists in this database.
@@ -465,12 +476,7 @@ async fn the_log_limit_holds_while_parity_compares_its_ranges() {
     )
     .await;
     s.apply(Some("backfill"));
-    let child =
-        s.db.command(&["plan", "apply", path_str(&s.plan), "--until", "parity"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+    let child = spawn_apply(&s, "parity");
     wait_until("parity to compare its ranges", || async {
         count(&s.client, "hyperswap.parity_ranges").await >= 5
     })
@@ -480,10 +486,7 @@ async fn the_log_limit_holds_while_parity_compares_its_ranges() {
         .batch_execute("UPDATE pl SET v = v + 1 WHERE id > 900000")
         .await
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("catch_up.max_log_size"), "{stderr}");
+    stopped_at_the_log_limit(child);
     // The writes have stopped: the same command goes on and finishes.
     let run = s.apply(Some("parity"));
     assert!(run.stdout.contains("EQUAL"), "{}", run.stdout);
